@@ -1,1 +1,12 @@
+//! hogtrap: a scriptable flight recorder for Linux hosts.
+//!
+//! The pipeline, one folder each: `collect` reads the host into a [`model::Sample`]; `store`
+//! writes it to SQLite (the only SQL in the program); `daemon` wires the loop; `cli` answers
+//! the user's questions from the store, read-only.
+
+pub mod collect;
+pub mod config;
 pub mod model;
+pub mod store;
+pub mod daemon;
+pub mod cli;

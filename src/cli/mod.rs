@@ -1,0 +1,559 @@
+//! The command line. Commands are defined once here (clap derive); `--help` and
+//! `docs/cli.md`-style docs come from these definitions. Every command that reads the record
+//! opens the store read-only. Errors reach the user as one line and a non-zero exit code.
+
+pub mod output;
+pub mod time;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+use crate::store::{self, query};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "hogtrap",
+    version,
+    about = "A scriptable flight recorder for Linux hosts",
+    long_about = "hogtrap samples the host and its processes into one SQLite file, continuously, \
+                  and answers afterwards: what ran at 03:12, which process was it."
+)]
+pub struct Cli {
+    /// Config file (TOML). Without it: the embedded default (10s interval, ./hogtrap.db, ./rules).
+    #[arg(short, long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Store file to read, overriding [store] path (query commands).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub db: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the recorder in the foreground (SIGTERM/SIGINT: stop after the sample in flight; SIGHUP: reload).
+    Run,
+    /// Take one sample now and print it: exactly what rules see.
+    Sample {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Include every process (detail level) instead of the top ones.
+        #[arg(long)]
+        all: bool,
+    },
+    /// What was running at a time, or the top consumers over a range.
+    Top(TopArgs),
+    /// Run a read-only SQL query against the store.
+    Sql {
+        /// The query, e.g. "SELECT HostName, DateAndTime, Load FROM savetop".
+        query: String,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
+    /// Is the daemon recording; last sample's age; gaps; DB size.
+    Status {
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct TopArgs {
+    /// A moment: "now", "2026-11-26 03:12", "10m ago", RFC 3339.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub at: Option<String>,
+    /// Start of a range.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// End of a range.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Rank by this resource.
+    #[arg(long, value_enum, default_value_t = By::Cpu)]
+    pub by: By,
+    /// How many processes to show.
+    #[arg(short = 'n', default_value_t = 10)]
+    pub n: usize,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct FormatArgs {
+    /// Comma-separated values.
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Cpu,
+    Mem,
+    Io,
+    Net,
+}
+
+impl From<By> for query::Resource {
+    fn from(b: By) -> Self {
+        match b {
+            By::Cpu => query::Resource::Cpu,
+            By::Mem => query::Resource::Mem,
+            By::Io => query::Resource::Io,
+            By::Net => query::Resource::Net,
+        }
+    }
+}
+
+/// Entry point: parses arguments, runs the command, turns errors into one line.
+pub fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match dispatch(cli) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One line: the chain of contexts, joined.
+            let msg = e
+                .chain()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(": ");
+            let _ = writeln!(std::io::stderr(), "hogtrap: error: {msg}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("HOGTRAP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_target(false)
+        .try_init();
+}
+
+fn dispatch(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Run => crate::daemon::run(cli.config),
+        Command::Sample { json, all } => cmd_sample(cli.config.as_deref(), json, all),
+        Command::Top(args) => {
+            let db = db_path(&cli.config, &cli.db)?;
+            cmd_top(&db, &args)
+        }
+        Command::Sql { query, format } => {
+            let db = db_path(&cli.config, &cli.db)?;
+            cmd_sql(&db, &query, format)
+        }
+        Command::Status { json } => {
+            let db = db_path(&cli.config, &cli.db)?;
+            cmd_status(&db, json)
+        }
+    }
+}
+
+fn db_path(config: &Option<PathBuf>, db: &Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(db) = db {
+        return Ok(db.clone());
+    }
+    Ok(Config::load_or_default(config.as_deref())?.store.path)
+}
+
+fn open(db: &Path) -> anyhow::Result<rusqlite::Connection> {
+    Ok(store::open_read_only(db)?)
+}
+
+fn cmd_sample(config: Option<&Path>, json: bool, all: bool) -> anyhow::Result<()> {
+    let cfg = Config::load_or_default(config)?;
+    let mut c = crate::collect::Collector::new(cfg.sampler.source);
+    // The collector primes its counters on creation; wait so rates cover a real interval.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let host = if cfg.sampler.host_name.is_empty() {
+        crate::collect::system_host_name()
+    } else {
+        cfg.sampler.host_name.clone()
+    };
+    let level = if all {
+        crate::model::Level::Detail
+    } else {
+        crate::model::Level::Baseline
+    };
+    let s = c.sample(level, cfg.sampler.top_processes, &host);
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &s)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let h = &s.host;
+    writeln!(
+        out,
+        "{}  {}  {} CPUs  load {:.2} {:.2} {:.2}  cpu {} (iowait {}, steal {})",
+        time::format_local(s.ts_ms),
+        s.host_name,
+        s.cpu_count,
+        h.load1,
+        h.load5,
+        h.load15,
+        output::pct(100.0 - h.cpu_idle_pct),
+        output::pct(h.cpu_iowait_pct),
+        output::pct(h.cpu_steal_pct),
+    )?;
+    writeln!(
+        out,
+        "mem {} used of {} ({} available)  swap {} of {}",
+        output::bytes(h.mem_used_bytes as f64),
+        output::bytes(h.mem_total_bytes as f64),
+        output::bytes(h.mem_available_bytes as f64),
+        output::bytes(h.swap_used_bytes as f64),
+        output::bytes(h.swap_total_bytes as f64),
+    )?;
+    let psi = |p: &Option<crate::model::Psi>| {
+        p.map_or("n/a".to_string(), |p| format!("{:.1}%", p.some_avg10))
+    };
+    writeln!(
+        out,
+        "psi some avg10: cpu {} mem {} io {}  tasks {} running {} blocked of {}  forks {:.0}/s  ctxsw {:.0}/s",
+        psi(&h.psi_cpu),
+        psi(&h.psi_memory),
+        psi(&h.psi_io),
+        h.procs_running,
+        h.procs_blocked,
+        h.procs_total,
+        h.forks_per_s,
+        h.ctxsw_per_s
+    )?;
+    writeln!(
+        out,
+        "disk read {} write {}  net rx {} tx {}\n",
+        output::rate(h.disk_read_bytes_per_s),
+        output::rate(h.disk_write_bytes_per_s),
+        output::rate(h.net_rx_bytes_per_s),
+        output::rate(h.net_tx_bytes_per_s),
+    )?;
+    let mut rows: Vec<&crate::model::ProcessRow> = s.processes.iter().collect();
+    rows.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct));
+    let mut t = output::table(&[
+        "PID", "USER", "NAME", "S", "CPU%", "RSS", "READ/s", "WRITE/s", "THR", "COMMAND",
+    ]);
+    for p in rows {
+        t.add_row(vec![
+            p.id.pid.to_string(),
+            p.id.user.clone(),
+            p.id.name.clone(),
+            p.state.to_string(),
+            format!("{:.1}", p.cpu_pct),
+            output::bytes(p.rss_bytes as f64),
+            output::rate(p.read_bytes_per_s),
+            output::rate(p.write_bytes_per_s),
+            p.threads.to_string(),
+            output::short(&p.id.cmdline, 60),
+        ]);
+    }
+    output::align_right(&mut t, &[0, 4, 5, 6, 7, 8]);
+    writeln!(out, "{}", output::render(&t))?;
+    Ok(())
+}
+
+fn cmd_top(db: &Path, a: &TopArgs) -> anyhow::Result<()> {
+    let conn = open(db)?;
+    let by: query::Resource = a.by.into();
+    let mut out = std::io::stdout().lock();
+    if let (Some(from), Some(to)) = (&a.from, &a.to) {
+        let from = time::parse_time(from).map_err(anyhow::Error::msg)?;
+        let to = time::parse_time(to).map_err(anyhow::Error::msg)?;
+        if to < from {
+            bail!("--to is before --from");
+        }
+        let rows = query::top_over_range(&conn, from, to, by, a.n)
+            .with_context(|| format!("{}: reading the range", db.display()))?;
+        let n = query::count_samples(&conn, from, to)?;
+        if n == 0 {
+            bail!(
+                "no samples between {} and {} in {}",
+                time::format_local(from),
+                time::format_local(to),
+                db.display()
+            );
+        }
+        if a.format.json {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        let (avg_h, peak_h, total_h) = match a.by {
+            By::Cpu => ("AVG CPU%", "PEAK CPU%", "CPU-SECONDS"),
+            By::Mem => ("AVG RSS", "PEAK RSS", "PEAK RSS"),
+            By::Io => ("AVG IO/s", "PEAK IO/s", "TOTAL IO"),
+            By::Net => ("AVG NET/s", "PEAK NET/s", "TOTAL NET"),
+        };
+        let header = ["PID", "USER", "NAME", "SAMPLES", avg_h, peak_h, total_h, "COMMAND"];
+        let fmt = |v: f64, total: bool| match a.by {
+            By::Cpu => format!("{v:.1}"),
+            By::Mem => output::bytes(v),
+            By::Io | By::Net => {
+                if total {
+                    output::bytes(v)
+                } else {
+                    output::rate(v)
+                }
+            }
+        };
+        if a.format.csv {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(header)?;
+            for r in &rows {
+                w.write_record([
+                    r.pid.to_string(),
+                    r.user.clone(),
+                    r.name.clone(),
+                    r.samples.to_string(),
+                    r.avg.to_string(),
+                    r.peak.to_string(),
+                    r.total.to_string(),
+                    r.cmdline.clone(),
+                ])?;
+            }
+            w.flush()?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{} samples from {} to {}, by {:?}\n",
+            n,
+            time::format_local(from),
+            time::format_local(to),
+            a.by
+        )?;
+        let mut t = output::table(&header);
+        for r in &rows {
+            t.add_row(vec![
+                r.pid.to_string(),
+                r.user.clone(),
+                r.name.clone(),
+                r.samples.to_string(),
+                fmt(r.avg, false),
+                fmt(r.peak, false),
+                fmt(r.total, true),
+                output::short(&r.cmdline, 60),
+            ]);
+        }
+        output::align_right(&mut t, &[0, 3, 4, 5, 6]);
+        writeln!(out, "{}", output::render(&t))?;
+        return Ok(());
+    }
+    let at = time::parse_time(a.at.as_deref().unwrap_or("now")).map_err(anyhow::Error::msg)?;
+    let Some(head) = query::sample_at(&conn, at)? else {
+        bail!(
+            "no sample at or before {} in {}",
+            time::format_local(at),
+            db.display()
+        );
+    };
+    let rows = query::processes_of_sample(&conn, head.sample_id, by, a.n)?;
+    if a.format.json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "sample": head, "processes": rows }),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let header = [
+        "PID", "USER", "NAME", "S", "CPU%", "RSS", "READ/s", "WRITE/s", "THR", "COMMAND",
+    ];
+    if a.format.csv {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(header)?;
+        for p in &rows {
+            w.write_record([
+                p.pid.to_string(),
+                p.user.clone(),
+                p.name.clone(),
+                p.state.clone(),
+                p.cpu_pct.to_string(),
+                p.rss_bytes.to_string(),
+                p.read_bytes_per_s.to_string(),
+                p.write_bytes_per_s.to_string(),
+                p.threads.to_string(),
+                p.cmdline.clone(),
+            ])?;
+        }
+        w.flush()?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}  {}  ({} sample)  load {:.2}  cpu {}  mem used {}  {} processes\n",
+        time::format_local(head.ts_ms),
+        head.host,
+        head.level,
+        head.load1,
+        output::pct(head.cpu_busy_pct),
+        output::bytes(head.mem_used_bytes as f64),
+        head.procs_total
+    )?;
+    let mut t = output::table(&header);
+    for p in &rows {
+        t.add_row(vec![
+            p.pid.to_string(),
+            p.user.clone(),
+            p.name.clone(),
+            p.state.clone(),
+            format!("{:.1}", p.cpu_pct),
+            output::bytes(p.rss_bytes as f64),
+            output::rate(p.read_bytes_per_s as f64),
+            output::rate(p.write_bytes_per_s as f64),
+            p.threads.to_string(),
+            output::short(&p.cmdline, 60),
+        ]);
+    }
+    output::align_right(&mut t, &[0, 4, 5, 6, 7, 8]);
+    writeln!(out, "{}", output::render(&t))?;
+    Ok(())
+}
+
+fn cmd_sql(db: &Path, sql: &str, f: FormatArgs) -> anyhow::Result<()> {
+    let conn = open(db)?;
+    let r = query::run_sql(&conn, sql).with_context(|| format!("{}: query", db.display()))?;
+    let mut out = std::io::stdout().lock();
+    if f.json {
+        let rows: Vec<serde_json::Value> = r
+            .rows
+            .iter()
+            .map(|row| {
+                serde_json::Value::Object(
+                    r.columns
+                        .iter()
+                        .zip(row)
+                        .map(|(c, v)| (c.clone(), output::value_json(v)))
+                        .collect(),
+                )
+            })
+            .collect();
+        serde_json::to_writer_pretty(&mut out, &rows)?;
+        writeln!(out)?;
+    } else if f.csv {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(&r.columns)?;
+        for row in &r.rows {
+            w.write_record(row.iter().map(output::value_text))?;
+        }
+        w.flush()?;
+    } else {
+        let cols: Vec<&str> = r.columns.iter().map(String::as_str).collect();
+        let mut t = output::table(&cols);
+        for row in &r.rows {
+            t.add_row(row.iter().map(output::value_text));
+        }
+        let numeric: Vec<usize> = (0..cols.len())
+            .filter(|&i| {
+                r.rows.iter().all(|row| {
+                    matches!(
+                        row[i],
+                        rusqlite::types::Value::Integer(_)
+                            | rusqlite::types::Value::Real(_)
+                            | rusqlite::types::Value::Null
+                    )
+                })
+            })
+            .collect();
+        output::align_right(&mut t, &numeric);
+        writeln!(out, "{}", output::render(&t))?;
+        writeln!(out, "({} row{})", r.rows.len(), if r.rows.len() == 1 { "" } else { "s" })?;
+    }
+    Ok(())
+}
+
+fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
+    let conn = open(db)?;
+    let now = jiff::Timestamp::now().as_millisecond();
+    let day_ago = now - 86_400_000;
+    let st = query::status(&conn, day_ago)?;
+    let wal = std::fs::metadata(format!("{}-wal", db.display()))
+        .map(|m| m.len() as i64)
+        .unwrap_or(0);
+    let alive = st.daemon_pid.is_some_and(|pid| {
+        // SAFETY: kill with signal 0 only checks that the pid exists.
+        let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+        rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    });
+    let interval = st.interval_ms.unwrap_or(10_000);
+    let age = st.last_ts_ms.map(|t| now - t);
+    let recording = alive && age.is_some_and(|a| a <= 2 * interval + 1000);
+    if json {
+        let mut v = serde_json::to_value(&st)?;
+        v["recording"] = recording.into();
+        v["last_sample_age_ms"] = age.into();
+        v["wal_bytes"] = wal.into();
+        serde_json::to_writer_pretty(std::io::stdout().lock(), &v)?;
+        println!();
+        return Ok(());
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "store      {} (schema v{})", db.display(), st.schema_version)?;
+    writeln!(
+        out,
+        "recording  {}",
+        match (recording, st.daemon_pid) {
+            (true, Some(pid)) => format!("yes (pid {pid}, every {})", crate::daemon::human_ms(interval)),
+            (false, Some(pid)) if alive => format!("NO: pid {pid} is alive but the last sample is late"),
+            _ => "NO: no daemon running".to_string(),
+        }
+    )?;
+    match (st.last_ts_ms, age) {
+        (Some(t), Some(a)) => writeln!(
+            out,
+            "last       {} ({} ago, {})",
+            time::format_local(t),
+            crate::daemon::human_ms(a),
+            st.last_level.as_deref().unwrap_or("?")
+        )?,
+        _ => writeln!(out, "last       no samples yet")?,
+    }
+    writeln!(
+        out,
+        "samples    {}{}",
+        st.samples,
+        st.first_ts_ms
+            .map(|t| format!(" since {}", time::format_local(t)))
+            .unwrap_or_default()
+    )?;
+    writeln!(
+        out,
+        "size       {} (+ {} WAL)",
+        output::bytes(st.db_bytes as f64),
+        output::bytes(wal as f64)
+    )?;
+    let gaps: Vec<_> = st
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind.as_str(), "gap" | "dropped" | "error"))
+        .collect();
+    writeln!(out, "gaps (24h) {}", gaps.len())?;
+    for e in gaps.iter().rev().take(10) {
+        writeln!(out, "  {}  {}: {}", time::format_local(e.ts_ms), e.kind, e.message)?;
+    }
+    if !st.oom_kills.is_empty() {
+        writeln!(out, "OOM kills (24h)")?;
+        for (ts, pid, name, rss) in &st.oom_kills {
+            writeln!(
+                out,
+                "  {}  the kernel killed {name} (pid {pid}, rss {})",
+                time::format_local(*ts),
+                output::bytes(*rss as f64)
+            )?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,461 @@
+//! The lean process reader: one `read` of `/proc/[pid]/stat` per pid per sample, and more only
+//! where it pays.
+//!
+//! Guarantees:
+//! - `stat` is the only file read for every pid. `io` is read only for a process that ran or
+//!   waited on block I/O in the interval (a process that did neither did no I/O worth ranking),
+//!   and identity files (`cmdline`, the owner) once per process lifetime.
+//! - CPU % is right from the first interval a process is seen: a process that started within
+//!   the interval is charged all its ticks over the time it has existed.
+//! - A pid that vanished or cannot be read is skipped and counted, never an error.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::MetadataExt;
+
+use crate::model::{ProcessExtra, ProcessIdentity};
+
+/// What one `/proc/[pid]/stat` line holds that we use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stat {
+    pub state: u8,
+    pub ppid: u32,
+    pub utime_ticks: u64,
+    pub stime_ticks: u64,
+    pub threads: u32,
+    /// Since boot, in clock ticks.
+    pub start_ticks: u64,
+    pub rss_pages: u64,
+    pub blkio_delay_ticks: u64,
+}
+
+/// Parses the text of `/proc/[pid]/stat`. The comm field may hold spaces and parentheses, so
+/// the fields after it are found from the *last* `)`.
+pub fn parse_stat(buf: &[u8]) -> Option<(Stat, &[u8])> {
+    let open = buf.iter().position(|&b| b == b'(')?;
+    let close = buf.iter().rposition(|&b| b == b')')?;
+    let comm = buf.get(open + 1..close)?;
+    let rest = buf.get(close + 2..)?;
+    let mut it = rest.split(|&b| b == b' ');
+    let state = *it.next()?.first()?;
+    // Field numbers as in proc(5); `state` is field 3.
+    let mut fields = [0u64; 40];
+    for (i, f) in it.enumerate().take(fields.len()) {
+        fields[i] = parse_u64(f);
+    }
+    // fields[k] holds proc(5) field k + 4.
+    let at = |n: usize| fields[n - 4];
+    Some((
+        Stat {
+            state,
+            ppid: at(4) as u32,
+            utime_ticks: at(14),
+            stime_ticks: at(15),
+            threads: at(20) as u32,
+            start_ticks: at(22),
+            rss_pages: at(24),
+            blkio_delay_ticks: at(42),
+        },
+        comm,
+    ))
+}
+
+fn parse_u64(f: &[u8]) -> u64 {
+    let mut v: u64 = 0;
+    for &b in f {
+        if b.is_ascii_digit() {
+            v = v.wrapping_mul(10).wrapping_add((b - b'0') as u64);
+        } else {
+            break;
+        }
+    }
+    v
+}
+
+/// Cumulative `read_bytes`/`write_bytes` from `/proc/[pid]/io` (bytes that reached storage).
+pub fn parse_io(text: &[u8]) -> Option<(u64, u64)> {
+    let mut read = None;
+    let mut write = None;
+    for line in text.split(|&b| b == b'\n') {
+        if let Some(v) = line.strip_prefix(b"read_bytes: ") {
+            read = Some(parse_u64(v));
+        } else if let Some(v) = line.strip_prefix(b"write_bytes: ") {
+            write = Some(parse_u64(v));
+        }
+    }
+    Some((read?, write?))
+}
+
+/// One process as seen in one pass, with its rates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProcSnapshot {
+    pub pid: u32,
+    pub stat: Stat,
+    pub comm: String,
+    pub cpu_pct: f64,
+    pub rss_bytes: u64,
+    pub read_bytes_per_s: f64,
+    pub write_bytes_per_s: f64,
+}
+
+/// What we remember of a pid between passes.
+#[derive(Debug, Clone)]
+struct Prev {
+    start_ticks: u64,
+    cpu_ticks: u64,
+    blkio_ticks: u64,
+    io: Option<(u64, u64)>,
+    /// Pass number when last seen, to forget vanished pids.
+    seen: u64,
+}
+
+/// Counters of what could not be read in the last pass.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadErrors {
+    pub vanished: u32,
+    pub io_denied: u32,
+}
+
+pub struct ProcReader {
+    root: String,
+    clk_tck: f64,
+    page_size: u64,
+    boot_time_ms: i64,
+    prev: HashMap<u32, Prev>,
+    identities: HashMap<(u32, u64), ProcessIdentity>,
+    users: Users,
+    pass: u64,
+    /// Boot-relative time of the previous pass, ms.
+    prev_uptime_ms: Option<f64>,
+    buf: Vec<u8>,
+    path: String,
+    pub errors: ReadErrors,
+}
+
+impl ProcReader {
+    pub fn new(boot_time_ms: i64) -> ProcReader {
+        ProcReader::with_root("/proc", boot_time_ms)
+    }
+
+    pub fn with_root(root: &str, boot_time_ms: i64) -> ProcReader {
+        // SAFETY: sysconf has no preconditions.
+        let clk_tck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        let page_size = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+        ProcReader {
+            root: root.to_string(),
+            clk_tck,
+            page_size,
+            boot_time_ms,
+            prev: HashMap::new(),
+            identities: HashMap::new(),
+            users: Users::default(),
+            pass: 0,
+            prev_uptime_ms: None,
+            buf: Vec::with_capacity(1024),
+            path: String::with_capacity(64),
+            errors: ReadErrors::default(),
+        }
+    }
+
+    fn read_file(&mut self, pid: u32, name: &str) -> bool {
+        use std::fmt::Write;
+        self.path.clear();
+        let _ = write!(self.path, "{}/{}/{}", self.root, pid, name);
+        self.buf.clear();
+        match File::open(&self.path) {
+            Ok(mut f) => f.read_to_end(&mut self.buf).is_ok(),
+            Err(_) => false,
+        }
+    }
+
+    /// Reads every process. `uptime_ms` is the boot-relative time of this pass
+    /// (CLOCK_BOOTTIME). The first pass primes the counters; its rates are zero for processes
+    /// older than the pass.
+    pub fn read_all(&mut self, uptime_ms: f64, out: &mut Vec<ProcSnapshot>) {
+        out.clear();
+        self.errors = ReadErrors::default();
+        self.pass += 1;
+        let elapsed_s = self
+            .prev_uptime_ms
+            .map(|p| ((uptime_ms - p) / 1000.0).max(0.001));
+        let dir = match std::fs::read_dir(&self.root) {
+            Ok(d) => d,
+            Err(_) => return,
+        };
+        for entry in dir.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
+                continue;
+            };
+            if !self.read_file(pid, "stat") {
+                self.errors.vanished += 1;
+                continue;
+            }
+            let Some((stat, comm)) = parse_stat(&self.buf) else {
+                self.errors.vanished += 1;
+                continue;
+            };
+            let comm = String::from_utf8_lossy(comm).into_owned();
+            let cpu_ticks = stat.utime_ticks + stat.stime_ticks;
+            let start_ms = stat.start_ticks as f64 * 1000.0 / self.clk_tck;
+            let prev = self
+                .prev
+                .get(&pid)
+                .filter(|p| p.start_ticks == stat.start_ticks)
+                .cloned();
+            // Over what time and from what base this process's counters are diffed.
+            let (base, span_s) = match (&prev, elapsed_s) {
+                (Some(p), Some(e)) => (Some(p.clone()), Some(e)),
+                // Started since the previous pass: everything it did, over its lifetime.
+                (None, Some(e)) if start_ms > self.prev_uptime_ms.unwrap_or(f64::MAX) => (
+                    None,
+                    Some(((uptime_ms - start_ms) / 1000.0).clamp(0.001, e)),
+                ),
+                _ => (None, None),
+            };
+            let cpu_pct = match span_s {
+                Some(s) => {
+                    let d = cpu_ticks.saturating_sub(base.as_ref().map_or(0, |b| b.cpu_ticks));
+                    d as f64 / self.clk_tck / s * 100.0
+                }
+                None => 0.0,
+            };
+            let busy = match &base {
+                Some(b) => cpu_ticks != b.cpu_ticks || stat.blkio_delay_ticks != b.blkio_ticks,
+                None => true,
+            };
+            // Re-read io only for a process that ran or waited on I/O; otherwise its counters
+            // cannot have moved.
+            let (io, io_rate) = if busy || prev.as_ref().is_none_or(|p| p.io.is_none()) {
+                let io = if self.read_file(pid, "io") {
+                    parse_io(&self.buf)
+                } else {
+                    self.errors.io_denied += 1;
+                    None
+                };
+                let rate = match (io, span_s) {
+                    (Some((r, w)), Some(s)) => {
+                        let (br, bw) = match &base {
+                            Some(b) => match b.io {
+                                Some(v) => v,
+                                // No base read: no rate this pass.
+                                None => (r, w),
+                            },
+                            None => (0, 0),
+                        };
+                        (
+                            r.saturating_sub(br) as f64 / s,
+                            w.saturating_sub(bw) as f64 / s,
+                        )
+                    }
+                    _ => (0.0, 0.0),
+                };
+                (io, rate)
+            } else {
+                (prev.as_ref().and_then(|p| p.io), (0.0, 0.0))
+            };
+            self.prev.insert(
+                pid,
+                Prev {
+                    start_ticks: stat.start_ticks,
+                    cpu_ticks,
+                    blkio_ticks: stat.blkio_delay_ticks,
+                    io,
+                    seen: self.pass,
+                },
+            );
+            out.push(ProcSnapshot {
+                pid,
+                stat,
+                comm,
+                cpu_pct,
+                rss_bytes: stat.rss_pages * self.page_size,
+                read_bytes_per_s: io_rate.0,
+                write_bytes_per_s: io_rate.1,
+            });
+        }
+        let pass = self.pass;
+        self.prev.retain(|_, p| p.seen == pass);
+        let prev = &self.prev;
+        self.identities
+            .retain(|(pid, start), _| prev.get(pid).is_some_and(|p| p.start_ticks == *start));
+        self.prev_uptime_ms = Some(uptime_ms);
+    }
+
+    /// The identity of a process, read once per lifetime and cached.
+    pub fn identity(&mut self, p: &ProcSnapshot) -> ProcessIdentity {
+        let key = (p.pid, p.stat.start_ticks);
+        if let Some(id) = self.identities.get(&key) {
+            let mut id = id.clone();
+            id.ppid = p.stat.ppid;
+            return id;
+        }
+        let cmdline = if self.read_file(p.pid, "cmdline") {
+            let mut v: Vec<u8> = self.buf.clone();
+            while v.last() == Some(&0) {
+                v.pop();
+            }
+            v
+        } else {
+            Vec::new()
+        };
+        let name = full_name(&p.comm, &cmdline);
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        self.path.clear();
+        self.path.push_str(&format!("{}/{}", self.root, p.pid));
+        let uid = std::fs::metadata(&self.path).map(|m| m.uid()).unwrap_or(0);
+        let id = ProcessIdentity {
+            pid: p.pid,
+            ppid: p.stat.ppid,
+            start_time_ms: self.boot_time_ms
+                + (p.stat.start_ticks as f64 * 1000.0 / self.clk_tck) as i64,
+            uid,
+            user: self.users.name(uid),
+            name,
+            cmdline,
+        };
+        self.identities.insert(key, id.clone());
+        id
+    }
+
+    /// Detail-level extras: open fds, wait channel, cgroup. Costs three more reads per pid.
+    pub fn extra(&mut self, pid: u32) -> ProcessExtra {
+        self.path.clear();
+        self.path.push_str(&format!("{}/{}/fd", self.root, pid));
+        let open_fds = std::fs::read_dir(&self.path)
+            .ok()
+            .map(|d| d.count() as u32);
+        let wchan = if self.read_file(pid, "wchan") {
+            let s = String::from_utf8_lossy(&self.buf).trim().to_string();
+            (!s.is_empty() && s != "0").then_some(s)
+        } else {
+            None
+        };
+        let cgroup = if self.read_file(pid, "cgroup") {
+            // cgroup v2: "0::/path"; v1: take the first line's path.
+            String::from_utf8_lossy(&self.buf)
+                .lines()
+                .next()
+                .and_then(|l| l.splitn(3, ':').nth(2))
+                .map(str::to_string)
+        } else {
+            None
+        };
+        ProcessExtra {
+            open_fds,
+            wchan,
+            cgroup,
+        }
+    }
+}
+
+/// The kernel cuts `comm` to 15 bytes; where it is cut, take the program's own name from
+/// argv[0] when that name starts with the comm.
+pub fn full_name(comm: &str, cmdline: &[u8]) -> String {
+    if comm.len() < 15 {
+        return comm.to_string();
+    }
+    let argv0 = cmdline.split(|&b| b == 0).next().unwrap_or(&[]);
+    let argv0 = String::from_utf8_lossy(argv0);
+    // argv[0] may carry arguments when a program rewrote it (e.g. "postgres: writer").
+    let first = argv0.split(' ').next().unwrap_or("");
+    let base = first.rsplit('/').next().unwrap_or("");
+    if base.starts_with(comm) {
+        base.to_string()
+    } else {
+        comm.to_string()
+    }
+}
+
+/// uid → user name, from /etc/passwd, reloaded on a miss at most once per minute.
+#[derive(Default)]
+struct Users {
+    names: HashMap<u32, String>,
+    loaded_at: Option<std::time::Instant>,
+}
+
+impl Users {
+    fn name(&mut self, uid: u32) -> String {
+        if !self.names.contains_key(&uid)
+            && self
+                .loaded_at
+                .is_none_or(|t| t.elapsed() > std::time::Duration::from_secs(60))
+        {
+            self.loaded_at = Some(std::time::Instant::now());
+            if let Ok(text) = std::fs::read_to_string("/etc/passwd") {
+                for line in text.lines() {
+                    let mut f = line.split(':');
+                    if let (Some(name), _, Some(id)) = (f.next(), f.next(), f.next()) {
+                        if let Ok(id) = id.parse() {
+                            self.names.insert(id, name.to_string());
+                        }
+                    }
+                }
+            }
+        }
+        self.names
+            .get(&uid)
+            .cloned()
+            .unwrap_or_else(|| uid.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_spaces_and_parens_in_comm() {
+        let line = b"1234 (a b) c)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0 987654 10000000 2500 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 7 0 0\n";
+        let (s, comm) = parse_stat(line).unwrap();
+        assert_eq!(comm, b"a b) c)");
+        assert_eq!(s.state, b'S');
+        assert_eq!(s.ppid, 1);
+        assert_eq!(s.utime_ticks, 250);
+        assert_eq!(s.stime_ticks, 50);
+        assert_eq!(s.threads, 3);
+        assert_eq!(s.start_ticks, 987654);
+        assert_eq!(s.rss_pages, 2500);
+        assert_eq!(s.blkio_delay_ticks, 7);
+    }
+
+    #[test]
+    fn truncated_stat_does_not_panic() {
+        for n in 0..40 {
+            let line = b"1 (x) S 0 1 1 0";
+            let _ = parse_stat(&line[..n.min(line.len())]);
+        }
+        assert!(parse_stat(b"garbage").is_none());
+    }
+
+    #[test]
+    fn io_fields() {
+        let t = b"rchar: 5\nwchar: 6\nsyscr: 1\nsyscw: 1\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
+        assert_eq!(parse_io(t), Some((4096, 8192)));
+        assert_eq!(parse_io(b"rchar: 1\n"), None);
+    }
+
+    #[test]
+    fn full_name_from_argv0_when_comm_is_cut() {
+        assert_eq!(full_name("bash", b"/bin/bash\0-l"), "bash");
+        assert_eq!(
+            full_name("very-long-progr", b"/usr/bin/very-long-program-name\0--x"),
+            "very-long-program-name"
+        );
+        assert_eq!(full_name("kworker/0:1-eve", b""), "kworker/0:1-eve");
+    }
+
+    #[test]
+    fn reads_this_process() {
+        let mut r = ProcReader::new(0);
+        let mut out = Vec::new();
+        r.read_all(1.0, &mut out);
+        let me = std::process::id();
+        let p = out.iter().find(|p| p.pid == me).expect("own pid listed");
+        assert!(p.rss_bytes > 0);
+        let id = r.identity(p);
+        assert!(!id.name.is_empty());
+        assert!(!id.cmdline.is_empty());
+    }
+}

@@ -1,0 +1,87 @@
+//! `collect` owns every read of the host: `/proc`, the kernel log and sysinfo. It produces a
+//! [`Sample`] and nothing else; nobody else reads `/proc`.
+//!
+//! Platform code sits behind [`Collector`]: the lean procfs readers on Linux, sysinfo as the
+//! portable fallback (and as a comparison on Linux, `sampler.source = "sysinfo"`).
+//! Guarantees: collection never forks or shells out; a pid that vanished or cannot be read is
+//! skipped, never an error; at baseline a sample keeps the union of the top N processes by
+//! each resource, at detail every process.
+
+#[cfg(target_os = "linux")]
+pub mod linux;
+pub mod portable;
+
+use crate::config::Source;
+use crate::model::{Level, Sample};
+
+pub enum Collector {
+    #[cfg(target_os = "linux")]
+    Procfs(Box<linux::LinuxCollector>),
+    Sysinfo(Box<portable::SysinfoCollector>),
+}
+
+impl Collector {
+    pub fn new(source: Source) -> Collector {
+        match source {
+            #[cfg(target_os = "linux")]
+            Source::Auto | Source::Procfs => Collector::Procfs(Box::default()),
+            _ => Collector::Sysinfo(Box::default()),
+        }
+    }
+
+    pub fn sample(&mut self, level: Level, top_n: usize, host_name: &str) -> Sample {
+        match self {
+            #[cfg(target_os = "linux")]
+            Collector::Procfs(c) => c.sample(level, top_n, host_name),
+            Collector::Sysinfo(c) => c.sample(level, top_n, host_name),
+        }
+    }
+
+    /// Sources that are unavailable and why, to report once at start.
+    pub fn notices(&self) -> Vec<String> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Collector::Procfs(c) => c.notices(),
+            Collector::Sysinfo(_) => Vec::new(),
+        }
+    }
+}
+
+/// The system's host name.
+pub fn system_host_name() -> String {
+    sysinfo::System::host_name().unwrap_or_else(|| "localhost".to_string())
+}
+
+/// Indices of the union of the top `n` items by each key, in ascending index order. Items
+/// whose key is zero are not "top" of anything.
+pub fn top_union(len: usize, n: usize, keys: &[&dyn Fn(usize) -> f64]) -> Vec<usize> {
+    let mut keep = vec![false; len];
+    let mut idx: Vec<usize> = (0..len).collect();
+    for key in keys {
+        let by_desc = |a: &usize, b: &usize| key(*b).total_cmp(&key(*a));
+        if len > n {
+            idx.select_nth_unstable_by(n, by_desc);
+        }
+        for &i in idx.iter().take(n) {
+            if key(i) > 0.0 {
+                keep[i] = true;
+            }
+        }
+    }
+    (0..len).filter(|&i| keep[i]).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn union_of_tops() {
+        let cpu = [5.0, 0.0, 9.0, 1.0];
+        let mem = [1.0, 8.0, 2.0, 0.0];
+        let got = top_union(4, 1, &[&|i| cpu[i], &|i| mem[i]]);
+        assert_eq!(got, vec![1, 2]);
+        let all = top_union(4, 10, &[&|i| cpu[i]]);
+        assert_eq!(all, vec![0, 2, 3]);
+    }
+}

@@ -1,0 +1,388 @@
+//! Configuration: one TOML file, validated as a whole before anything uses it.
+//!
+//! Guarantees: unknown keys, wrong types and bad values are errors that name the file, the key
+//! and the line; a config that loads is complete (every key has a default, see
+//! `config.toml.example`); with no file at all, [`Config::default`] is the embedded default.
+
+mod units;
+
+pub use units::{ByteSize, Duration};
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// The embedded default, used when `hogtrap run` is given no config file.
+pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub sampler: Sampler,
+    pub store: Store,
+    pub rules: Rules,
+    pub escalation: Escalation,
+    pub protect: Protect,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampler {
+    /// Time between two baseline samples.
+    pub interval: Duration,
+    /// How many processes to keep per resource (CPU, memory, I/O) in a baseline sample.
+    pub top_processes: usize,
+    /// Host name written with every sample; empty means the system's host name.
+    pub host_name: String,
+    /// Where process data comes from: "auto" (procfs on Linux, sysinfo elsewhere),
+    /// "procfs" or "sysinfo".
+    pub source: Source,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Auto,
+    Procfs,
+    Sysinfo,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Store {
+    /// The SQLite file.
+    pub path: PathBuf,
+    /// How long a write waits for a lock held by someone else before the sample is queued.
+    pub busy_timeout: Duration,
+    /// Samples kept in memory while the store cannot be written (disk full, locked).
+    pub pending_max: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Rules {
+    /// Directory of `*.lua` rule files, loaded in name order.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Escalation {
+    /// Sampling interval while a capture runs.
+    pub detail_interval: Duration,
+    /// Detail samples kept in memory before a trigger and written when a capture starts.
+    pub pre_trigger: Duration,
+    /// A capture never runs longer than this.
+    pub max_capture: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protect {
+    /// Lock the daemon's memory (mlockall) so it is never swapped out.
+    pub mlock: bool,
+    /// Written to /proc/self/oom_score_adj (-1000..1000); -1000 exempts from the OOM killer.
+    pub oom_score_adj: i32,
+    /// Scheduling niceness (-20..19).
+    pub nice: i32,
+    /// I/O scheduling class: "realtime", "best-effort", "idle" or "none" (leave as is).
+    pub ionice_class: IoniceClass,
+    /// Priority within the class (0 = highest .. 7).
+    pub ionice_level: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IoniceClass {
+    None,
+    Realtime,
+    BestEffort,
+    Idle,
+}
+
+impl Default for Sampler {
+    fn default() -> Sampler {
+        Sampler {
+            interval: Duration::from_secs(10),
+            top_processes: 10,
+            host_name: String::new(),
+            source: Source::Auto,
+        }
+    }
+}
+
+impl Default for Store {
+    fn default() -> Store {
+        Store {
+            path: PathBuf::from("./hogtrap.db"),
+            busy_timeout: Duration::from_millis(500),
+            pending_max: 360,
+        }
+    }
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            dir: PathBuf::from("./rules"),
+        }
+    }
+}
+
+impl Default for Escalation {
+    fn default() -> Escalation {
+        Escalation {
+            detail_interval: Duration::from_secs(1),
+            pre_trigger: Duration::from_secs(120),
+            max_capture: Duration::from_secs(1800),
+        }
+    }
+}
+
+impl Default for Protect {
+    fn default() -> Protect {
+        Protect {
+            mlock: true,
+            oom_score_adj: -999,
+            nice: -10,
+            ionice_class: IoniceClass::BestEffort,
+            ionice_level: 0,
+        }
+    }
+}
+
+/// A config error: one line naming file, line, key and what would be right.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: String,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Unsafe { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads, parses and validates a config file, refusing one that others could have changed.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        check_file_is_private(path).map_err(|message| ConfigError::Unsafe {
+            path: path.to_path_buf(),
+            message,
+        })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// The config at `path`, or the embedded default when `path` is `None`.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Config, ConfigError> {
+        match path {
+            Some(p) => Config::load(p),
+            None => Config::parse(EMBEDDED_DEFAULT, Path::new("<embedded default>")),
+        }
+    }
+
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let de = toml::Deserializer::parse(text).map_err(|e| invalid(path, text, "", &e))?;
+        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+            let key = e.path().to_string();
+            invalid(path, text, if key == "." { "" } else { &key }, e.inner())
+        })?;
+        config.validate().map_err(|(key, message)| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of_key(text, &key).unwrap_or(0),
+            key,
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Checks that go beyond types. Returns the offending key and why.
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |k: &str, m: String| Err((k.to_string(), m));
+        if self.sampler.interval.as_millis() < 100 {
+            return bad(
+                "sampler.interval",
+                format!("must be at least 100ms, got {}", self.sampler.interval),
+            );
+        }
+        if self.sampler.top_processes == 0 {
+            return bad("sampler.top_processes", "must be at least 1, got 0".into());
+        }
+        if self.escalation.detail_interval.as_millis() < 100 {
+            return bad(
+                "escalation.detail_interval",
+                format!(
+                    "must be at least 100ms, got {}",
+                    self.escalation.detail_interval
+                ),
+            );
+        }
+        if !(-1000..=1000).contains(&self.protect.oom_score_adj) {
+            return bad(
+                "protect.oom_score_adj",
+                format!(
+                    "must be between -1000 and 1000, got {}",
+                    self.protect.oom_score_adj
+                ),
+            );
+        }
+        if !(-20..=19).contains(&self.protect.nice) {
+            return bad(
+                "protect.nice",
+                format!("must be between -20 and 19, got {}", self.protect.nice),
+            );
+        }
+        if self.protect.ionice_level > 7 {
+            return bad(
+                "protect.ionice_level",
+                format!("must be between 0 and 7, got {}", self.protect.ionice_level),
+            );
+        }
+        if self.store.path.as_os_str().is_empty() {
+            return bad("store.path", "must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+fn invalid(path: &Path, text: &str, key: &str, e: &toml::de::Error) -> ConfigError {
+    let line = e
+        .span()
+        .map(|s| text[..s.start.min(text.len())].matches('\n').count() + 1)
+        .or_else(|| line_of_key(text, key))
+        .unwrap_or(0);
+    // toml's messages can span lines; keep the first, which says what is wrong.
+    let message = e.message().lines().next().unwrap_or("invalid").to_string();
+    let (key, message) = match message.strip_prefix("unknown field `") {
+        Some(rest) => {
+            let field = rest.split('`').next().unwrap_or("");
+            let full = if key.is_empty() || key.ends_with(field) {
+                if key.is_empty() {
+                    field.to_string()
+                } else {
+                    key.to_string()
+                }
+            } else if key.is_empty() {
+                field.to_string()
+            } else {
+                format!("{key}.{field}")
+            };
+            (full, format!("unknown key; {}", message.replace("unknown field", "field")))
+        }
+        None => (key.to_string(), message),
+    };
+    ConfigError::Invalid {
+        path: path.to_path_buf(),
+        line,
+        key: if key.is_empty() { "<file>".into() } else { key },
+        message,
+    }
+}
+
+/// Best-effort line of `section.key` in the text, for errors found after parsing.
+fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
+    let (section, key) = dotted.rsplit_once('.')?;
+    let mut in_section = false;
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.starts_with('[') {
+            in_section = t.trim_matches(|c| c == '[' || c == ']').trim() == section;
+        } else if in_section && t.split('=').next().map(str::trim) == Some(key) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+/// Like sshd's StrictModes: a file that steers a root daemon must not be writable by group or
+/// others, nor owned by someone other than the user running hogtrap (or root).
+pub fn check_file_is_private(path: &Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        // Reading will report the error with its cause.
+        Err(_) => return Ok(()),
+    };
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me && meta.uid() != 0 {
+        return Err(format!(
+            "refusing a file owned by uid {} (hogtrap runs as uid {me}); chown it",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(format!(
+            "refusing a file writable by group or others (mode {:o}); run chmod go-w on it",
+            meta.mode() & 0o7777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Config, ConfigError> {
+        Config::parse(s, Path::new("test.toml"))
+    }
+
+    #[test]
+    fn embedded_default_parses_to_the_defaults() {
+        let c = Config::load_or_default(None).unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.sampler.interval, Duration::from_secs(10));
+        assert_eq!(c.store.path, PathBuf::from("./hogtrap.db"));
+        assert_eq!(c.rules.dir, PathBuf::from("./rules"));
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = parse("").unwrap();
+        assert_eq!(c.sampler.interval.as_millis(), 10_000);
+    }
+
+    #[test]
+    fn wrong_type_names_key_and_line() {
+        let e = parse("[sampler]\n\ninterval = 10\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "test.toml:3: sampler.interval: expected a duration like \"10s\", got 10"
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_key_and_line() {
+        let e = parse("[store]\npath = \"x.db\"\npaht = \"y\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:3: store.paht: unknown key"), "{e}");
+    }
+
+    #[test]
+    fn bad_value_names_key_and_line() {
+        let e = parse("[protect]\nnice = 40\n").unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "test.toml:2: protect.nice: must be between -20 and 19, got 40"
+        );
+    }
+
+    #[test]
+    fn syntax_error_has_a_line() {
+        let e = parse("[sampler\ninterval = \"1s\"\n").unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:1:"), "{e}");
+        assert_eq!(e.lines().count(), 1);
+    }
+}

@@ -1,0 +1,120 @@
+//! Human units in the config: durations ("10s", "5m", "14d") and sizes ("512MiB").
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, Visitor};
+use serde::Deserialize;
+
+/// A duration written as text in the config ("500ms", "10s", "5m", "2h", "14d").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Duration(std::time::Duration);
+
+impl Duration {
+    pub const fn from_secs(s: u64) -> Duration {
+        Duration(std::time::Duration::from_secs(s))
+    }
+    pub const fn from_millis(ms: u64) -> Duration {
+        Duration(std::time::Duration::from_millis(ms))
+    }
+    pub fn as_millis(self) -> u64 {
+        self.0.as_millis() as u64
+    }
+    pub fn std(self) -> std::time::Duration {
+        self.0
+    }
+    pub fn parse(s: &str) -> Result<Duration, String> {
+        humantime::parse_duration(s.trim())
+            .map(Duration)
+            .map_err(|e| format!("expected a duration like \"10s\", got \"{s}\" ({e})"))
+    }
+}
+
+impl fmt::Display for Duration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", humantime::format_duration(self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Duration {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Duration;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a duration like \"10s\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
+                Duration::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "expected a duration like \"10s\", got {v}"
+                )))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
+                self.visit_i64(v as i64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
+                Err(E::custom(format!(
+                    "expected a duration like \"10s\", got {v}"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A size written as text in the config ("512MiB", "2GB").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct ByteSize(pub u64);
+
+impl ByteSize {
+    pub fn parse(s: &str) -> Result<ByteSize, String> {
+        parse_size::parse_size(s.trim())
+            .map(ByteSize)
+            .map_err(|e| format!("expected a size like \"512MiB\", got \"{s}\" ({e})"))
+    }
+}
+
+impl<'de> Deserialize<'de> for ByteSize {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ByteSize;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a size like \"512MiB\"")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
+                ByteSize::parse(v).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
+                Err(E::custom(format!(
+                    "expected a size like \"512MiB\", got {v}"
+                )))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
+                self.visit_i64(v as i64)
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(Duration::parse("10s").unwrap().as_millis(), 10_000);
+        assert_eq!(Duration::parse("14d").unwrap().as_millis(), 14 * 86_400_000);
+        assert_eq!(Duration::parse("500ms").unwrap().as_millis(), 500);
+        assert!(Duration::parse("ten").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(ByteSize::parse("512MiB").unwrap().0, 512 << 20);
+        assert!(ByteSize::parse("lots").is_err());
+    }
+}

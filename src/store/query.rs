@@ -1,0 +1,304 @@
+//! Read-only questions asked of the store: what ran at T, the top consumers over a range, the
+//! recorder's health, and plain SQL from the user. Everything here takes a read-only
+//! connection from [`super::open_read_only`].
+
+use rusqlite::types::Value;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::model::TimestampMs;
+
+/// What a ranking is by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resource {
+    Cpu,
+    Mem,
+    Io,
+    Net,
+}
+
+impl Resource {
+    /// The per-row value, in the resource's unit (%, bytes, bytes/s, bytes/s).
+    fn expr(self) -> &'static str {
+        match self {
+            Resource::Cpu => "ps.cpu_pct_x100 / 100.0",
+            Resource::Mem => "ps.rss_kib * 1024",
+            Resource::Io => "(ps.read_bps + ps.write_bps)",
+            Resource::Net => "(coalesce(ps.net_tx_bps, 0) + coalesce(ps.net_rx_bps, 0))",
+        }
+    }
+}
+
+/// One process in one sample, in display units.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProcessAt {
+    pub pid: u32,
+    pub user: String,
+    pub name: String,
+    pub cmdline: String,
+    pub state: String,
+    pub cpu_pct: f64,
+    pub rss_bytes: i64,
+    pub read_bytes_per_s: i64,
+    pub write_bytes_per_s: i64,
+    pub threads: i64,
+    pub net_tx_bytes_per_s: Option<i64>,
+    pub net_rx_bytes_per_s: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct SampleHead {
+    pub sample_id: i64,
+    pub ts_ms: TimestampMs,
+    pub host: String,
+    pub level: String,
+    pub load1: f64,
+    pub cpu_busy_pct: f64,
+    pub mem_used_bytes: i64,
+    pub procs_total: i64,
+}
+
+/// The newest sample at or before `at`.
+pub fn sample_at(conn: &Connection, at: TimestampMs) -> rusqlite::Result<Option<SampleHead>> {
+    conn.query_row(
+        "SELECT s.id, s.ts_ms, h.name, s.level, s.load1, 100 - s.cpu_idle_pct,
+                s.mem_used_bytes, s.procs_total
+         FROM sample s JOIN host h ON h.id = s.host_id
+         WHERE s.ts_ms <= ?1 ORDER BY s.ts_ms DESC LIMIT 1",
+        [at],
+        |r| {
+            Ok(SampleHead {
+                sample_id: r.get(0)?,
+                ts_ms: r.get(1)?,
+                host: r.get(2)?,
+                level: super::level_name(r.get(3)?).to_string(),
+                load1: r.get(4)?,
+                cpu_busy_pct: r.get(5)?,
+                mem_used_bytes: r.get(6)?,
+                procs_total: r.get(7)?,
+            })
+        },
+    )
+    .optional()
+}
+
+/// The processes of one sample, highest first by `by`.
+pub fn processes_of_sample(
+    conn: &Connection,
+    sample_id: i64,
+    by: Resource,
+    n: usize,
+) -> rusqlite::Result<Vec<ProcessAt>> {
+    let sql = format!(
+        "SELECT p.pid, p.user, p.name, p.cmdline, ps.state, ps.cpu_pct_x100 / 100.0,
+                ps.rss_kib * 1024, ps.read_bps, ps.write_bps, ps.threads, ps.net_tx_bps,
+                ps.net_rx_bps
+         FROM process_sample ps JOIN process p ON p.id = ps.process_id
+         WHERE ps.sample_id = ?1
+         ORDER BY {} DESC, ps.cpu_pct_x100 DESC LIMIT ?2",
+        by.expr()
+    );
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params![sample_id, n as i64], |r| {
+        Ok(ProcessAt {
+            pid: r.get(0)?,
+            user: r.get(1)?,
+            name: r.get(2)?,
+            cmdline: r.get(3)?,
+            state: r.get(4)?,
+            cpu_pct: r.get(5)?,
+            rss_bytes: r.get(6)?,
+            read_bytes_per_s: r.get(7)?,
+            write_bytes_per_s: r.get(8)?,
+            threads: r.get(9)?,
+            net_tx_bytes_per_s: r.get(10)?,
+            net_rx_bytes_per_s: r.get(11)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// One process's consumption over a range.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProcessOverRange {
+    pub pid: u32,
+    pub user: String,
+    pub name: String,
+    pub cmdline: String,
+    /// Samples the process was recorded in (baseline keeps only the top processes).
+    pub samples: i64,
+    /// Mean and peak of the resource over those samples, in its unit.
+    pub avg: f64,
+    pub peak: f64,
+    /// The integral over time: CPU-seconds for cpu, bytes for io and net; for mem, the peak.
+    pub total: f64,
+}
+
+pub fn top_over_range(
+    conn: &Connection,
+    from: TimestampMs,
+    to: TimestampMs,
+    by: Resource,
+    n: usize,
+) -> rusqlite::Result<Vec<ProcessOverRange>> {
+    let x = by.expr();
+    let total = match by {
+        Resource::Cpu => format!("sum({x} / 100.0 * s.interval_ms / 1000.0)"),
+        Resource::Mem => format!("max({x})"),
+        Resource::Io | Resource::Net => format!("sum({x} * s.interval_ms / 1000.0)"),
+    };
+    let sql = format!(
+        "SELECT p.pid, p.user, p.name, p.cmdline, count(*), avg({x}), max({x}), {total} AS t
+         FROM process_sample ps
+         JOIN sample s ON s.id = ps.sample_id
+         JOIN process p ON p.id = ps.process_id
+         WHERE s.ts_ms BETWEEN ?1 AND ?2
+         GROUP BY ps.process_id
+         ORDER BY t DESC LIMIT ?3"
+    );
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params![from, to, n as i64], |r| {
+        Ok(ProcessOverRange {
+            pid: r.get(0)?,
+            user: r.get(1)?,
+            name: r.get(2)?,
+            cmdline: r.get(3)?,
+            samples: r.get(4)?,
+            avg: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
+            peak: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
+            total: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn count_samples(conn: &Connection, from: TimestampMs, to: TimestampMs) -> rusqlite::Result<i64> {
+    conn.query_row(
+        "SELECT count(*) FROM sample WHERE ts_ms BETWEEN ?1 AND ?2",
+        [from, to],
+        |r| r.get(0),
+    )
+}
+
+/// The recorder's health, for `hogtrap status`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Status {
+    pub schema_version: i64,
+    pub samples: i64,
+    pub first_ts_ms: Option<TimestampMs>,
+    pub last_ts_ms: Option<TimestampMs>,
+    pub last_level: Option<String>,
+    pub daemon_pid: Option<i64>,
+    pub interval_ms: Option<i64>,
+    pub db_bytes: i64,
+    pub events: Vec<EventRow>,
+    pub oom_kills: Vec<(TimestampMs, i64, String, i64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct EventRow {
+    pub ts_ms: TimestampMs,
+    pub kind: String,
+    pub from_ms: Option<TimestampMs>,
+    pub to_ms: Option<TimestampMs>,
+    pub count: Option<i64>,
+    pub message: String,
+}
+
+pub fn events_since(conn: &Connection, since: TimestampMs) -> rusqlite::Result<Vec<EventRow>> {
+    let mut st = conn.prepare(
+        "SELECT ts_ms, kind, from_ms, to_ms, count, message FROM recorder_event
+         WHERE ts_ms >= ?1 ORDER BY ts_ms",
+    )?;
+    let rows = st.query_map([since], |r| {
+        Ok(EventRow {
+            ts_ms: r.get(0)?,
+            kind: r.get(1)?,
+            from_ms: r.get(2)?,
+            to_ms: r.get(3)?,
+            count: r.get(4)?,
+            message: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+pub fn status(conn: &Connection, events_since_ms: TimestampMs) -> rusqlite::Result<Status> {
+    let (samples, first, last): (i64, Option<i64>, Option<i64>) = conn.query_row(
+        "SELECT count(*), min(ts_ms), max(ts_ms) FROM sample",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let last_level = conn
+        .query_row(
+            "SELECT level FROM sample ORDER BY ts_ms DESC LIMIT 1",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .optional()?
+        .map(|l| super::level_name(l).to_string());
+    let state = |k: &str| -> rusqlite::Result<Option<i64>> {
+        conn.query_row(
+            "SELECT value FROM recorder_state WHERE key = ?1",
+            [k],
+            |r| r.get::<_, String>(0),
+        )
+        .optional()
+        .map(|v| v.and_then(|v| v.parse().ok()))
+    };
+    let page_count: i64 = conn.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+    let page_size: i64 = conn.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+    let mut st = conn.prepare(
+        "SELECT ts_ms, pid, name, rss_bytes FROM oom_kill WHERE ts_ms >= ?1 ORDER BY ts_ms",
+    )?;
+    let oom_kills = st
+        .query_map([events_since_ms], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(Status {
+        schema_version: conn.query_row("PRAGMA user_version", [], |r| r.get(0))?,
+        samples,
+        first_ts_ms: first,
+        last_ts_ms: last,
+        last_level,
+        daemon_pid: state("pid")?,
+        interval_ms: state("interval_ms")?,
+        db_bytes: page_count * page_size,
+        events: events_since(conn, events_since_ms)?,
+        oom_kills,
+    })
+}
+
+/// The result of a user's query.
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<Value>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SqlError {
+    #[error("only read-only statements are allowed (SELECT, WITH, EXPLAIN, read-only PRAGMA)")]
+    NotReadOnly,
+    #[error("{0}")]
+    Sqlite(#[from] rusqlite::Error),
+}
+
+/// Runs one read-only statement from the user.
+pub fn run_sql(conn: &Connection, sql: &str) -> Result<QueryResult, SqlError> {
+    let mut st = conn.prepare(sql)?;
+    if !st.readonly() {
+        return Err(SqlError::NotReadOnly);
+    }
+    let columns: Vec<String> = st.column_names().iter().map(|c| c.to_string()).collect();
+    let n = columns.len();
+    let mut rows = Vec::new();
+    let mut q = st.query([])?;
+    while let Some(r) = q.next()? {
+        let mut row = Vec::with_capacity(n);
+        for i in 0..n {
+            row.push(r.get::<_, Value>(i)?);
+        }
+        rows.push(row);
+    }
+    Ok(QueryResult { columns, rows })
+}

@@ -1,0 +1,192 @@
+//! The schema, as an ordered list of forward migrations. `PRAGMA user_version` holds the number
+//! of migrations applied. A migration is never edited once released; changes are new entries.
+//! Every table and column is documented in `docs/schema.md` (a test keeps the two in step).
+
+/// Migration `i` brings the schema from version `i` to `i + 1`.
+pub const MIGRATIONS: &[&str] = &[V1];
+
+const V1: &str = r#"
+CREATE TABLE host (
+    id   INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+
+CREATE TABLE sample (
+    id                     INTEGER PRIMARY KEY,
+    ts_ms                  INTEGER NOT NULL,
+    host_id                INTEGER NOT NULL REFERENCES host(id),
+    level                  INTEGER NOT NULL,
+    interval_ms            INTEGER NOT NULL,
+    late_ms                INTEGER NOT NULL,
+    cpu_count              INTEGER NOT NULL,
+    load1                  REAL NOT NULL,
+    load5                  REAL NOT NULL,
+    load15                 REAL NOT NULL,
+    cpu_user_pct           REAL NOT NULL,
+    cpu_system_pct         REAL NOT NULL,
+    cpu_iowait_pct         REAL NOT NULL,
+    cpu_steal_pct          REAL NOT NULL,
+    cpu_idle_pct           REAL NOT NULL,
+    mem_total_bytes        INTEGER NOT NULL,
+    mem_used_bytes         INTEGER NOT NULL,
+    mem_available_bytes    INTEGER NOT NULL,
+    swap_total_bytes       INTEGER NOT NULL,
+    swap_used_bytes        INTEGER NOT NULL,
+    psi_cpu_some_avg10     REAL,
+    psi_cpu_some_total_us  INTEGER,
+    psi_cpu_full_avg10     REAL,
+    psi_cpu_full_total_us  INTEGER,
+    psi_mem_some_avg10     REAL,
+    psi_mem_some_total_us  INTEGER,
+    psi_mem_full_avg10     REAL,
+    psi_mem_full_total_us  INTEGER,
+    psi_io_some_avg10      REAL,
+    psi_io_some_total_us   INTEGER,
+    psi_io_full_avg10      REAL,
+    psi_io_full_total_us   INTEGER,
+    procs_running          INTEGER NOT NULL,
+    procs_blocked          INTEGER NOT NULL,
+    procs_total            INTEGER NOT NULL,
+    forks_per_s            REAL NOT NULL,
+    ctxsw_per_s            REAL NOT NULL,
+    disk_read_bytes_per_s  REAL NOT NULL,
+    disk_write_bytes_per_s REAL NOT NULL,
+    net_rx_bytes_per_s     REAL NOT NULL,
+    net_tx_bytes_per_s     REAL NOT NULL
+);
+CREATE INDEX sample_ts ON sample(ts_ms);
+
+CREATE TABLE process (
+    id            INTEGER PRIMARY KEY,
+    pid           INTEGER NOT NULL,
+    start_time_ms INTEGER NOT NULL,
+    ppid          INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    user          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    cmdline       TEXT NOT NULL,
+    UNIQUE (pid, start_time_ms)
+);
+
+CREATE TABLE process_sample (
+    sample_id     INTEGER NOT NULL,
+    process_id    INTEGER NOT NULL,
+    state         TEXT NOT NULL,
+    cpu_pct_x100  INTEGER NOT NULL,
+    rss_kib       INTEGER NOT NULL,
+    read_bps      INTEGER NOT NULL,
+    write_bps     INTEGER NOT NULL,
+    threads       INTEGER NOT NULL,
+    net_tx_bps    INTEGER,
+    net_rx_bps    INTEGER,
+    PRIMARY KEY (sample_id, process_id)
+) WITHOUT ROWID;
+
+CREATE TABLE process_detail (
+    sample_id  INTEGER NOT NULL,
+    process_id INTEGER NOT NULL,
+    open_fds   INTEGER,
+    wchan      TEXT,
+    cgroup     TEXT,
+    PRIMARY KEY (sample_id, process_id)
+) WITHOUT ROWID;
+
+CREATE TABLE connection (
+    sample_id   INTEGER NOT NULL,
+    pid         INTEGER,
+    protocol    TEXT NOT NULL,
+    local_addr  TEXT NOT NULL,
+    local_port  INTEGER NOT NULL,
+    remote_addr TEXT NOT NULL,
+    remote_port INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    tx_bps      INTEGER,
+    rx_bps      INTEGER
+);
+CREATE INDEX connection_sample ON connection(sample_id);
+
+CREATE TABLE oom_kill (
+    id        INTEGER PRIMARY KEY,
+    ts_ms     INTEGER NOT NULL,
+    pid       INTEGER NOT NULL,
+    name      TEXT NOT NULL,
+    rss_bytes INTEGER NOT NULL,
+    UNIQUE (ts_ms, pid)
+);
+
+CREATE TABLE recorder_event (
+    id      INTEGER PRIMARY KEY,
+    ts_ms   INTEGER NOT NULL,
+    kind    TEXT NOT NULL,
+    from_ms INTEGER,
+    to_ms   INTEGER,
+    count   INTEGER,
+    message TEXT NOT NULL
+);
+CREATE INDEX recorder_event_ts ON recorder_event(ts_ms);
+
+CREATE TABLE recorder_state (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+
+CREATE VIEW v_sample AS
+SELECT s.id AS sample_id,
+       strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') AS time_local,
+       s.ts_ms, h.name AS host, CASE s.level WHEN 1 THEN 'detail' ELSE 'baseline' END AS level,
+       s.late_ms, s.load1, s.load5, s.load15,
+       round(100 - s.cpu_idle_pct, 1) AS cpu_busy_pct, s.cpu_iowait_pct, s.cpu_steal_pct,
+       s.mem_used_bytes, s.mem_available_bytes, s.swap_used_bytes,
+       s.psi_cpu_some_avg10, s.psi_mem_some_avg10, s.psi_mem_full_avg10,
+       s.psi_io_some_avg10, s.psi_io_full_avg10,
+       s.procs_running, s.procs_blocked, s.procs_total,
+       s.disk_read_bytes_per_s, s.disk_write_bytes_per_s,
+       s.net_rx_bytes_per_s, s.net_tx_bytes_per_s
+FROM sample s JOIN host h ON h.id = s.host_id;
+
+CREATE VIEW v_process_sample AS
+SELECT ps.sample_id,
+       strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') AS time_local,
+       s.ts_ms, p.pid, p.ppid, p.user, p.name, p.cmdline, ps.state,
+       ps.cpu_pct_x100 / 100.0 AS cpu_pct, ps.rss_kib * 1024 AS rss_bytes,
+       ps.read_bps, ps.write_bps, ps.threads, ps.net_tx_bps, ps.net_rx_bps,
+       ps.process_id
+FROM process_sample ps
+JOIN sample s ON s.id = ps.sample_id
+JOIN process p ON p.id = ps.process_id;
+
+-- The seed's own table, so its queries run unchanged on a hogtrap store.
+CREATE VIEW savetop AS
+SELECT h.name AS HostName,
+       strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') AS DateAndTime,
+       s.load1 AS Load,
+       (SELECT group_concat(line, char(10)) FROM (
+            SELECT printf('%7d %-10s %6.1f%% %9d KiB %s', p.pid, p.user,
+                          ps.cpu_pct_x100 / 100.0, ps.rss_kib, p.name) AS line
+            FROM process_sample ps JOIN process p ON p.id = ps.process_id
+            WHERE ps.sample_id = s.id
+            ORDER BY ps.cpu_pct_x100 DESC, ps.rss_kib DESC
+            LIMIT 10)) AS TopProcesses
+FROM sample s JOIN host h ON h.id = s.host_id;
+
+-- The seed trims with `DELETE FROM savetop WHERE Load<1.4`: make that work too.
+CREATE TRIGGER savetop_delete INSTEAD OF DELETE ON savetop
+BEGIN
+    DELETE FROM process_sample WHERE sample_id IN (
+        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
+        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
+          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+    DELETE FROM process_detail WHERE sample_id IN (
+        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
+        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
+          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+    DELETE FROM connection WHERE sample_id IN (
+        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
+        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
+          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+    DELETE FROM sample WHERE id IN (
+        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
+        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
+          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+END;
+"#;
