@@ -4,9 +4,9 @@
 //! writes it to SQLite (the only SQL in the program); `daemon` wires the loop; `cli` answers
 //! the user's questions from the store, read-only.
 
+pub mod cli;
 pub mod collect;
 pub mod config;
+pub mod daemon;
 pub mod model;
 pub mod store;
-pub mod daemon;
-pub mod cli;

@@ -297,7 +297,9 @@ fn cmd_top(db: &Path, a: &TopArgs) -> anyhow::Result<()> {
             By::Io => ("AVG IO/s", "PEAK IO/s", "TOTAL IO"),
             By::Net => ("AVG NET/s", "PEAK NET/s", "TOTAL NET"),
         };
-        let header = ["PID", "USER", "NAME", "SAMPLES", avg_h, peak_h, total_h, "COMMAND"];
+        let header = [
+            "PID", "USER", "NAME", "SAMPLES", avg_h, peak_h, total_h, "COMMAND",
+        ];
         let fmt = |v: f64, total: bool| match a.by {
             By::Cpu => format!("{v:.1}"),
             By::Mem => output::bytes(v),
@@ -470,7 +472,12 @@ fn cmd_sql(db: &Path, sql: &str, f: FormatArgs) -> anyhow::Result<()> {
             .collect();
         output::align_right(&mut t, &numeric);
         writeln!(out, "{}", output::render(&t))?;
-        writeln!(out, "({} row{})", r.rows.len(), if r.rows.len() == 1 { "" } else { "s" })?;
+        writeln!(
+            out,
+            "({} row{})",
+            r.rows.len(),
+            if r.rows.len() == 1 { "" } else { "s" }
+        )?;
     }
     Ok(())
 }
@@ -501,13 +508,22 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let mut out = std::io::stdout().lock();
-    writeln!(out, "store      {} (schema v{})", db.display(), st.schema_version)?;
+    writeln!(
+        out,
+        "store      {} (schema v{})",
+        db.display(),
+        st.schema_version
+    )?;
     writeln!(
         out,
         "recording  {}",
         match (recording, st.daemon_pid) {
-            (true, Some(pid)) => format!("yes (pid {pid}, every {})", crate::daemon::human_ms(interval)),
-            (false, Some(pid)) if alive => format!("NO: pid {pid} is alive but the last sample is late"),
+            (true, Some(pid)) => format!(
+                "yes (pid {pid}, every {})",
+                crate::daemon::human_ms(interval)
+            ),
+            (false, Some(pid)) if alive =>
+                format!("NO: pid {pid} is alive but the last sample is late"),
             _ => "NO: no daemon running".to_string(),
         }
     )?;
@@ -542,7 +558,13 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
         .collect();
     writeln!(out, "gaps (24h) {}", gaps.len())?;
     for e in gaps.iter().rev().take(10) {
-        writeln!(out, "  {}  {}: {}", time::format_local(e.ts_ms), e.kind, e.message)?;
+        writeln!(
+            out,
+            "  {}  {}: {}",
+            time::format_local(e.ts_ms),
+            e.kind,
+            e.message
+        )?;
     }
     if !st.oom_kills.is_empty() {
         writeln!(out, "OOM kills (24h)")?;

@@ -20,15 +20,19 @@ pub fn parse_time_at(s: &str, now: Zoned) -> Result<TimestampMs, String> {
         .or_else(|| t.strip_suffix("ago"))
         .or_else(|| t.strip_prefix('-'));
     if let Some(span) = relative {
-        let d = humantime::parse_duration(span.trim())
-            .map_err(|_| bad(s))?;
+        let d = humantime::parse_duration(span.trim()).map_err(|_| bad(s))?;
         return Ok(now_ms - d.as_millis() as i64);
     }
     if let Ok(ts) = t.parse::<Timestamp>() {
         return Ok(ts.as_millisecond());
     }
     let tz = now.time_zone().clone();
-    for fmt in ["%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"] {
+    for fmt in [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ] {
         if let Ok(dt) = civil::DateTime::strptime(fmt, t) {
             return local(dt, &tz).ok_or_else(|| bad(s));
         }

@@ -198,12 +198,14 @@ impl Config {
             let key = e.path().to_string();
             invalid(path, text, if key == "." { "" } else { &key }, e.inner())
         })?;
-        config.validate().map_err(|(key, message)| ConfigError::Invalid {
-            path: path.to_path_buf(),
-            line: line_of_key(text, &key).unwrap_or(0),
-            key,
-            message,
-        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line_of_key(text, &key).unwrap_or(0),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -278,7 +280,10 @@ fn invalid(path: &Path, text: &str, key: &str, e: &toml::de::Error) -> ConfigErr
             } else {
                 format!("{key}.{field}")
             };
-            (full, format!("unknown key; {}", message.replace("unknown field", "field")))
+            (
+                full,
+                format!("unknown key; {}", message.replace("unknown field", "field")),
+            )
         }
         None => (key.to_string(), message),
     };
@@ -355,7 +360,9 @@ mod tests {
 
     #[test]
     fn wrong_type_names_key_and_line() {
-        let e = parse("[sampler]\n\ninterval = 10\n").unwrap_err().to_string();
+        let e = parse("[sampler]\n\ninterval = 10\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(
             e,
             "test.toml:3: sampler.interval: expected a duration like \"10s\", got 10"
@@ -381,7 +388,9 @@ mod tests {
 
     #[test]
     fn syntax_error_has_a_line() {
-        let e = parse("[sampler\ninterval = \"1s\"\n").unwrap_err().to_string();
+        let e = parse("[sampler\ninterval = \"1s\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("test.toml:1:"), "{e}");
         assert_eq!(e.lines().count(), 1);
     }

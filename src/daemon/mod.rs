@@ -110,7 +110,10 @@ impl Recorder {
             collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
-                store.set_state("interval_ms", &config.sampler.interval.as_millis().to_string())?;
+                store.set_state(
+                    "interval_ms",
+                    &config.sampler.interval.as_millis().to_string(),
+                )?;
                 store.set_state("started_ms", &now.to_string())?;
                 store
             },
@@ -149,10 +152,7 @@ impl Recorder {
                 self.event(RecorderEvent {
                     from_ms: Some(last),
                     to_ms: Some(now),
-                    ..RecorderEvent::now(
-                        "gap",
-                        format!("no samples for {}: {how}", human_ms(away)),
-                    )
+                    ..RecorderEvent::now("gap", format!("no samples for {}: {how}", human_ms(away)))
                 });
             }
         }
@@ -225,7 +225,9 @@ impl Recorder {
                 });
                 k += missed;
             }
-            let late_ms = started.saturating_duration_since(t0 + interval * k).as_millis() as u64;
+            let late_ms = started
+                .saturating_duration_since(t0 + interval * k)
+                .as_millis() as u64;
             self.pass(late_ms);
             k += 1;
         }
@@ -343,6 +345,8 @@ pub fn human_ms(ms: i64) -> String {
     if secs < 1 {
         format!("{ms}ms")
     } else {
-        humantime::format_duration(Duration::from_secs(secs)).to_string().replace(' ', "")
+        humantime::format_duration(Duration::from_secs(secs))
+            .to_string()
+            .replace(' ', "")
     }
 }

@@ -25,9 +25,9 @@ pub fn apply(p: &Protect) -> Vec<String> {
     report.push(
         match std::fs::write("/proc/self/oom_score_adj", p.oom_score_adj.to_string()) {
             Ok(()) => format!("oom_score_adj: set to {}", p.oom_score_adj),
-            Err(e) => format!(
-                "oom_score_adj: not applied: {e} (lowering it needs root or CAP_SYS_RESOURCE)"
-            ),
+            Err(e) => {
+                format!("oom_score_adj: not applied: {e} (lowering it needs CAP_SYS_RESOURCE)")
+            }
         },
     );
     // SAFETY: setpriority with PRIO_PROCESS and who = 0 affects the calling thread only.

@@ -172,7 +172,10 @@ impl Store {
             });
         }
         for (i, sql) in schema::MIGRATIONS.iter().enumerate().skip(found as usize) {
-            let tx = self.conn.transaction().map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+            let tx = self
+                .conn
+                .transaction()
+                .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
             tx.execute_batch(sql)
                 .and_then(|_| tx.pragma_update(None, "user_version", i as i64 + 1))
                 .and_then(|_| tx.commit())
@@ -187,7 +190,10 @@ impl Store {
         if self.process_ids.len() > PROCESS_ID_CACHE_MAX {
             self.process_ids.clear();
         }
-        let tx = self.conn.transaction().map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let sample_id = insert_sample(&tx, s, host_id)
             .and_then(|id| {
                 for p in &s.processes {
@@ -252,7 +258,12 @@ impl Store {
                         "INSERT OR IGNORE INTO oom_kill (ts_ms, pid, name, rss_bytes)
                          VALUES (?1, ?2, ?3, ?4)",
                     )?
-                    .execute(params![k.ts_ms, k.pid, k.name, k.rss_bytes as i64])?;
+                    .execute(params![
+                        k.ts_ms,
+                        k.pid,
+                        k.name,
+                        k.rss_bytes as i64
+                    ])?;
                 }
                 Ok(id)
             })
@@ -515,7 +526,10 @@ mod tests {
             })
             .unwrap();
         assert!((cpu - 12.34).abs() < 1e-9);
-        assert_eq!(st.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+        assert_eq!(
+            st.schema_version().unwrap(),
+            schema::MIGRATIONS.len() as i64
+        );
     }
 
     #[test]
@@ -546,9 +560,11 @@ mod tests {
         st.write_sample(&b).unwrap();
         let c = st.connection();
         let n: i64 = c
-            .query_row("SELECT COUNT(HostName) FROM savetop WHERE Load>1.4", [], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT COUNT(HostName) FROM savetop WHERE Load>1.4",
+                [],
+                |r| r.get(0),
+            )
             .unwrap();
         assert_eq!(n, 1);
         let top: String = c

@@ -171,7 +171,11 @@ pub fn top_over_range(
     rows.collect()
 }
 
-pub fn count_samples(conn: &Connection, from: TimestampMs, to: TimestampMs) -> rusqlite::Result<i64> {
+pub fn count_samples(
+    conn: &Connection,
+    from: TimestampMs,
+    to: TimestampMs,
+) -> rusqlite::Result<i64> {
     conn.query_row(
         "SELECT count(*) FROM sample WHERE ts_ms BETWEEN ?1 AND ?2",
         [from, to],

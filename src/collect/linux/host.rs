@@ -265,8 +265,7 @@ impl HostReader {
             row.ctxsw_per_s = rate(now.ctxt, p.ctxt);
             row.forks_per_s = rate(now.forks, p.forks);
             row.disk_read_bytes_per_s = rate(now.disk_read_sectors, p.disk_read_sectors) * 512.0;
-            row.disk_write_bytes_per_s =
-                rate(now.disk_write_sectors, p.disk_write_sectors) * 512.0;
+            row.disk_write_bytes_per_s = rate(now.disk_write_sectors, p.disk_write_sectors) * 512.0;
             row.net_rx_bytes_per_s = rate(now.net_rx, p.net_rx);
             row.net_tx_bytes_per_s = rate(now.net_tx, p.net_tx);
         }

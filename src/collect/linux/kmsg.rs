@@ -119,7 +119,10 @@ mod tests {
     #[test]
     fn cgroup_oom_and_noise() {
         let m = "Memory cgroup out of memory: Killed process 77 (python3) total-vm:10kB, anon-rss:300kB, file-rss:0kB, shmem-rss:0kB";
-        assert_eq!(parse_oom_message(m), Some((77, "python3".into(), 300 * 1024)));
+        assert_eq!(
+            parse_oom_message(m),
+            Some((77, "python3".into(), 300 * 1024))
+        );
         assert!(parse_record(b"6,1,1,-;eth0: link up", 0).is_none());
         assert!(parse_record(b"garbage", 0).is_none());
     }

@@ -323,9 +323,7 @@ impl ProcReader {
     pub fn extra(&mut self, pid: u32) -> ProcessExtra {
         self.path.clear();
         self.path.push_str(&format!("{}/{}/fd", self.root, pid));
-        let open_fds = std::fs::read_dir(&self.path)
-            .ok()
-            .map(|d| d.count() as u32);
+        let open_fds = std::fs::read_dir(&self.path).ok().map(|d| d.count() as u32);
         let wchan = if self.read_file(pid, "wchan") {
             let s = String::from_utf8_lossy(&self.buf).trim().to_string();
             (!s.is_empty() && s != "0").then_some(s)
