@@ -10,12 +10,12 @@ pub use units::{ByteSize, Duration};
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The embedded default, used when `hogtrap run` is given no config file.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
-#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     pub sampler: Sampler,
@@ -25,7 +25,7 @@ pub struct Config {
     pub protect: Protect,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Sampler {
     /// Time between two baseline samples.
@@ -39,7 +39,7 @@ pub struct Sampler {
     pub source: Source,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Source {
     Auto,
@@ -47,7 +47,7 @@ pub enum Source {
     Sysinfo,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Store {
     /// The SQLite file.
@@ -58,14 +58,14 @@ pub struct Store {
     pub pending_max: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Rules {
     /// Directory of `*.lua` rule files, loaded in name order.
     pub dir: PathBuf,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Escalation {
     /// Sampling interval while a capture runs.
@@ -76,7 +76,7 @@ pub struct Escalation {
     pub max_capture: Duration,
 }
 
-#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Protect {
     /// Lock the daemon's memory (mlockall) so it is never swapped out.
@@ -91,7 +91,7 @@ pub struct Protect {
     pub ionice_level: u8,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum IoniceClass {
     None,
@@ -350,6 +350,24 @@ mod tests {
         assert_eq!(c.sampler.interval, Duration::from_secs(10));
         assert_eq!(c.store.path, PathBuf::from("./hogtrap.db"));
         assert_eq!(c.rules.dir, PathBuf::from("./rules"));
+    }
+
+    /// `config.toml.example` parses to the defaults and names every key the config has.
+    #[test]
+    fn example_parses_and_names_every_key() {
+        let text = include_str!("../../config.toml.example");
+        let parsed = parse(text).unwrap();
+        assert_eq!(parsed, Config::default());
+        let all = toml::Value::try_from(Config::default()).unwrap();
+        let example: toml::Value = toml::from_str(text).unwrap();
+        for (section, keys) in all.as_table().unwrap() {
+            for key in keys.as_table().unwrap().keys() {
+                assert!(
+                    example.get(section).and_then(|s| s.get(key)).is_some(),
+                    "config.toml.example lacks [{section}] {key}"
+                );
+            }
+        }
     }
 
     #[test]

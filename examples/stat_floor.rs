@@ -1,0 +1,39 @@
+//! The collection floor of SPEC §11: one read of `/proc/[pid]/stat` for every pid, every
+//! interval, and nothing else. `scripts/bench-daemon.sh` runs it beside the daemon.
+//!
+//! Usage: stat_floor [INTERVAL_MS] [SECONDS]
+
+use std::io::Read;
+
+fn main() {
+    let mut args = std::env::args().skip(1);
+    let interval_ms: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let seconds: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(60);
+    let start = std::time::Instant::now();
+    let mut buf = Vec::with_capacity(1024);
+    let mut k = 1;
+    while start.elapsed().as_secs() < seconds {
+        let mut n = 0usize;
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let name = e.file_name();
+            let Some(pid) = name
+                .to_str()
+                .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+            else {
+                continue;
+            };
+            buf.clear();
+            if let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/stat")) {
+                if f.read_to_end(&mut buf).is_ok() {
+                    n += buf.len();
+                }
+            }
+        }
+        std::hint::black_box(n);
+        let due = start + std::time::Duration::from_millis(interval_ms * k);
+        k += 1;
+        if let Some(wait) = due.checked_duration_since(std::time::Instant::now()) {
+            std::thread::sleep(wait);
+        }
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what hogtrap's tests need on a Debian machine (run as root, or with sudo available).
+# Idempotent: packages already present are not reinstalled.
+set -euo pipefail
+
+packages=(
+  python3              # /usr/bin/python3: workload children in tests
+  python3-aiosmtpd     # a real SMTP server on loopback
+  openssl              # a test CA for STARTTLS / implicit TLS
+  dbus dbus-bin        # a private session bus and dbus-monitor
+  notification-daemon  # a real desktop notification server
+  xvfb                 # a display for notification-daemon
+  atop                 # the side-by-side baseline in scripts/bench-daemon.sh
+  iproute2             # network namespaces and veth pairs for the network tests
+  procps               # ps/pkill used by the benchmark script
+  sqlite3              # the seed's own client, for the savetop check
+  chromium             # headless rendering of the HTML report
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+echo "test dependencies present"

@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The one command that installs what the tests need and runs them all.
+# Integration tests start real daemons, servers and CPU-burning children: they run one at a
+# time so they cannot steal each other's CPU.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-test-deps.sh
+cargo build --all-targets
+cargo test -- --test-threads=1
