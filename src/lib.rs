@@ -1,1 +1,2 @@
+pub mod alert;
 pub mod model;
