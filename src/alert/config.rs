@@ -81,7 +81,7 @@ pub struct EmailConfig {
     /// The recipients.
     #[serde(default)]
     pub to: Vec<String>,
-    /// Limit on connecting and on each SMTP command.
+    /// Limit on the TCP connect (lettre's async transport applies it there only).
     #[serde(default = "default_connect_timeout", with = "duration_string")]
     pub connect_timeout: Duration,
     /// Limit on the whole delivery of one message (connect, TLS, AUTH, DATA, QUIT).

@@ -4,7 +4,7 @@
 //! clear, and a server that does not offer STARTTLS is an error (lettre's `Tls::Required`;
 //! `Tls::Opportunistic` is never used); with `tls = "implicit"` the first byte is TLS;
 //! certificates are checked against the built-in Mozilla roots plus `ca_file`. One call is
-//! bounded by `send_timeout` as a whole and by `connect_timeout` per network step.
+//! bounded by `send_timeout` as a whole; `connect_timeout` bounds the TCP connect.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -180,12 +180,16 @@ fn build_transport(
 
 /// One line saying what failed, and whether trying again later can help.
 fn describe_smtp_error(cfg: &EmailConfig, e: &lettre::transport::smtp::Error) -> (String, bool) {
-    let text = e.to_string();
+    // lettre nests "Connection error: Connection error: ..."; say it once.
+    let mut text = e.to_string();
+    while let Some(rest) = text.strip_prefix("Connection error: Connection error: ") {
+        text = format!("Connection error: {rest}");
+    }
     let lower = text.to_lowercase();
     if e.is_timeout() || lower.contains("timed out") {
         return (
             format!(
-                "no answer within connect_timeout = {} ({text})",
+                "could not connect within connect_timeout = {} ({text})",
                 format_duration(cfg.connect_timeout)
             ),
             true,
@@ -206,13 +210,17 @@ fn describe_smtp_error(cfg: &EmailConfig, e: &lettre::transport::smtp::Error) ->
             true,
         );
     }
-    if e.is_tls() {
-        let hint = if lower.contains("unknown issuer") || lower.contains("certificate") {
-            "; if the server uses a private CA, set ca_file"
+    // rustls' verdicts arrive as connection errors, not as lettre's TLS kind.
+    if lower.contains("certificate") {
+        let hint = if lower.contains("unknownissuer") || lower.contains("unknown issuer") {
+            "; if the server uses a private CA, set ca_file to its root certificate"
         } else {
             ""
         };
         return (format!("TLS handshake failed: {text}{hint}"), false);
+    }
+    if e.is_tls() {
+        return (format!("TLS handshake failed: {text}"), false);
     }
     if let Some(code) = e.status() {
         let code_text = code.to_string();
