@@ -13,7 +13,8 @@
 //! Guarantee: [`send_desktop`] returns within `timeout` plus [`KILL_GRACE`], whatever the
 //! bus or the notification server does. The request goes to the relay as one JSON object
 //! on stdin; the relay exits 0 when the server accepted the notification, otherwise it
-//! prints one line to stderr and exits non-zero ([`RELAY_EXIT_TIMEOUT`] for no answer).
+//! prints one line to stderr and exits non-zero ([`RELAY_EXIT_TIMEOUT`] for no answer,
+//! [`RELAY_EXIT_UNAVAILABLE`] for no bus or no server, [`RELAY_EXIT_FAILED`] otherwise).
 
 use std::ffi::{CString, OsString};
 use std::io::Read;
@@ -34,6 +35,8 @@ pub const RELAY_BIN: &str = "hogtrap-notify-relay";
 pub const KILL_GRACE: Duration = Duration::from_millis(500);
 /// Relay exit code: the notification server did not answer in time.
 pub const RELAY_EXIT_TIMEOUT: u8 = 3;
+/// Relay exit code: no bus or no notification server now; worth another try later.
+pub const RELAY_EXIT_UNAVAILABLE: u8 = 4;
 /// Relay exit code: anything else went wrong (message on stderr).
 pub const RELAY_EXIT_FAILED: u8 = 1;
 
@@ -135,8 +138,13 @@ pub async fn send_desktop_with(
     };
     let address = bus_address(cfg, user.as_ref(), euid)?;
     let target = match &user {
-        Some(u) => format!("{address} as {} (uid {})", u.name, u.uid),
-        None => address.clone(),
+        Some(u) => format!(
+            "{} as {} (uid {})",
+            display_address(&address),
+            u.name,
+            u.uid
+        ),
+        None => display_address(&address).to_owned(),
     };
     let fail = |problem: String, retryable: bool| SendError::Desktop {
         target: target.clone(),
@@ -220,9 +228,10 @@ pub async fn send_desktop_with(
         .unwrap_or("the relay failed without a message")
         .trim()
         .to_owned();
-    let retryable = output.status.code() == Some(i32::from(RELAY_EXIT_TIMEOUT))
-        || problem.contains("No such file")
-        || problem.contains("onnection refused");
+    let retryable = matches!(
+        output.status.code().and_then(|c| u8::try_from(c).ok()),
+        Some(RELAY_EXIT_TIMEOUT | RELAY_EXIT_UNAVAILABLE)
+    );
     Err(fail(problem, retryable))
 }
 
@@ -384,10 +393,35 @@ fn relay_once() -> Result<(), (u8, String)> {
                     format_duration(deadline)
                 ),
             )),
-            Ok(Err(e)) => Err(failed(format!("Notify failed: {e}"))),
+            Ok(Err(e)) => Err(describe_notify_error(&e.to_string())),
             Ok(Ok(_handle)) => Ok(()),
         }
     })
+}
+
+/// One line for a failed connect or Notify call.
+fn describe_notify_error(text: &str) -> (u8, String) {
+    if text.contains("ServiceUnknown") || text.contains("NameHasNoOwner") {
+        (
+            RELAY_EXIT_UNAVAILABLE,
+            format!(
+                "no notification server (org.freedesktop.Notifications) on the bus; \
+                 is a desktop session running? ({text})"
+            ),
+        )
+    } else if text.contains("failed to connect") || text.contains("os error") {
+        (
+            RELAY_EXIT_UNAVAILABLE,
+            format!("cannot connect to the session bus: {text}"),
+        )
+    } else {
+        (RELAY_EXIT_FAILED, format!("the Notify call failed: {text}"))
+    }
+}
+
+/// A bus address for messages: without the `,guid=...` that identifies the bus instance.
+fn display_address(address: &str) -> &str {
+    address.split(",guid=").next().unwrap_or(address)
 }
 
 /// Whether `path` is a socket that exists.
