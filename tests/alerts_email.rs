@@ -163,6 +163,28 @@ async fn auth_with_the_right_password_delivers() {
 }
 
 #[tokio::test]
+async fn auth_with_the_password_from_an_environment_variable_delivers() {
+    // cargo sets CARGO_PKG_NAME in the environment of every test process; reading it
+    // avoids set_var, which races with the other tests' threads.
+    let password = std::env::var("CARGO_PKG_NAME").expect("cargo sets CARGO_PKG_NAME");
+    let ca = TestCa::new();
+    let server = SmtpServer::start(SmtpMode::Starttls, Some(&ca), Some(("alerts", &password)));
+    let cfg = EmailConfig {
+        ca_file: Some(ca.ca_cert.clone()),
+        username: Some("alerts".into()),
+        password_env: Some("CARGO_PKG_NAME".into()),
+        ..config(server.port, SmtpTls::Starttls)
+    };
+    send_email(&cfg, &message()).await.expect("delivered");
+    server.wait_for_messages(1, DELIVERY_WAIT);
+    assert!(
+        server.commands().contains(" ok tls"),
+        "{}",
+        server.commands()
+    );
+}
+
+#[tokio::test]
 async fn auth_with_a_wrong_password_is_refused_and_nothing_is_delivered() {
     let ca = TestCa::new();
     let server = SmtpServer::start(SmtpMode::Starttls, Some(&ca), Some(("alerts", "s3cret")));
