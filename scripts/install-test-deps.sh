@@ -7,7 +7,9 @@ packages=(
   python3              # /usr/bin/python3: workload children in tests
   python3-aiosmtpd     # a real SMTP server on loopback
   openssl              # a test CA for STARTTLS / implicit TLS
-  dbus dbus-bin        # a private session bus and dbus-monitor
+  dbus dbus-daemon dbus-bin  # private session buses, dbus-monitor and dbus-send
+  python3-dbus         # the never-answering notification server (tests/support/wedged_notifier.py)
+  passwd               # useradd, for the throwaway user "hogtrap-test" in the root relay test
   notification-daemon  # a real desktop notification server
   xvfb                 # a display for notification-daemon
   atop                 # the side-by-side baseline in scripts/bench-daemon.sh

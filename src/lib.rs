@@ -1,9 +1,11 @@
 //! hogtrap: a scriptable flight recorder for Linux hosts.
 //!
 //! The pipeline, one folder each: `collect` reads the host into a [`model::Sample`]; `store`
-//! writes it to SQLite (the only SQL in the program); `daemon` wires the loop; `cli` answers
-//! the user's questions from the store, read-only.
+//! writes it to SQLite (the only SQL in the program); `daemon` wires the loop; `alert` sends
+//! email and desktop notifications; `cli` answers the user's questions from the store,
+//! read-only.
 
+pub mod alert;
 pub mod cli;
 pub mod collect;
 pub mod config;
