@@ -3,7 +3,7 @@
 //! Every table and column is documented in `docs/schema.md` (a test keeps the two in step).
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1];
+pub const MIGRATIONS: &[&str] = &[V1, V2];
 
 const V1: &str = r#"
 CREATE TABLE host (
@@ -189,4 +189,113 @@ BEGIN
         WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
           AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
 END;
+"#;
+
+/// Incidents and their culprits, rule state and errors, captures, the alert outbox and its
+/// delivery log, and what pruning removed.
+const V2: &str = r#"
+CREATE TABLE incident (
+    id          INTEGER PRIMARY KEY,
+    rule        TEXT NOT NULL,
+    rule_file   TEXT,
+    severity    TEXT NOT NULL,
+    title       TEXT NOT NULL,
+    opened_ms   INTEGER NOT NULL,
+    updated_ms  INTEGER NOT NULL,
+    closed_ms   INTEGER,
+    peak_json   TEXT NOT NULL DEFAULT '{}',
+    summary     TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX incident_opened ON incident(opened_ms);
+CREATE INDEX incident_open ON incident(closed_ms) WHERE closed_ms IS NULL;
+
+CREATE TABLE incident_culprit (
+    incident_id INTEGER NOT NULL,
+    resource    TEXT NOT NULL,
+    rank        INTEGER NOT NULL,
+    process_id  INTEGER,
+    pid         INTEGER NOT NULL,
+    name        TEXT NOT NULL,
+    value       REAL NOT NULL,
+    PRIMARY KEY (incident_id, resource, rank)
+) WITHOUT ROWID;
+
+CREATE TABLE incident_sample (
+    incident_id INTEGER NOT NULL,
+    sample_id   INTEGER NOT NULL,
+    PRIMARY KEY (incident_id, sample_id)
+) WITHOUT ROWID;
+CREATE INDEX incident_sample_by_sample ON incident_sample(sample_id);
+
+CREATE TABLE capture (
+    id          INTEGER PRIMARY KEY,
+    incident_id INTEGER,
+    rule        TEXT NOT NULL,
+    started_ms  INTEGER NOT NULL,
+    until_ms    INTEGER NOT NULL,
+    ended_ms    INTEGER,
+    interval_ms INTEGER NOT NULL,
+    connections INTEGER NOT NULL DEFAULT 1
+);
+
+CREATE TABLE rule_state (
+    rule        TEXT PRIMARY KEY,
+    file        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    since_ms    INTEGER,
+    state_json  TEXT NOT NULL DEFAULT '{}',
+    failures    INTEGER NOT NULL DEFAULT 0,
+    disabled    INTEGER NOT NULL DEFAULT 0,
+    updated_ms  INTEGER NOT NULL
+);
+
+CREATE TABLE rule_error (
+    id      INTEGER PRIMARY KEY,
+    ts_ms   INTEGER NOT NULL,
+    rule    TEXT NOT NULL,
+    file    TEXT NOT NULL,
+    line    INTEGER,
+    message TEXT NOT NULL
+);
+CREATE INDEX rule_error_ts ON rule_error(ts_ms);
+
+CREATE TABLE alert (
+    id              INTEGER PRIMARY KEY,
+    created_ms      INTEGER NOT NULL,
+    incident_id     INTEGER,
+    rule            TEXT NOT NULL,
+    channel         TEXT NOT NULL,
+    kind            TEXT NOT NULL,
+    subject         TEXT NOT NULL,
+    body_text       TEXT NOT NULL,
+    body_html       TEXT,
+    urgency         TEXT NOT NULL DEFAULT 'normal',
+    status          TEXT NOT NULL DEFAULT 'pending',
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    next_attempt_ms INTEGER NOT NULL,
+    last_error      TEXT,
+    sent_ms         INTEGER
+);
+CREATE INDEX alert_due ON alert(status, next_attempt_ms);
+
+CREATE TABLE alert_attempt (
+    id       INTEGER PRIMARY KEY,
+    alert_id INTEGER NOT NULL,
+    ts_ms    INTEGER NOT NULL,
+    channel  TEXT NOT NULL,
+    result   TEXT NOT NULL,
+    error    TEXT
+);
+CREATE INDEX alert_attempt_alert ON alert_attempt(alert_id);
+
+CREATE TABLE prune_log (
+    id        INTEGER PRIMARY KEY,
+    ts_ms     INTEGER NOT NULL,
+    policy    TEXT NOT NULL,
+    reason    TEXT NOT NULL,
+    tbl       TEXT NOT NULL,
+    rows      INTEGER NOT NULL,
+    from_ms   INTEGER,
+    to_ms     INTEGER
+);
 "#;
