@@ -584,6 +584,33 @@ mod tests {
         assert_eq!(rows, 1);
     }
 
+    /// Each migration upgrades a store made by the version before it, keeping its rows.
+    #[test]
+    fn every_migration_applies_to_a_store_of_the_previous_version() {
+        for version in 1..schema::MIGRATIONS.len() {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("old.db");
+            {
+                let c = Connection::open(&path).unwrap();
+                c.execute_batch("PRAGMA auto_vacuum = INCREMENTAL; PRAGMA journal_mode = WAL;")
+                    .unwrap();
+                for sql in &schema::MIGRATIONS[..version] {
+                    c.execute_batch(sql).unwrap();
+                }
+                c.pragma_update(None, "user_version", version as i64).unwrap();
+                c.execute("INSERT INTO host (name) VALUES ('old')", []).unwrap();
+            }
+            let mut st = Store::open(&path, std::time::Duration::from_millis(100)).unwrap();
+            assert_eq!(st.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+            st.write_sample(&sample(1000, &[1])).unwrap();
+            let hosts: i64 = st
+                .connection()
+                .query_row("SELECT count(*) FROM host WHERE name = 'old'", [], |r| r.get(0))
+                .unwrap();
+            assert_eq!(hosts, 1, "rows of v{version} survive the migration");
+        }
+    }
+
     #[test]
     fn corrupt_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
