@@ -1,1 +1,2 @@
+pub mod collect;
 pub mod model;
