@@ -31,7 +31,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::model::{Connection, HostRow, ProcessRow};
+use crate::model::{Connection, HostRow, ProcessRow, Protocol};
 use ifstats::InterfaceCounters;
 use owners::{OwnerMap, OwnerStats, SocketKey, Unowned};
 use sockdiag::{SockDiag, SockDiagError, SocketRecord, Table};
@@ -59,6 +59,43 @@ pub struct InterfaceRate {
     pub rate: NetRate,
 }
 
+/// One socket in one sample.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SocketSample {
+    pub protocol: Protocol,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Kernel state number; see [`sockdiag::state_name`].
+    pub state: u8,
+    /// 0 for a socket without a file (accept queue, orphaned).
+    pub inode: u64,
+    /// The owning process (the lowest pid if several hold it); `None` if not found.
+    pub pid: Option<u32>,
+    /// TCP payload rates over the interval; `None` for UDP, on the first call, or without
+    /// kernel counters.
+    pub rate: Option<NetRate>,
+}
+
+impl SocketSample {
+    pub fn state_name(&self) -> &'static str {
+        sockdiag::state_name(self.protocol, self.state)
+    }
+
+    pub fn to_connection(&self) -> Connection {
+        Connection {
+            pid: self.pid,
+            protocol: self.protocol,
+            local_addr: self.local.ip().to_string(),
+            local_port: self.local.port(),
+            remote_addr: self.remote.ip().to_string(),
+            remote_port: self.remote.port(),
+            state: self.state_name().to_string(),
+            tx_bytes_per_s: self.rate.map(|r| r.tx_bytes_per_s),
+            rx_bytes_per_s: self.rate.map(|r| r.rx_bytes_per_s),
+        }
+    }
+}
+
 /// The result of one [`NetCollector::collect`].
 #[derive(Debug, Default)]
 pub struct NetSample {
@@ -69,9 +106,12 @@ pub struct NetSample {
     pub per_pid: HashMap<u32, NetRate>,
     /// Pids whose fds could not be read (no permission): their rates are unknown, not 0.
     pub unreadable_pids: HashSet<u32>,
-    /// Every TCP (all states but TIME-WAIT) and UDP socket of the namespace. TCP rows carry
-    /// rates (when there is an interval and the kernel reports counters); UDP rows never do.
-    pub connections: Vec<Connection>,
+    /// Every TCP (all states but TIME-WAIT) and UDP socket of the namespace, with its owner.
+    /// TCP rows carry rates (when there is an interval and the kernel reports counters); UDP
+    /// rows never do. Kept as addresses, not text: [`connections`](Self::connections) makes
+    /// the model rows (formatting ~2,000 addresses is a tenth of a sample's cost, so do it only
+    /// at detail level).
+    pub sockets: Vec<SocketSample>,
     /// Sum of `per_pid`.
     pub attributed: NetRate,
     /// The part of `attributed` on sockets whose peer is on this host (loopback, or the
@@ -94,6 +134,14 @@ pub struct NetSample {
 }
 
 impl NetSample {
+    /// The model's connection rows, one per socket (for detail-level samples).
+    pub fn connections(&self) -> Vec<Connection> {
+        self.sockets
+            .iter()
+            .map(SocketSample::to_connection)
+            .collect()
+    }
+
     /// External interface traffic that no process accounts for: interface totals (non-`lo`)
     /// minus the attributed TCP payload that crossed them, clamped at 0. It holds UDP and other
     /// protocols, short-lived and unowned sockets, other namespaces and header overhead.
@@ -251,7 +299,7 @@ impl NetCollector {
 
         self.next.clear();
         let first_call = self.prev_time.is_none();
-        sample.connections.reserve(self.records.len());
+        sample.sockets.reserve(self.records.len());
         for rec in &self.records {
             let mut rate = None;
             let mut moved = false;
@@ -295,16 +343,14 @@ impl NetCollector {
                     sample.unattributed_sockets_unreadable += 1;
                 }
             }
-            sample.connections.push(Connection {
-                pid,
+            sample.sockets.push(SocketSample {
                 protocol: rec.protocol(),
-                local_addr: rec.local.ip().to_string(),
-                local_port: rec.local.port(),
-                remote_addr: rec.remote.ip().to_string(),
-                remote_port: rec.remote.port(),
-                state: sockdiag::state_name(rec.protocol(), rec.state).to_string(),
-                tx_bytes_per_s: rate.map(|r| r.tx_bytes_per_s),
-                rx_bytes_per_s: rate.map(|r| r.rx_bytes_per_s),
+                local: rec.local,
+                remote: rec.remote,
+                state: rec.state,
+                inode: rec.inode,
+                pid,
+                rate,
             });
         }
         sample.unreadable_pids = self.owners.unreadable_pid_set();

@@ -29,7 +29,8 @@
 //! [`OwnerMap::unreadable_pids`].
 
 use std::collections::{HashMap, HashSet};
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -82,7 +83,7 @@ pub struct OwnerMap {
     holders: HashMap<u64, Vec<Holder>>,
     unowned: HashMap<u64, Unowned>,
     stats: OwnerStats,
-    link_buf: String,
+    path_buf: Vec<u8>,
 }
 
 /// A socket to attribute: its inode and the uid the kernel reports for it.
@@ -102,7 +103,7 @@ impl OwnerMap {
             holders: HashMap::new(),
             unowned: HashMap::new(),
             stats: OwnerStats::default(),
-            link_buf: String::new(),
+            path_buf: Vec::new(),
         }
     }
 
@@ -289,10 +290,16 @@ impl OwnerMap {
                 continue;
             };
             self.stats.fd_links_read += 1;
-            let Ok(target) = std::fs::read_link(entry.path()) else {
-                continue; // closed meanwhile
-            };
-            if let Some(inode) = target.to_str().and_then(parse_socket_link) {
+            self.path_buf.clear();
+            self.path_buf
+                .extend_from_slice(fd_dir.as_os_str().as_bytes());
+            let _ = write!(self.path_buf, "/{fd}");
+            let mut target = [0u8; 64];
+            // Closed meanwhile, or not a socket (longer targets are paths, never sockets).
+            if let Some(inode) = readlink(&mut self.path_buf, &mut target)
+                .and_then(|t| std::str::from_utf8(t).ok())
+                .and_then(parse_socket_link)
+            {
                 sockets.push((inode, fd));
             }
         }
@@ -311,17 +318,16 @@ impl OwnerMap {
     }
 
     fn fd_refers_to(&mut self, holder: Holder, inode: u64) -> bool {
-        let path = self
-            .proc_root
-            .join(format!("{}/fd/{}", holder.pid, holder.fd));
-        match std::fs::read_link(path) {
-            Ok(target) => {
-                self.link_buf.clear();
-                self.link_buf.push_str(&target.to_string_lossy());
-                parse_socket_link(&self.link_buf) == Some(inode)
-            }
-            Err(_) => false,
-        }
+        self.path_buf.clear();
+        self.path_buf
+            .extend_from_slice(self.proc_root.as_os_str().as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.path_buf, "/{}/fd/{}", holder.pid, holder.fd);
+        let mut target = [0u8; 64];
+        readlink(&mut self.path_buf, &mut target)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .and_then(parse_socket_link)
+            == Some(inode)
     }
 
     fn add_holder(&mut self, inode: u64, holder: Holder) {
@@ -355,6 +361,19 @@ impl OwnerMap {
             self.add_holder(inode, holder);
         }
     }
+}
+
+/// `readlink(2)` without allocating: `path` gets a NUL appended; returns the target if it fits
+/// in `out` (a longer target is reported as `None`).
+fn readlink<'a>(path: &mut Vec<u8>, out: &'a mut [u8]) -> Option<&'a [u8]> {
+    if path.contains(&0) {
+        return None;
+    }
+    path.push(0);
+    // SAFETY: `path` is NUL-terminated with no interior NUL; `out` is writable for its length.
+    let n = unsafe { libc::readlink(path.as_ptr().cast(), out.as_mut_ptr().cast(), out.len()) };
+    let n = usize::try_from(n).ok()?;
+    (n < out.len()).then(|| &out[..n])
 }
 
 /// `socket:[12345]` → 12345.

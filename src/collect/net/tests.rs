@@ -2,7 +2,6 @@
 
 use super::owners::{OwnerMap, SocketKey, Unowned};
 use super::*;
-use crate::model::Protocol;
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::process::CommandExt;
 use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
@@ -163,15 +162,15 @@ fn transfer_is_attributed(host: &str, connect_before_first_collect: bool) {
     // The client's connection row names the server's port, and the reverse.
     let port: u16 = port.parse().unwrap();
     let row = s
-        .connections
-        .iter()
+        .connections()
+        .into_iter()
         .find(|r| r.pid == Some(client.pid()) && r.remote_port == port)
         .expect("a connection row of the client naming the server port");
     assert_eq!(row.protocol, Protocol::Tcp);
     assert_eq!(row.local_port, client_port);
     assert_eq!(row.remote_addr, host);
     assert!(close_enough(bytes(row.tx_bytes_per_s.unwrap(), &s), MB20));
-    assert!(s.connections.iter().any(|r| r.pid == Some(server.pid())
+    assert!(s.connections().iter().any(|r| r.pid == Some(server.pid())
         && r.remote_port == client_port
         && r.state == "ESTAB"));
 
@@ -254,8 +253,8 @@ fn socket_shared_after_fork_counts_once_for_the_lowest_pid() {
     settle();
     let s = collector.collect(Instant::now());
     let rows: Vec<_> = s
-        .connections
-        .iter()
+        .connections()
+        .into_iter()
         .filter(|r| r.local_port == local_port && r.remote_port == port)
         .collect();
     assert_eq!(
@@ -311,16 +310,16 @@ fn udp_socket_is_listed_with_its_pid_and_no_rates() {
     collector.collect(Instant::now());
     let s = collector.collect(Instant::now());
     let row = s
-        .connections
-        .iter()
+        .connections()
+        .into_iter()
         .find(|r| r.protocol == Protocol::Udp && r.local_port == port)
         .expect("the sender's UDP socket");
     assert_eq!(row.pid, Some(sender.pid()));
     assert_eq!(row.state, "UNCONN");
     assert_eq!(row.tx_bytes_per_s, None);
     let mine = s
-        .connections
-        .iter()
+        .connections()
+        .into_iter()
         .find(|r| r.protocol == Protocol::Udp && r.local_port == sink_port)
         .expect("this process's UDP socket");
     assert_eq!(mine.pid, Some(std::process::id()));
@@ -342,8 +341,8 @@ fn unprivileged_probe() {
     let mut collector = NetCollector::new().unwrap();
     let s = collector.collect(Instant::now());
     let row = s
-        .connections
-        .iter()
+        .connections()
+        .into_iter()
         .find(|r| r.local_port == port && r.state == "LISTEN")
         .expect("the root-owned listener is in the dump");
     println!("ROOT_SOCKET_PID {:?}", row.pid);
@@ -506,7 +505,7 @@ fn first_sample_has_no_interval_and_zero_rates() {
     let s = collector.collect(Instant::now());
     assert!(s.interval.is_none());
     assert!(s.per_pid.values().all(|r| *r == NetRate::default()));
-    assert!(s.connections.iter().all(|c| c.tx_bytes_per_s.is_none()));
+    assert!(s.connections().iter().all(|c| c.tx_bytes_per_s.is_none()));
     assert!(s.interfaces.iter().any(|i| i.name == "lo"));
     assert_eq!(s.unattributed_external(), NetRate::default());
 }
