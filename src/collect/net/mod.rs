@@ -19,6 +19,10 @@
 //!   `tcpi_bytes_acked` sent and acknowledged, `tcpi_bytes_received` received in order).
 //! - **No double counting:** a socket held by several processes counts once, for the lowest pid
 //!   holding it (see [`owners`]). `attributed` is exactly the sum of `per_pid`.
+//! - **One network namespace:** the one of the thread that called [`NetCollector::new`] (the
+//!   netlink socket's) for sockets, and the calling thread's for `/proc/thread-self/net/dev`.
+//!   Sockets of other namespaces (containers) are not listed; their traffic on this
+//!   namespace's interfaces (a veth, a bridge) counts as unattributed.
 //! - Never panics and never aborts on a per-pid or per-socket problem; a failed dump of one
 //!   table is reported in `problems` and the other tables are still collected.
 
@@ -213,6 +217,7 @@ pub struct NetCollector {
     diag: SockDiag,
     owners: OwnerMap,
     proc_net_dev: PathBuf,
+    proc_net_dev_fallback: PathBuf,
     prev_time: Option<Instant>,
     /// Counters at the previous call, by socket key.
     prev: HashMap<u64, Counters>,
@@ -233,7 +238,8 @@ impl NetCollector {
     pub fn with_options(options: NetCollectorOptions) -> Result<NetCollector, SockDiagError> {
         Ok(NetCollector {
             diag: SockDiag::open()?,
-            proc_net_dev: options.proc_root.join("net/dev"),
+            proc_net_dev: options.proc_root.join("thread-self/net/dev"),
+            proc_net_dev_fallback: options.proc_root.join("net/dev"),
             owners: OwnerMap::new(options.proc_root, options.full_scan_every),
             prev_time: None,
             prev: HashMap::new(),
@@ -364,7 +370,13 @@ impl NetCollector {
 
     fn collect_interfaces(&mut self, secs: Option<f64>, sample: &mut NetSample) {
         let mut current = Vec::with_capacity(self.prev_ifaces.len());
-        if let Err(e) = ifstats::read_proc_net_dev(&self.proc_net_dev, &mut current) {
+        // The calling thread's namespace, as the netlink socket's (before Linux 3.17 there is
+        // no thread-self: fall back to the process's).
+        let read = ifstats::read_proc_net_dev(&self.proc_net_dev, &mut current).or_else(|_| {
+            current.clear();
+            ifstats::read_proc_net_dev(&self.proc_net_dev_fallback, &mut current)
+        });
+        if let Err(e) = read {
             sample
                 .problems
                 .push(format!("cannot read {}: {e}", self.proc_net_dev.display()));
