@@ -4,6 +4,8 @@
 //! - `steady`: the owner cache is warm and no socket moved bytes (the common sample).
 //! - `all_active`: every one of the 1,000 sockets moved a byte since the last call, so each
 //!   cached owner is verified with one readlink.
+//! - `one_new_connection`: this process opens one connection before each call: the cost of
+//!   finding the owner of a new socket of an existing process.
 //! - `dump_only`: the four sock_diag dumps alone (the floor).
 //! - `connection_rows`: formatting the model's `Connection` rows from a sample.
 //! - `cold`: a fresh collector (netlink socket, full `/proc/*/fd` scan, first dump).
@@ -73,6 +75,26 @@ fn bench(c: &mut Criterion) {
                 let s = collector.collect(Instant::now());
                 total += start.elapsed();
                 std::hint::black_box(s);
+            }
+            total
+        })
+    });
+
+    // An existing process (this one, ~1,000 fds) opens one new connection per sample: the
+    // unknown inode costs a /proc listing and a rescan of the pids of its uid.
+    let listener2 = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+    let addr2 = listener2.local_addr().unwrap();
+    group.bench_function("one_new_connection", |b| {
+        b.iter_custom(|iters| {
+            let mut total = Duration::ZERO;
+            for _ in 0..iters {
+                let client = TcpStream::connect(addr2).expect("connect");
+                let (server, _) = listener2.accept().expect("accept");
+                let start = Instant::now();
+                let s = collector.collect(Instant::now());
+                total += start.elapsed();
+                std::hint::black_box(s);
+                drop((client, server));
             }
             total
         })

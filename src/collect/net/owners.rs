@@ -10,7 +10,8 @@
 //! - A socket inode that is in neither the cache nor the "searched, no owner" set triggers a
 //!   search: list `/proc`, forget vanished pids, scan pids not seen before; if still missing,
 //!   rescan the known pids that could hold it (same uid as the socket, or root-owned, or all if
-//!   the socket is root's); still missing → recorded as unowned until the next full scan.
+//!   the socket is root's), those already holding the most sockets first, until all are found;
+//!   still missing → recorded as unowned until the next full scan.
 //! - A socket that moved bytes has its cached owner checked with one `readlink` of the exact
 //!   fd (`verify_owner`); on a miss that pid is rescanned and the next holder is tried.
 //!
@@ -22,7 +23,9 @@
 //! bytes are attributed to exactly one of them, the lowest pid among the holders the cache
 //! knows (usually the process that created it, which forked the others), so totals add up and
 //! nothing is counted twice. The kernel keeps no per-process count, so who really wrote the
-//! bytes is not knowable from socket counters.
+//! bytes is not knowable from socket counters. After a full scan the cache knows every holder;
+//! between full scans a search stops at the first holder it finds, so a socket first found in a
+//! forked child stays with the child until the next full scan (still counted once).
 //!
 //! Without root (or CAP_SYS_PTRACE), `/proc/[pid]/fd` of other users' processes is unreadable
 //! (EACCES): those pids are remembered as unreadable and their sockets end up unowned; see
@@ -198,7 +201,9 @@ impl OwnerMap {
             if !missing.is_empty() {
                 let uids: HashSet<u32> = missing.iter().map(|s| s.uid).collect();
                 let all = uids.contains(&0);
-                let candidates: Vec<u32> = self
+                // Processes that already hold sockets (servers, clients) first, the busiest
+                // first; stop as soon as every missing socket is found.
+                let mut candidates: Vec<(usize, u32)> = self
                     .pids
                     .iter()
                     .filter(|(pid, p)| {
@@ -206,12 +211,16 @@ impl OwnerMap {
                             && !scanned.contains(*pid)
                             && (all || p.uid == 0 || uids.contains(&p.uid))
                     })
-                    .map(|(pid, _)| *pid)
+                    .map(|(pid, p)| (p.sockets.len(), *pid))
                     .collect();
-                for pid in candidates {
+                candidates.sort_unstable_by(|a, b| b.cmp(a));
+                for (_, pid) in candidates {
                     self.scan_pid(pid);
+                    missing.retain(|s| !self.holders.contains_key(&s.inode));
+                    if missing.is_empty() {
+                        break;
+                    }
                 }
-                missing.retain(|s| !self.holders.contains_key(&s.inode));
             }
         }
 

@@ -501,6 +501,13 @@ fn garbage_fd_links_and_missing_proc_do_not_panic() {
 }
 
 #[test]
+fn collector_can_move_to_the_sampling_thread() {
+    fn is_send<T: Send>() {}
+    is_send::<NetCollector>();
+    is_send::<NetSample>();
+}
+
+#[test]
 fn first_sample_has_no_interval_and_zero_rates() {
     let mut collector = NetCollector::new().unwrap();
     let s = collector.collect(Instant::now());
