@@ -86,8 +86,9 @@ pub struct SocketRecord {
     pub uid: u32,
     /// Kernel socket cookie: unique per socket for the life of the namespace, never reused.
     pub cookie: Option<u64>,
-    /// `tcpi_bytes_acked`: payload bytes sent and acknowledged by the peer. `None` for UDP, or
-    /// when `tcp_info` is missing or too short (kernels before 4.1).
+    /// `tcpi_bytes_acked`: payload bytes sent and acknowledged by the peer (the SYN and the FIN
+    /// count one each). `None` for UDP, or when `tcp_info` is missing or too short (kernels
+    /// before 4.1).
     pub bytes_sent: Option<u64>,
     /// `tcpi_bytes_received`: payload bytes received in sequence.
     pub bytes_received: Option<u64>,
