@@ -77,6 +77,13 @@ pub struct HostRow {
     /// Interface totals, loopback excluded.
     pub net_rx_bytes_per_s: f64,
     pub net_tx_bytes_per_s: f64,
+    /// The part of the interface totals that no process's TCP counters account for (UDP and
+    /// other protocols, sockets that opened and closed between samples, unowned sockets, other
+    /// network namespaces, header overhead).
+    #[serde(default)]
+    pub net_unattributed_rx_bytes_per_s: f64,
+    #[serde(default)]
+    pub net_unattributed_tx_bytes_per_s: f64,
 }
 
 /// Identity of a process: stable for its lifetime. `(pid, start_time_ms)` is unique on a host.

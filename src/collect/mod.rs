@@ -9,6 +9,8 @@
 
 #[cfg(target_os = "linux")]
 pub mod linux;
+#[cfg(target_os = "linux")]
+pub mod net;
 pub mod portable;
 
 use crate::config::Source;
