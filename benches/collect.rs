@@ -46,14 +46,14 @@ fn run_group(c: &mut Criterion, label: &str) {
     g.bench_function("floor: read every /proc/pid/stat", |b| b.iter(stat_floor));
     let mut lean = Collector::new(Source::Procfs);
     g.bench_function("hogtrap procfs baseline sample", |b| {
-        b.iter(|| lean.sample(Level::Baseline, 10, "bench"))
+        b.iter(|| lean.sample(Level::Baseline, "bench"))
     });
     g.bench_function("hogtrap procfs detail sample", |b| {
-        b.iter(|| lean.sample(Level::Detail, 10, "bench"))
+        b.iter(|| lean.sample(Level::Detail, "bench"))
     });
     let mut si = Collector::new(Source::Sysinfo);
     g.bench_function("sysinfo baseline sample", |b| {
-        b.iter(|| si.sample(Level::Baseline, 10, "bench"))
+        b.iter(|| si.sample(Level::Baseline, "bench"))
     });
     g.finish();
 }

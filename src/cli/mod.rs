@@ -42,7 +42,8 @@ pub enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
-        /// Include every process (detail level) instead of the top ones.
+        /// Every process, with detail-level extras and connections (what rules see during a
+        /// capture), instead of the top ones a baseline sample keeps.
         #[arg(long)]
         all: bool,
     },
@@ -188,7 +189,12 @@ fn cmd_sample(config: Option<&Path>, json: bool, all: bool) -> anyhow::Result<()
     } else {
         crate::model::Level::Baseline
     };
-    let s = c.sample(level, cfg.sampler.top_processes, &host);
+    let full = c.sample(level, &host);
+    let s = if all {
+        full
+    } else {
+        crate::collect::baseline_subset(&full, cfg.sampler.top_processes)
+    };
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &s)?;

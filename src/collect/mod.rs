@@ -31,21 +31,51 @@ impl Collector {
         }
     }
 
-    pub fn sample(&mut self, level: Level, top_n: usize, host_name: &str) -> Sample {
+    /// One sample with every process: what rules see. `Level::Detail` adds per-process
+    /// extras and connections; the store keeps a baseline sample as [`baseline_subset`].
+    pub fn sample(&mut self, level: Level, host_name: &str) -> Sample {
         match self {
             #[cfg(target_os = "linux")]
-            Collector::Procfs(c) => c.sample(level, top_n, host_name),
-            Collector::Sysinfo(c) => c.sample(level, top_n, host_name),
+            Collector::Procfs(c) => c.sample(level, host_name),
+            Collector::Sysinfo(c) => c.sample(level, host_name),
         }
     }
 
-    /// Sources that are unavailable and why, to report once at start.
-    pub fn notices(&self) -> Vec<String> {
+    /// Sources that are unavailable and why, each returned once.
+    pub fn take_notices(&mut self) -> Vec<String> {
         match self {
             #[cfg(target_os = "linux")]
-            Collector::Procfs(c) => c.notices(),
+            Collector::Procfs(c) => c.take_notices(),
             Collector::Sysinfo(_) => Vec::new(),
         }
+    }
+}
+
+/// What a baseline sample keeps of a full one: the union of the top `n` processes by CPU,
+/// memory, disk I/O and network.
+pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
+    let p = &full.processes;
+    let keep = top_union(
+        p.len(),
+        n,
+        &[
+            &|i| p[i].cpu_pct,
+            &|i| p[i].rss_bytes as f64,
+            &|i| p[i].read_bytes_per_s + p[i].write_bytes_per_s,
+            &|i| p[i].net_tx_bytes_per_s.unwrap_or(0.0) + p[i].net_rx_bytes_per_s.unwrap_or(0.0),
+        ],
+    );
+    Sample {
+        ts_ms: full.ts_ms,
+        host_name: full.host_name.clone(),
+        cpu_count: full.cpu_count,
+        level: Level::Baseline,
+        interval_ms: full.interval_ms,
+        late_ms: full.late_ms,
+        host: full.host.clone(),
+        processes: keep.into_iter().map(|i| p[i].clone()).collect(),
+        connections: Vec::new(),
+        oom_kills: full.oom_kills.clone(),
     }
 }
 

@@ -10,8 +10,6 @@ use sysinfo::{
 
 use crate::model::{HostRow, Level, ProcessIdentity, ProcessRow, Sample};
 
-use super::top_union;
-
 pub struct SysinfoCollector {
     sys: System,
     networks: Networks,
@@ -50,7 +48,7 @@ impl SysinfoCollector {
         self.networks.refresh(true);
     }
 
-    pub fn sample(&mut self, level: Level, top_n: usize, host_name: &str) -> Sample {
+    pub fn sample(&mut self, level: Level, host_name: &str) -> Sample {
         let ts_ms = jiff::Timestamp::now().as_millisecond();
         let interval = self.last.elapsed();
         self.last = std::time::Instant::now();
@@ -94,22 +92,7 @@ impl SysinfoCollector {
             .iter()
             .filter(|p| p.status() == ProcessStatus::Run)
             .count() as u32;
-        let io = |p: &sysinfo::Process| {
-            let d = p.disk_usage();
-            (d.read_bytes + d.written_bytes) as f64
-        };
-        let keep: Vec<usize> = match level {
-            Level::Detail => (0..procs.len()).collect(),
-            Level::Baseline => top_union(
-                procs.len(),
-                top_n,
-                &[
-                    &|i| procs[i].cpu_usage() as f64,
-                    &|i| procs[i].memory() as f64,
-                    &|i| io(procs[i]),
-                ],
-            ),
-        };
+        let keep = 0..procs.len();
         let mut user_names: HashMap<String, String> = HashMap::new();
         let processes = keep
             .into_iter()

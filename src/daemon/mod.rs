@@ -120,10 +120,7 @@ impl Recorder {
             config,
         };
         r.record_restart_gap(now)?;
-        for n in r.collector.notices() {
-            tracing::warn!("{n}");
-            r.event(RecorderEvent::now("notice", n));
-        }
+        r.report_notices();
         Ok(r)
     }
 
@@ -236,15 +233,21 @@ impl Recorder {
         Ok(())
     }
 
+    /// What a source cannot do (no permission, not supported): said once, logged and recorded.
+    fn report_notices(&mut self) {
+        for n in self.collector.take_notices() {
+            tracing::warn!("{n}");
+            self.event(RecorderEvent::now("notice", n));
+        }
+    }
+
     /// One pass: collect, store. Never fails: what cannot be stored is queued or counted.
     pub fn pass(&mut self, late_ms: u64) {
-        let mut sample = self.collector.sample(
-            Level::Baseline,
-            self.config.sampler.top_processes,
-            &self.host_name,
-        );
-        sample.late_ms = late_ms;
-        self.store_sample(sample);
+        let mut full = self.collector.sample(Level::Baseline, &self.host_name);
+        full.late_ms = late_ms;
+        self.report_notices();
+        let baseline = collect::baseline_subset(&full, self.config.sampler.top_processes);
+        self.store_sample(baseline);
     }
 
     fn store_sample(&mut self, sample: Sample) {

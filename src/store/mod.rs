@@ -366,10 +366,10 @@ fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqli
          psi_mem_full_total_us, psi_io_some_avg10, psi_io_some_total_us, psi_io_full_avg10,
          psi_io_full_total_us, procs_running, procs_blocked, procs_total, forks_per_s,
          ctxsw_per_s, disk_read_bytes_per_s, disk_write_bytes_per_s, net_rx_bytes_per_s,
-         net_tx_bytes_per_s)
+         net_tx_bytes_per_s, net_unattributed_rx_bytes_per_s, net_unattributed_tx_bytes_per_s)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
          ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34,
-         ?35, ?36, ?37, ?38, ?39, ?40)",
+         ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42)",
     )?
     .execute(params![
         s.ts_ms,
@@ -412,6 +412,8 @@ fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqli
         h.disk_write_bytes_per_s,
         h.net_rx_bytes_per_s,
         h.net_tx_bytes_per_s,
+        h.net_unattributed_rx_bytes_per_s,
+        h.net_unattributed_tx_bytes_per_s,
     ])?;
     Ok(tx.last_insert_rowid())
 }
@@ -597,15 +599,22 @@ mod tests {
                 for sql in &schema::MIGRATIONS[..version] {
                     c.execute_batch(sql).unwrap();
                 }
-                c.pragma_update(None, "user_version", version as i64).unwrap();
-                c.execute("INSERT INTO host (name) VALUES ('old')", []).unwrap();
+                c.pragma_update(None, "user_version", version as i64)
+                    .unwrap();
+                c.execute("INSERT INTO host (name) VALUES ('old')", [])
+                    .unwrap();
             }
             let mut st = Store::open(&path, std::time::Duration::from_millis(100)).unwrap();
-            assert_eq!(st.schema_version().unwrap(), schema::MIGRATIONS.len() as i64);
+            assert_eq!(
+                st.schema_version().unwrap(),
+                schema::MIGRATIONS.len() as i64
+            );
             st.write_sample(&sample(1000, &[1])).unwrap();
             let hosts: i64 = st
                 .connection()
-                .query_row("SELECT count(*) FROM host WHERE name = 'old'", [], |r| r.get(0))
+                .query_row("SELECT count(*) FROM host WHERE name = 'old'", [], |r| {
+                    r.get(0)
+                })
                 .unwrap();
             assert_eq!(hosts, 1, "rows of v{version} survive the migration");
         }

@@ -52,7 +52,9 @@ CREATE TABLE sample (
     disk_read_bytes_per_s  REAL NOT NULL,
     disk_write_bytes_per_s REAL NOT NULL,
     net_rx_bytes_per_s     REAL NOT NULL,
-    net_tx_bytes_per_s     REAL NOT NULL
+    net_tx_bytes_per_s     REAL NOT NULL,
+    net_unattributed_rx_bytes_per_s REAL NOT NULL DEFAULT 0,
+    net_unattributed_tx_bytes_per_s REAL NOT NULL DEFAULT 0
 );
 CREATE INDEX sample_ts ON sample(ts_ms);
 
@@ -141,7 +143,8 @@ SELECT s.id AS sample_id,
        s.psi_io_some_avg10, s.psi_io_full_avg10,
        s.procs_running, s.procs_blocked, s.procs_total,
        s.disk_read_bytes_per_s, s.disk_write_bytes_per_s,
-       s.net_rx_bytes_per_s, s.net_tx_bytes_per_s
+       s.net_rx_bytes_per_s, s.net_tx_bytes_per_s,
+       s.net_unattributed_rx_bytes_per_s, s.net_unattributed_tx_bytes_per_s
 FROM sample s JOIN host h ON h.id = s.host_id;
 
 CREATE VIEW v_process_sample AS

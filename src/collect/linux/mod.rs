@@ -1,5 +1,5 @@
-//! The Linux collector: lean `/proc` readers for the host and the processes, and the kernel
-//! log for OOM kills.
+//! The Linux collector: lean `/proc` readers for the host and the processes, sock_diag for
+//! per-process network bytes, and the kernel log for OOM kills.
 
 pub mod host;
 pub mod kmsg;
@@ -7,12 +7,14 @@ pub mod procfs;
 
 use crate::model::{Level, ProcessRow, Sample};
 
-use super::top_union;
+use super::net::{NetCollector, NetSample};
 
 pub struct LinuxCollector {
     host: host::HostReader,
     procs: procfs::ProcReader,
     kmsg: kmsg::KmsgReader,
+    net: Option<NetCollector>,
+    notices: Vec<String>,
     snapshots: Vec<procfs::ProcSnapshot>,
     prev_uptime_ms: Option<f64>,
 }
@@ -21,10 +23,24 @@ impl LinuxCollector {
     pub fn new() -> LinuxCollector {
         let host = host::HostReader::new();
         let boot = host.boot_time_ms;
+        let mut notices = Vec::new();
+        let net = match NetCollector::new() {
+            Ok(n) => Some(n),
+            Err(e) => {
+                notices.push(format!(
+                    "per-process network accounting is off: sock_diag: {e}"
+                ));
+                None
+            }
+        };
+        let kmsg = kmsg::KmsgReader::open(boot);
+        notices.extend(kmsg.unavailable.iter().cloned());
         let mut c = LinuxCollector {
             procs: procfs::ProcReader::new(boot),
-            kmsg: kmsg::KmsgReader::open(boot),
+            kmsg,
             host,
+            net,
+            notices,
             snapshots: Vec::new(),
             prev_uptime_ms: None,
         };
@@ -32,56 +48,74 @@ impl LinuxCollector {
         let now = host::uptime_ms();
         c.procs.read_all(now, &mut c.snapshots);
         c.host.read(now, c.snapshots.len() as u32);
+        if let Some(n) = c.net.as_mut() {
+            n.collect(std::time::Instant::now());
+        }
         c.prev_uptime_ms = Some(now);
         c
     }
 
-    /// Why some sources are unavailable (reported once at start).
-    pub fn notices(&self) -> Vec<String> {
-        self.kmsg.unavailable.iter().cloned().collect()
+    /// Why some sources are unavailable, each said once (at start, or when first noticed).
+    pub fn take_notices(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.notices)
     }
 
     pub fn cpu_count(&self) -> u32 {
         self.host.cpu_count
     }
 
-    pub fn sample(&mut self, level: Level, top_n: usize, host_name: &str) -> Sample {
+    /// Every process. Detail adds per-process extras and the connection list.
+    pub fn sample(&mut self, level: Level, host_name: &str) -> Sample {
         let ts_ms = jiff::Timestamp::now().as_millisecond();
         let now = host::uptime_ms();
         self.procs.read_all(now, &mut self.snapshots);
-        let host = self.host.read(now, self.snapshots.len() as u32);
+        let mut host = self.host.read(now, self.snapshots.len() as u32);
+        let net: Option<NetSample> = self
+            .net
+            .as_mut()
+            .map(|n| n.collect(std::time::Instant::now()));
         let interval_ms = self.prev_uptime_ms.map_or(0, |p| (now - p).max(0.0) as u64);
         self.prev_uptime_ms = Some(now);
 
-        let keep: Vec<usize> = match level {
-            Level::Detail => (0..self.snapshots.len()).collect(),
-            Level::Baseline => top_union(
-                self.snapshots.len(),
-                top_n,
-                &[
-                    &|i| self.snapshots[i].cpu_pct,
-                    &|i| self.snapshots[i].rss_bytes as f64,
-                    &|i| self.snapshots[i].read_bytes_per_s + self.snapshots[i].write_bytes_per_s,
-                ],
-            ),
-        };
-        let mut processes = Vec::with_capacity(keep.len());
-        for i in keep {
-            let s = self.snapshots[i].clone();
-            let id = self.procs.identity(&s);
-            let extra = (level == Level::Detail).then(|| self.procs.extra(s.pid));
+        let mut processes = Vec::with_capacity(self.snapshots.len());
+        for i in 0..self.snapshots.len() {
+            let s = &self.snapshots[i];
+            let (pid, state, cpu_pct, rss_bytes, read, write, threads) = (
+                s.pid,
+                s.stat.state as char,
+                s.cpu_pct,
+                s.rss_bytes,
+                s.read_bytes_per_s,
+                s.write_bytes_per_s,
+                s.stat.threads,
+            );
+            let id = self.procs.identity(&self.snapshots[i]);
+            let extra = (level == Level::Detail).then(|| self.procs.extra(pid));
             processes.push(ProcessRow {
                 id,
-                state: s.stat.state as char,
-                cpu_pct: s.cpu_pct,
-                rss_bytes: s.rss_bytes,
-                read_bytes_per_s: s.read_bytes_per_s,
-                write_bytes_per_s: s.write_bytes_per_s,
-                threads: s.stat.threads,
+                state,
+                cpu_pct,
+                rss_bytes,
+                read_bytes_per_s: read,
+                write_bytes_per_s: write,
+                threads,
                 net_tx_bytes_per_s: None,
                 net_rx_bytes_per_s: None,
                 extra,
             });
+        }
+        let mut connections = Vec::new();
+        if let Some(n) = &net {
+            n.fill_host(&mut host);
+            n.fill_processes(&mut processes);
+            if level == Level::Detail {
+                connections = n.connections();
+            }
+        }
+        if let (Some(nc), Some(n)) = (self.net.as_mut(), net.as_ref()) {
+            if let Some(msg) = nc.permission_notice(n) {
+                self.notices.push(msg);
+            }
         }
         Sample {
             ts_ms,
@@ -92,7 +126,7 @@ impl LinuxCollector {
             late_ms: 0,
             host,
             processes,
-            connections: Vec::new(),
+            connections,
             oom_kills: self.kmsg.read_new(),
         }
     }
