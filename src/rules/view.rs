@@ -1,0 +1,300 @@
+//! The Lua view of a [`Sample`]: built once per sample, shared read-only by every rule.
+//!
+//! The root and its small sub-tables are built eagerly. Per-process tables are built lazily,
+//! at most once per sample: `s.procs` materialises them all on first use; `s:top(n, by)`
+//! builds only the processes it returns. Every table a rule can reach is a read-only proxy.
+
+use std::sync::Arc;
+
+use mlua::{Function, Lua, Table, Value};
+
+use crate::model::{Level, ProcessRow, Psi, Sample};
+
+/// What the view's Rust callbacks need, kept as Lua app data on the worker's state.
+pub(crate) struct ViewCtx {
+    pub sample: Option<Arc<Sample>>,
+    /// Built process proxies of the current sample, by 1-based index.
+    pub cache: Option<Table>,
+    pub freeze: Function,
+    /// Metatable of the root's backing table (lazy `procs`/`connections`).
+    pub lazy_meta: Table,
+    /// Methods (`top`, `find`) every root exposes.
+    pub methods: Table,
+}
+
+fn ctx_parts(lua: &Lua) -> mlua::Result<(Arc<Sample>, Table, Function)> {
+    let ctx = lua
+        .app_data_ref::<ViewCtx>()
+        .ok_or_else(|| mlua::Error::runtime("no sample view"))?;
+    let sample = ctx
+        .sample
+        .clone()
+        .ok_or_else(|| mlua::Error::runtime("the sample view is only valid during a rule call"))?;
+    let cache = ctx
+        .cache
+        .clone()
+        .ok_or_else(|| mlua::Error::runtime("no sample view"))?;
+    Ok((sample, cache, ctx.freeze.clone()))
+}
+
+/// Creates the shared functions (`top`, the lazy loader). Call once per Lua state.
+pub(crate) fn view_api(lua: &Lua, methods: &Table) -> mlua::Result<Table> {
+    let top = lua.create_function(|lua, (_s, n, by): (Value, Option<i64>, Option<String>)| {
+        match top(lua, n.unwrap_or(5), by.as_deref().unwrap_or("cpu")) {
+            Ok(t) => Ok((Some(t), None::<String>)),
+            Err(TopError::Usage(msg)) => Ok((None, Some(msg))),
+            Err(TopError::Lua(e)) => Err(e),
+        }
+    })?;
+    methods.raw_set("top", top)?;
+    let lazy = lua.create_function(|lua, (real, key): (Table, Value)| {
+        let Value::String(key) = key else {
+            return Ok(Value::Nil);
+        };
+        let built = match key.as_bytes().as_ref() {
+            b"procs" => all_procs(lua)?,
+            b"connections" => connections(lua)?,
+            _ => return Ok(Value::Nil),
+        };
+        real.raw_set(key, &built)?;
+        Ok(Value::Table(built))
+    })?;
+    let meta = lua.create_table()?;
+    meta.raw_set("__index", lazy)?;
+    Ok(meta)
+}
+
+enum TopError {
+    Usage(String),
+    Lua(mlua::Error),
+}
+
+impl From<mlua::Error> for TopError {
+    fn from(e: mlua::Error) -> Self {
+        TopError::Lua(e)
+    }
+}
+
+fn top(lua: &Lua, n: i64, by: &str) -> Result<Table, TopError> {
+    let (sample, cache, freeze) = ctx_parts(lua)?;
+    let key: fn(&ProcessRow) -> f64 = match by {
+        "cpu" => |p| p.cpu_pct,
+        "mem" | "rss" => |p| p.rss_bytes as f64,
+        "io" => |p| p.read_bytes_per_s + p.write_bytes_per_s,
+        "net" => |p| p.net_tx_bytes_per_s.unwrap_or(0.0) + p.net_rx_bytes_per_s.unwrap_or(0.0),
+        other => {
+            return Err(TopError::Usage(format!(
+                "top: unknown resource {other:?} (use \"cpu\", \"mem\", \"io\" or \"net\")"
+            )))
+        }
+    };
+    let n = n.clamp(0, sample.processes.len() as i64) as usize;
+    let mut idx: Vec<usize> = (0..sample.processes.len()).collect();
+    let cmp =
+        |a: &usize, b: &usize| key(&sample.processes[*b]).total_cmp(&key(&sample.processes[*a]));
+    if n > 0 && n < idx.len() {
+        idx.select_nth_unstable_by(n - 1, cmp);
+        idx.truncate(n);
+    }
+    idx.sort_by(cmp);
+    idx.truncate(n);
+    let out = lua.create_table_with_capacity(n, 0)?;
+    for (k, i) in idx.into_iter().enumerate() {
+        out.raw_set(k + 1, proc_view(lua, &sample, &cache, &freeze, i)?)?;
+    }
+    Ok(out)
+}
+
+fn proc_view(
+    lua: &Lua,
+    sample: &Sample,
+    cache: &Table,
+    freeze: &Function,
+    i: usize,
+) -> mlua::Result<Table> {
+    if let Value::Table(t) = cache.raw_get::<Value>(i + 1)? {
+        return Ok(t);
+    }
+    let p = &sample.processes[i];
+    let t = lua.create_table_with_capacity(0, 18)?;
+    t.raw_set("pid", p.id.pid)?;
+    t.raw_set("ppid", p.id.ppid)?;
+    t.raw_set("uid", p.id.uid)?;
+    t.raw_set("user", p.id.user.as_str())?;
+    t.raw_set("name", p.id.name.as_str())?;
+    t.raw_set("cmdline", p.id.cmdline.as_str())?;
+    t.raw_set("started", p.id.start_time_ms as f64 / 1000.0)?;
+    let mut buf = [0u8; 4];
+    t.raw_set("state", &*p.state.encode_utf8(&mut buf))?;
+    t.raw_set("cpu", p.cpu_pct)?;
+    t.raw_set("rss", p.rss_bytes)?;
+    t.raw_set("read_bps", p.read_bytes_per_s)?;
+    t.raw_set("write_bps", p.write_bytes_per_s)?;
+    t.raw_set("threads", p.threads)?;
+    t.raw_set("net_tx_bps", p.net_tx_bytes_per_s)?;
+    t.raw_set("net_rx_bps", p.net_rx_bytes_per_s)?;
+    if let Some(extra) = &p.extra {
+        t.raw_set("fds", extra.open_fds)?;
+        t.raw_set("wchan", extra.wchan.as_deref())?;
+        t.raw_set("cgroup", extra.cgroup.as_deref())?;
+    }
+    let proxy: Table = freeze.call(t)?;
+    cache.raw_set(i + 1, &proxy)?;
+    Ok(proxy)
+}
+
+fn all_procs(lua: &Lua) -> mlua::Result<Table> {
+    let (sample, cache, freeze) = ctx_parts(lua)?;
+    let arr = lua.create_table_with_capacity(sample.processes.len(), 0)?;
+    for i in 0..sample.processes.len() {
+        arr.raw_set(i + 1, proc_view(lua, &sample, &cache, &freeze, i)?)?;
+    }
+    freeze.call(arr)
+}
+
+fn connections(lua: &Lua) -> mlua::Result<Table> {
+    let (sample, _cache, freeze) = ctx_parts(lua)?;
+    let arr = lua.create_table_with_capacity(sample.connections.len(), 0)?;
+    for (i, c) in sample.connections.iter().enumerate() {
+        let t = lua.create_table_with_capacity(0, 9)?;
+        t.raw_set("pid", c.pid)?;
+        t.raw_set(
+            "proto",
+            match c.protocol {
+                crate::model::Protocol::Tcp => "tcp",
+                crate::model::Protocol::Udp => "udp",
+            },
+        )?;
+        t.raw_set("local_addr", c.local_addr.as_str())?;
+        t.raw_set("local_port", c.local_port)?;
+        t.raw_set("remote_addr", c.remote_addr.as_str())?;
+        t.raw_set("remote_port", c.remote_port)?;
+        t.raw_set("state", c.state.as_str())?;
+        t.raw_set("tx_bps", c.tx_bytes_per_s)?;
+        t.raw_set("rx_bps", c.rx_bytes_per_s)?;
+        arr.raw_set(i + 1, freeze.call::<Table>(t)?)?;
+    }
+    freeze.call(arr)
+}
+
+/// Builds the root `s` for `sample` and makes it current. Returns the read-only proxy.
+pub(crate) fn build_root(lua: &Lua, sample: Arc<Sample>) -> mlua::Result<Table> {
+    let (freeze, lazy_meta, methods) = {
+        let mut ctx = lua
+            .app_data_mut::<ViewCtx>()
+            .ok_or_else(|| mlua::Error::runtime("no view context"))?;
+        ctx.sample = Some(sample.clone());
+        ctx.cache = Some(lua.create_table_with_capacity(sample.processes.len(), 0)?);
+        (
+            ctx.freeze.clone(),
+            ctx.lazy_meta.clone(),
+            ctx.methods.clone(),
+        )
+    };
+    let h = &sample.host;
+    let frozen = |t: Table| -> mlua::Result<Table> { freeze.call(t) };
+    let r = lua.create_table_with_capacity(0, 32)?;
+    r.raw_set("time", sample.ts_ms as f64 / 1000.0)?;
+    r.raw_set("time_ms", sample.ts_ms)?;
+    r.raw_set("host", sample.host_name.as_str())?;
+    r.raw_set("cpus", sample.cpu_count)?;
+    r.raw_set(
+        "level",
+        match sample.level {
+            Level::Baseline => "baseline",
+            Level::Detail => "detail",
+        },
+    )?;
+    r.raw_set("interval", sample.interval_ms as f64 / 1000.0)?;
+    r.raw_set("late", sample.late_ms as f64 / 1000.0)?;
+    r.raw_set("load1", h.load1)?;
+    r.raw_set("load5", h.load5)?;
+    r.raw_set("load15", h.load15)?;
+
+    let cpu = lua.create_table_with_capacity(0, 5)?;
+    cpu.raw_set("user", h.cpu_user_pct)?;
+    cpu.raw_set("system", h.cpu_system_pct)?;
+    cpu.raw_set("iowait", h.cpu_iowait_pct)?;
+    cpu.raw_set("steal", h.cpu_steal_pct)?;
+    cpu.raw_set("idle", h.cpu_idle_pct)?;
+    cpu.raw_set("busy", (100.0 - h.cpu_idle_pct).max(0.0))?;
+    r.raw_set("cpu", frozen(cpu)?)?;
+
+    let pct = |used: u64, total: u64| {
+        if total == 0 {
+            0.0
+        } else {
+            used as f64 * 100.0 / total as f64
+        }
+    };
+    let mem = lua.create_table_with_capacity(0, 4)?;
+    mem.raw_set("total", h.mem_total_bytes)?;
+    mem.raw_set("used", h.mem_used_bytes)?;
+    mem.raw_set("available", h.mem_available_bytes)?;
+    mem.raw_set("used_pct", pct(h.mem_used_bytes, h.mem_total_bytes))?;
+    r.raw_set("mem", frozen(mem)?)?;
+
+    let swap = lua.create_table_with_capacity(0, 3)?;
+    swap.raw_set("total", h.swap_total_bytes)?;
+    swap.raw_set("used", h.swap_used_bytes)?;
+    swap.raw_set("used_pct", pct(h.swap_used_bytes, h.swap_total_bytes))?;
+    r.raw_set("swap", frozen(swap)?)?;
+
+    let psi = lua.create_table_with_capacity(0, 3)?;
+    let psi_table = |p: &Option<Psi>| -> mlua::Result<Option<Table>> {
+        let Some(p) = p else { return Ok(None) };
+        let t = lua.create_table_with_capacity(0, 4)?;
+        t.raw_set("some_avg10", p.some_avg10)?;
+        t.raw_set("some_total_us", p.some_total_us)?;
+        t.raw_set("full_avg10", p.full_avg10)?;
+        t.raw_set("full_total_us", p.full_total_us)?;
+        Ok(Some(frozen(t)?))
+    };
+    psi.raw_set("cpu", psi_table(&h.psi_cpu)?)?;
+    psi.raw_set("memory", psi_table(&h.psi_memory)?)?;
+    psi.raw_set("io", psi_table(&h.psi_io)?)?;
+    r.raw_set("psi", frozen(psi)?)?;
+
+    let disk = lua.create_table_with_capacity(0, 2)?;
+    disk.raw_set("read_bps", h.disk_read_bytes_per_s)?;
+    disk.raw_set("write_bps", h.disk_write_bytes_per_s)?;
+    r.raw_set("disk", frozen(disk)?)?;
+    let net = lua.create_table_with_capacity(0, 2)?;
+    net.raw_set("rx_bps", h.net_rx_bytes_per_s)?;
+    net.raw_set("tx_bps", h.net_tx_bytes_per_s)?;
+    r.raw_set("net", frozen(net)?)?;
+    let tasks = lua.create_table_with_capacity(0, 5)?;
+    tasks.raw_set("running", h.procs_running)?;
+    tasks.raw_set("blocked", h.procs_blocked)?;
+    tasks.raw_set("total", h.procs_total)?;
+    tasks.raw_set("forks_per_s", h.forks_per_s)?;
+    tasks.raw_set("ctxsw_per_s", h.ctxsw_per_s)?;
+    r.raw_set("tasks", frozen(tasks)?)?;
+
+    let ooms = lua.create_table_with_capacity(sample.oom_kills.len(), 0)?;
+    for (i, o) in sample.oom_kills.iter().enumerate() {
+        let t = lua.create_table_with_capacity(0, 4)?;
+        t.raw_set("time", o.ts_ms as f64 / 1000.0)?;
+        t.raw_set("pid", o.pid)?;
+        t.raw_set("name", o.name.as_str())?;
+        t.raw_set("rss", o.rss_bytes)?;
+        ooms.raw_set(i + 1, frozen(t)?)?;
+    }
+    r.raw_set("oom_kills", frozen(ooms)?)?;
+    r.raw_set("nprocs", sample.processes.len())?;
+
+    for pair in methods.pairs::<Value, Value>() {
+        let (k, v) = pair?;
+        r.raw_set(k, v)?;
+    }
+    r.set_metatable(Some(lazy_meta))?;
+    frozen(r)
+}
+
+/// Forgets the current sample (its view becomes garbage).
+pub(crate) fn end_sample(lua: &Lua) {
+    if let Some(mut ctx) = lua.app_data_mut::<ViewCtx>() {
+        ctx.sample = None;
+        ctx.cache = None;
+    }
+}

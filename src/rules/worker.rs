@@ -1,0 +1,1274 @@
+//! The thread that owns the Lua state. The engine talks to it over channels; everything here
+//! runs on that one thread, so a rule stuck in C code blocks only this thread, which the
+//! engine's watchdog can then abandon.
+//!
+//! Replies are streamed in rule order (one [`Reply::RuleDone`] per rule, disabled ones
+//! included), so when the watchdog fires the engine knows exactly which rule is stuck.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::mpsc::{Receiver, Sender};
+use std::sync::{Arc, Mutex};
+
+use mlua::{Function, Lua, MultiValue, Table, Value};
+
+use super::duration::parse_duration;
+use super::history::{Aggregate, HistoryRing};
+use super::machine::{self, Status, Timing, Transition};
+use super::sandbox::{self, Prelude};
+use super::types::*;
+use super::view::{self, ViewCtx};
+use crate::model::Sample;
+
+/// A rule file's text and where it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSource {
+    pub path: PathBuf,
+    pub text: String,
+}
+
+/// What the engine knows of a loaded rule.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RuleMeta {
+    pub name: String,
+    pub file: PathBuf,
+    pub severity: Severity,
+    pub scheduled: bool,
+}
+
+pub(crate) enum Request {
+    Load {
+        files: Vec<RuleSource>,
+        states: BTreeMap<String, RuleState>,
+    },
+    /// Evaluate rules `from..` (earlier ones were done by an abandoned worker).
+    Evaluate { sample: Arc<Sample>, from: usize },
+}
+
+pub(crate) enum Reply {
+    /// The worker could not start (no Lua state).
+    Failed(String),
+    FileLoaded {
+        idx: usize,
+        result: Result<Vec<RuleMeta>, RuleError>,
+    },
+    LoadDone,
+    RuleDone(Box<RuleOutcome>),
+    EvalDone {
+        error: Option<String>,
+    },
+}
+
+pub(crate) struct RuleOutcome {
+    pub state: RuleState,
+    pub firing: Option<Firing>,
+    pub errors: Vec<RuleError>,
+    pub logs: Vec<LogLine>,
+    pub newly_disabled: Option<RuleDisabled>,
+}
+
+pub(crate) struct WorkerHandle {
+    pub tx: Sender<Request>,
+    pub rx: Receiver<Reply>,
+    /// Linux thread id of the worker, for lowering an abandoned worker's priority.
+    pub tid: Arc<AtomicI32>,
+}
+
+pub(crate) fn spawn(
+    cfg: RulesConfig,
+    history: Arc<Mutex<HistoryRing>>,
+) -> std::io::Result<WorkerHandle> {
+    let (req_tx, req_rx) = std::sync::mpsc::channel::<Request>();
+    let (rep_tx, rep_rx) = std::sync::mpsc::channel::<Reply>();
+    let tid = Arc::new(AtomicI32::new(0));
+    let tid2 = tid.clone();
+    std::thread::Builder::new()
+        .name("hogtrap-rules".into())
+        .spawn(move || {
+            // SAFETY: gettid has no preconditions.
+            tid2.store(unsafe { libc::gettid() }, Ordering::SeqCst);
+            let mut worker = match Worker::new(cfg, history, rep_tx.clone()) {
+                Ok(w) => w,
+                Err(e) => {
+                    let _ = rep_tx.send(Reply::Failed(e.to_string()));
+                    return;
+                }
+            };
+            while let Ok(req) = req_rx.recv() {
+                let alive = match req {
+                    Request::Load { files, states } => worker.load(files, states),
+                    Request::Evaluate { sample, from } => worker.evaluate(sample, from),
+                };
+                if !alive {
+                    break; // the engine hung up: we were abandoned
+                }
+            }
+        })?;
+    Ok(WorkerHandle {
+        tx: req_tx,
+        rx: rep_rx,
+        tid,
+    })
+}
+
+/// Per-call context the action functions write into (Lua app data).
+struct CallCtx {
+    /// Actions are accepted only inside handlers.
+    in_handler: bool,
+    actions: Vec<Action>,
+    logs: Vec<String>,
+    allow_exec: bool,
+    rule_name: Option<String>,
+    default_title: String,
+    severity: Severity,
+    /// `Some` while a file loads: rules it registers.
+    registering: Option<Vec<RuleDecl>>,
+    history: Arc<Mutex<HistoryRing>>,
+}
+
+struct RuleDecl {
+    name: String,
+    severity: Severity,
+    hold_ms: i64,
+    clear_after_ms: i64,
+    every_ms: Option<i64>,
+    when: Option<Function>,
+    run: Option<Function>,
+    on_fire: Option<Function>,
+    on_clear: Option<Function>,
+    summary: Option<String>,
+    labels: BTreeMap<String, String>,
+}
+
+struct Rule {
+    decl: RuleDecl,
+    file: PathBuf,
+    env: Table,
+    state: RuleState,
+    state_table: Table,
+}
+
+struct Worker {
+    lua: Lua,
+    cfg: RulesConfig,
+    prelude: Prelude,
+    rules: Vec<Rule>,
+    tx: Sender<Reply>,
+}
+
+impl Worker {
+    fn new(
+        cfg: RulesConfig,
+        history: Arc<Mutex<HistoryRing>>,
+        tx: Sender<Reply>,
+    ) -> mlua::Result<Worker> {
+        let lua = sandbox::new_state(cfg.memory_limit_bytes)?;
+        lua.set_app_data(CallCtx {
+            in_handler: false,
+            actions: Vec::new(),
+            logs: Vec::new(),
+            allow_exec: cfg.allow_exec,
+            rule_name: None,
+            default_title: String::new(),
+            severity: Severity::Warning,
+            registering: None,
+            history,
+        });
+        let api = lua.create_table()?;
+        api.raw_set("exports", exports(&lua)?)?;
+        api.raw_set(
+            "budget_tripped",
+            lua.create_function(|_, ()| Ok(sandbox::budget_tripped()))?,
+        )?;
+        let methods = lua.create_table()?;
+        let lazy_meta = view::view_api(&lua, &methods)?;
+        api.raw_set("view_methods", &methods)?;
+        sandbox::disarm_budget();
+        let prelude = sandbox::install_prelude(&lua, api)?;
+        lua.set_app_data(ViewCtx {
+            sample: None,
+            cache: None,
+            freeze: prelude.freeze.clone(),
+            lazy_meta,
+            methods,
+        });
+        Ok(Worker {
+            lua,
+            cfg,
+            prelude,
+            rules: Vec::new(),
+            tx,
+        })
+    }
+
+    fn send(&self, reply: Reply) -> bool {
+        self.tx.send(reply).is_ok()
+    }
+
+    fn load(&mut self, files: Vec<RuleSource>, states: BTreeMap<String, RuleState>) -> bool {
+        self.rules.clear();
+        let mut names: HashSet<String> = HashSet::new();
+        for (idx, file) in files.into_iter().enumerate() {
+            let result = self.load_file(&file, &states, &mut names);
+            if !self.send(Reply::FileLoaded { idx, result }) {
+                return false;
+            }
+        }
+        let _ = self.lua.gc_collect();
+        self.send(Reply::LoadDone)
+    }
+
+    fn load_file(
+        &mut self,
+        file: &RuleSource,
+        states: &BTreeMap<String, RuleState>,
+        names: &mut HashSet<String>,
+    ) -> Result<Vec<RuleMeta>, RuleError> {
+        let lua = &self.lua;
+        let fail = |err: &mlua::Error| rule_error(None, &file.path, err);
+        sandbox::disarm_budget();
+        let env: Table = self.prelude.new_env.call(()).map_err(|e| fail(&e))?;
+        // The file's own state table, for top-level code that touches `state`.
+        env.raw_set("state", lua.create_table().map_err(|e| fail(&e))?)
+            .map_err(|e| fail(&e))?;
+        let chunk = lua
+            .load(file.text.as_str())
+            .set_name(format!("@{}", file.path.display()))
+            .set_mode(mlua::ChunkMode::Text)
+            .set_environment(env.clone());
+        set_ctx(lua, |c| c.registering = Some(Vec::new()));
+        sandbox::arm_budget(lua, self.cfg.instruction_budget);
+        let run = chunk.exec();
+        let tripped = sandbox::budget_tripped();
+        sandbox::disarm_budget();
+        let decls = with_ctx(lua, |c| c.registering.take())
+            .flatten()
+            .unwrap_or_default();
+        let logs = with_ctx(lua, |c| std::mem::take(&mut c.logs)).unwrap_or_default();
+        for line in logs {
+            tracing::info!(file = %file.path.display(), "{line}");
+        }
+        if let Err(e) = run {
+            let mut err = fail(&e);
+            if tripped {
+                err.kind = ErrorKind::Budget;
+            }
+            return Err(err);
+        }
+        if decls.is_empty() {
+            return Err(RuleError {
+                rule: None,
+                file: file.path.clone(),
+                line: None,
+                kind: ErrorKind::Invalid,
+                message: "the file registers no rule (call rule { name = ..., when = ... })".into(),
+            });
+        }
+        let mut metas = Vec::new();
+        let mut new_rules = Vec::new();
+        for decl in decls {
+            if !names.insert(decl.name.clone()) {
+                return Err(RuleError {
+                    rule: Some(decl.name.clone()),
+                    file: file.path.clone(),
+                    line: None,
+                    kind: ErrorKind::Invalid,
+                    message: format!("rule {} is already defined by an earlier file", decl.name),
+                });
+            }
+            let state = states.get(&decl.name).cloned().unwrap_or_default();
+            let state_table = match json_to_lua(lua, &state.user) {
+                Ok(Value::Table(t)) => t,
+                _ => lua.create_table().map_err(|e| fail(&e))?,
+            };
+            metas.push(RuleMeta {
+                name: decl.name.clone(),
+                file: file.path.clone(),
+                severity: decl.severity,
+                scheduled: decl.every_ms.is_some(),
+            });
+            new_rules.push(Rule {
+                decl,
+                file: file.path.clone(),
+                env: env.clone(),
+                state,
+                state_table,
+            });
+        }
+        self.rules.extend(new_rules);
+        Ok(metas)
+    }
+
+    fn evaluate(&mut self, sample: Arc<Sample>, from: usize) -> bool {
+        sandbox::disarm_budget();
+        let now = sample.ts_ms;
+        let root = match view::build_root(&self.lua, sample) {
+            Ok(r) => r,
+            Err(e) => {
+                view::end_sample(&self.lua);
+                let _ = self.lua.gc_collect();
+                return self.send(Reply::EvalDone {
+                    error: Some(format!("building the sample view: {}", error_text(&e))),
+                });
+            }
+        };
+        for i in from..self.rules.len() {
+            let outcome = self.run_rule(i, &root, now);
+            if !self.send(Reply::RuleDone(Box::new(outcome))) {
+                return false;
+            }
+        }
+        view::end_sample(&self.lua);
+        self.send(Reply::EvalDone { error: None })
+    }
+
+    fn run_rule(&mut self, i: usize, root: &Table, now: i64) -> RuleOutcome {
+        let mut out = RuleOutcome {
+            state: self.rules[i].state.clone(),
+            firing: None,
+            errors: Vec::new(),
+            logs: Vec::new(),
+            newly_disabled: None,
+        };
+        if self.rules[i].state.disabled.is_some() {
+            return out;
+        }
+        let rule = &self.rules[i];
+        let _ = rule.env.raw_set("state", &rule.state_table);
+        let name = rule.decl.name.clone();
+        let file = rule.file.clone();
+        let mut state = rule.state.clone();
+        let mut transition = None;
+        let mut values_lua = Value::Nil;
+
+        if let Some(every_ms) = rule.decl.every_ms {
+            if machine::scheduled_due(&state, every_ms, now) {
+                state.last_run_ms = Some(now);
+                state.last_eval_ms = Some(now);
+                transition = Some(FiringKind::Scheduled);
+            }
+        } else if let Some(when) = rule.decl.when.clone() {
+            match self.call(i, &when, (root.clone(),), false) {
+                Ok((ret, _)) => {
+                    let mut it = ret.into_iter();
+                    let cond = it
+                        .next()
+                        .is_some_and(|v| !matches!(v, Value::Nil | Value::Boolean(false)));
+                    values_lua = it.next().unwrap_or(Value::Nil);
+                    state.consecutive_errors = 0;
+                    let timing = Timing {
+                        hold_ms: rule.decl.hold_ms,
+                        clear_after_ms: rule.decl.clear_after_ms,
+                        max_gap_ms: self.cfg.max_gap.as_millis() as i64,
+                    };
+                    match machine::step(&mut state, timing, cond, now) {
+                        Transition::Fire => {
+                            state.values = lua_to_json(&values_lua, 0);
+                            transition = Some(FiringKind::Fire);
+                        }
+                        Transition::Clear => transition = Some(FiringKind::Clear),
+                        Transition::None => {
+                            if state.status == Status::Firing && !values_lua.is_nil() {
+                                // Keep the latest culprit while firing.
+                                state.values = lua_to_json(&values_lua, 0);
+                            }
+                        }
+                    }
+                }
+                Err(err) => out.errors.push(err),
+            }
+            out.logs.extend(self.take_logs(i));
+        }
+
+        if let Some(kind) = transition {
+            let rule = &self.rules[i];
+            let handler = match kind {
+                FiringKind::Fire => rule.decl.on_fire.clone(),
+                FiringKind::Clear => rule.decl.on_clear.clone(),
+                FiringKind::Scheduled => rule.decl.run.clone(),
+            };
+            let values_json = state.values.clone();
+            let default_title = default_title(&rule.decl, &values_json);
+            let mut actions = Vec::new();
+            if let Some(handler) = handler {
+                set_ctx(&self.lua, |c| c.default_title = default_title.clone());
+                match self.handler_ctx(i, &state, &values_lua, now) {
+                    Err(e) => out.errors.push(rule_error(Some(&name), &file, &e)),
+                    Ok(ctx) => match self.call(i, &handler, (root.clone(), ctx), true) {
+                        Ok((_, a)) => actions = a,
+                        Err(err) => {
+                            out.errors.push(err);
+                            actions = with_ctx(&self.lua, |c| std::mem::take(&mut c.actions))
+                                .unwrap_or_default();
+                        }
+                    },
+                }
+                out.logs.extend(self.take_logs(i));
+            }
+            match kind {
+                FiringKind::Fire if actions.is_empty() => actions.push(Action::Incident {
+                    title: default_title,
+                    severity: rule.decl.severity,
+                    body: None,
+                }),
+                FiringKind::Clear if actions.is_empty() => {
+                    actions.push(Action::Resolve { note: None })
+                }
+                _ => {}
+            }
+            let rule = &self.rules[i];
+            out.firing = Some(Firing {
+                rule: name.clone(),
+                file: file.clone(),
+                severity: rule.decl.severity,
+                kind,
+                ts_ms: now,
+                actions,
+                values: values_json,
+                labels: rule.decl.labels.clone(),
+            });
+            if kind == FiringKind::Clear {
+                state.values = serde_json::Value::Null;
+            }
+        }
+
+        if out.errors.is_empty() {
+            if transition.is_some() || self.rules[i].decl.when.is_some() {
+                state.consecutive_errors = 0;
+            }
+        } else {
+            state.consecutive_errors += out.errors.len() as u32;
+            state.total_errors += out.errors.len() as u64;
+            if state.consecutive_errors >= self.cfg.max_consecutive_errors.max(1) {
+                let reason = format!(
+                    "disabled after {} consecutive errors; last: {}",
+                    state.consecutive_errors,
+                    out.errors.last().map(|e| e.to_string()).unwrap_or_default()
+                );
+                state.disabled = Some(reason.clone());
+                out.newly_disabled = Some(RuleDisabled {
+                    rule: name.clone(),
+                    file: file.clone(),
+                    reason,
+                });
+            }
+        }
+        state.user = table_to_json(&self.rules[i].state_table);
+        self.rules[i].state = state.clone();
+        out.state = state;
+        out
+    }
+
+    fn take_logs(&self, i: usize) -> Vec<LogLine> {
+        let lines = with_ctx(&self.lua, |c| std::mem::take(&mut c.logs)).unwrap_or_default();
+        lines
+            .into_iter()
+            .map(|message| LogLine {
+                rule: Some(self.rules[i].decl.name.clone()),
+                file: self.rules[i].file.clone(),
+                message,
+            })
+            .collect()
+    }
+
+    fn handler_ctx(
+        &self,
+        i: usize,
+        state: &RuleState,
+        values: &Value,
+        now: i64,
+    ) -> mlua::Result<Table> {
+        let rule = &self.rules[i];
+        let lua = &self.lua;
+        let t = lua.create_table()?;
+        t.raw_set("rule", rule.decl.name.as_str())?;
+        t.raw_set("severity", rule.decl.severity.as_str())?;
+        t.raw_set("file", rule.file.display().to_string())?;
+        t.raw_set("now", now as f64 / 1000.0)?;
+        t.raw_set("status", state.status.as_str())?;
+        t.raw_set("fired_at", state.fired_ms.map(|v| v as f64 / 1000.0))?;
+        let values = if values.is_nil() {
+            json_to_lua(lua, &state.values)?
+        } else {
+            values.clone()
+        };
+        t.raw_set("values", values)?;
+        let labels = lua.create_table()?;
+        for (k, v) in &rule.decl.labels {
+            labels.raw_set(k.as_str(), v.as_str())?;
+        }
+        t.raw_set("labels", labels)?;
+        t.raw_set("state", &rule.state_table)?;
+        Ok(t)
+    }
+
+    /// Calls a rule function under the budget. Returns its results and the actions it emitted.
+    fn call(
+        &self,
+        i: usize,
+        f: &Function,
+        args: impl mlua::IntoLuaMulti,
+        handler: bool,
+    ) -> Result<(MultiValue, Vec<Action>), RuleError> {
+        let rule = &self.rules[i];
+        set_ctx(&self.lua, |c| {
+            c.in_handler = handler;
+            c.actions.clear();
+            c.rule_name = Some(rule.decl.name.clone());
+            c.severity = rule.decl.severity;
+        });
+        sandbox::arm_budget(&self.lua, self.cfg.instruction_budget);
+        let result = f.call::<MultiValue>(args);
+        let tripped = sandbox::budget_tripped();
+        sandbox::disarm_budget();
+        let actions = with_ctx(&self.lua, |c| {
+            c.in_handler = false;
+            std::mem::take(&mut c.actions)
+        })
+        .unwrap_or_default();
+        match result {
+            Ok(v) => Ok((v, actions)),
+            Err(e) => {
+                let mut err = rule_error(Some(&rule.decl.name), &rule.file, &e);
+                if tripped {
+                    err.kind = ErrorKind::Budget;
+                }
+                if err.kind == ErrorKind::Memory {
+                    let _ = self.lua.gc_collect();
+                }
+                if handler {
+                    // Keep what the handler decided before it failed.
+                    set_ctx(&self.lua, |c| c.actions = actions);
+                }
+                Err(err)
+            }
+        }
+    }
+}
+
+fn set_ctx(lua: &Lua, f: impl FnOnce(&mut CallCtx)) {
+    if let Some(mut c) = lua.app_data_mut::<CallCtx>() {
+        f(&mut c);
+    }
+}
+
+fn with_ctx<R>(lua: &Lua, f: impl FnOnce(&mut CallCtx) -> R) -> Option<R> {
+    lua.app_data_mut::<CallCtx>().map(|mut c| f(&mut c))
+}
+
+fn default_title(decl: &RuleDecl, values: &serde_json::Value) -> String {
+    match &decl.summary {
+        Some(template) => render_template(template, values),
+        None => decl.name.clone(),
+    }
+}
+
+/// Replaces `{key}` with `values[key]` (numbers without needless decimals).
+pub(crate) fn render_template(template: &str, values: &serde_json::Value) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(start) = rest.find('{') {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 1..];
+        match after.find('}') {
+            Some(end) => {
+                let key = &after[..end];
+                match values.get(key) {
+                    Some(serde_json::Value::String(s)) => out.push_str(s),
+                    Some(serde_json::Value::Number(n)) => match n.as_f64() {
+                        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
+                            out.push_str(&format!("{}", f as i64))
+                        }
+                        Some(f) => out.push_str(&format!("{f:.1}")),
+                        None => out.push_str(&n.to_string()),
+                    },
+                    Some(other) if !other.is_null() => out.push_str(&other.to_string()),
+                    _ => {
+                        out.push('{');
+                        out.push_str(key);
+                        out.push('}');
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                out.push_str(&rest[start..]);
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+// ---- errors ----
+
+pub(crate) fn error_text(err: &mlua::Error) -> String {
+    let text = match err {
+        mlua::Error::RuntimeError(s) => s.clone(),
+        mlua::Error::SyntaxError { message, .. } => message.clone(),
+        mlua::Error::MemoryError(s) => format!("memory limit reached ({s})"),
+        mlua::Error::CallbackError { cause, .. } => return error_text(cause),
+        mlua::Error::WithContext { cause, .. } => return error_text(cause),
+        other => other.to_string(),
+    };
+    match text.find("\nstack traceback:") {
+        Some(pos) => text[..pos].to_string(),
+        None => text,
+    }
+}
+
+fn is_memory_error(err: &mlua::Error) -> bool {
+    match err {
+        mlua::Error::MemoryError(_) => true,
+        mlua::Error::CallbackError { cause, .. } | mlua::Error::WithContext { cause, .. } => {
+            is_memory_error(cause)
+        }
+        _ => false,
+    }
+}
+
+/// The line of the first `chunk:LINE:` in a Lua error message.
+pub(crate) fn parse_line(msg: &str) -> Option<u32> {
+    let bytes = msg.as_bytes();
+    let mut i = 0;
+    while let Some(pos) = msg[i..].find(':') {
+        let start = i + pos + 1;
+        let digits = bytes[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
+        if digits > 0 && bytes.get(start + digits) == Some(&b':') {
+            return msg[start..start + digits].parse().ok();
+        }
+        i = start;
+    }
+    None
+}
+
+pub(crate) fn rule_error(
+    rule: Option<&str>,
+    file: &std::path::Path,
+    err: &mlua::Error,
+) -> RuleError {
+    let message = error_text(err);
+    let kind = if is_memory_error(err) {
+        ErrorKind::Memory
+    } else if message.contains("instruction budget exceeded") {
+        ErrorKind::Budget
+    } else {
+        ErrorKind::Runtime
+    };
+    RuleError {
+        rule: rule.map(str::to_string),
+        file: file.to_path_buf(),
+        line: parse_line(&message),
+        kind,
+        message,
+    }
+}
+
+// ---- Lua <-> JSON ----
+
+const MAX_DEPTH: usize = 32;
+
+pub(crate) fn lua_to_json(v: &Value, depth: usize) -> serde_json::Value {
+    use serde_json::Value as J;
+    match v {
+        Value::Nil => J::Null,
+        Value::Boolean(b) => J::Bool(*b),
+        Value::Integer(i) => J::from(*i),
+        Value::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
+        Value::String(s) => J::String(s.to_string_lossy()),
+        Value::Table(t) if depth < MAX_DEPTH => table_to_json_depth(t, depth + 1),
+        _ => J::Null,
+    }
+}
+
+fn table_to_json(t: &Table) -> serde_json::Value {
+    let v = table_to_json_depth(t, 0);
+    match &v {
+        serde_json::Value::Object(m) if m.is_empty() => serde_json::Value::Null,
+        _ => v,
+    }
+}
+
+fn table_to_json_depth(t: &Table, depth: usize) -> serde_json::Value {
+    let len = t.raw_len();
+    let mut count = 0usize;
+    let mut map = serde_json::Map::new();
+    let mut arr = Vec::new();
+    for pair in t.pairs::<Value, Value>() {
+        let Ok((k, v)) = pair else { continue };
+        if matches!(
+            v,
+            Value::Function(_) | Value::Thread(_) | Value::UserData(_) | Value::LightUserData(_)
+        ) {
+            continue;
+        }
+        count += 1;
+        let key = match &k {
+            Value::String(s) => s.to_string_lossy(),
+            Value::Integer(i) => i.to_string(),
+            Value::Number(n) => n.to_string(),
+            Value::Boolean(b) => b.to_string(),
+            _ => continue,
+        };
+        map.insert(key, lua_to_json(&v, depth));
+    }
+    if len > 0 && count == len {
+        for i in 1..=len {
+            arr.push(
+                map.remove(&i.to_string())
+                    .unwrap_or(serde_json::Value::Null),
+            );
+        }
+        return serde_json::Value::Array(arr);
+    }
+    serde_json::Value::Object(map)
+}
+
+pub(crate) fn json_to_lua(lua: &Lua, v: &serde_json::Value) -> mlua::Result<Value> {
+    use serde_json::Value as J;
+    Ok(match v {
+        J::Null => Value::Nil,
+        J::Bool(b) => Value::Boolean(*b),
+        J::Number(n) => match n.as_i64() {
+            Some(i) => Value::Integer(i),
+            None => Value::Number(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        J::String(s) => Value::String(lua.create_string(s)?),
+        J::Array(a) => {
+            let t = lua.create_table_with_capacity(a.len(), 0)?;
+            for (i, x) in a.iter().enumerate() {
+                t.raw_set(i + 1, json_to_lua(lua, x)?)?;
+            }
+            Value::Table(t)
+        }
+        J::Object(m) => {
+            let t = lua.create_table_with_capacity(0, m.len())?;
+            for (k, x) in m {
+                t.raw_set(k.as_str(), json_to_lua(lua, x)?)?;
+            }
+            Value::Table(t)
+        }
+    })
+}
+
+// ---- the functions rules call ----
+
+type Opt<T> = (Option<T>, Option<String>);
+
+fn ok<T>(v: T) -> mlua::Result<Opt<T>> {
+    Ok((Some(v), None))
+}
+
+fn refuse<T>(msg: impl Into<String>) -> mlua::Result<Opt<T>> {
+    Ok((None, Some(msg.into())))
+}
+
+/// Reads the option table of an action, refusing unknown keys (typos).
+struct Opts<'a> {
+    what: &'static str,
+    t: Option<&'a Table>,
+}
+
+impl Opts<'_> {
+    fn check_keys(&self, known: &[&str]) -> Result<(), String> {
+        let Some(t) = self.t else { return Ok(()) };
+        for pair in t.pairs::<Value, Value>() {
+            let (k, _) = pair.map_err(|e| e.to_string())?;
+            let name = match &k {
+                Value::String(s) => s.to_string_lossy(),
+                other => return Err(format!("{}: unexpected key {other:?}", self.what)),
+            };
+            if !known.contains(&name.as_str()) {
+                return Err(format!(
+                    "{}: unknown option {name:?} (known: {})",
+                    self.what,
+                    known.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+    fn value(&self, key: &str) -> Value {
+        self.t
+            .and_then(|t| t.raw_get::<Value>(key).ok())
+            .unwrap_or(Value::Nil)
+    }
+    fn string(&self, key: &str) -> Result<Option<String>, String> {
+        match self.value(key) {
+            Value::Nil => Ok(None),
+            Value::String(s) => Ok(Some(s.to_string_lossy())),
+            Value::Integer(i) => Ok(Some(i.to_string())),
+            Value::Number(n) => Ok(Some(n.to_string())),
+            other => Err(format!(
+                "{}: {key} must be a string, not {}",
+                self.what,
+                other.type_name()
+            )),
+        }
+    }
+    fn number(&self, key: &str) -> Result<Option<f64>, String> {
+        match self.value(key) {
+            Value::Nil => Ok(None),
+            Value::Integer(i) => Ok(Some(i as f64)),
+            Value::Number(n) => Ok(Some(n)),
+            other => Err(format!(
+                "{}: {key} must be a number, not {}",
+                self.what,
+                other.type_name()
+            )),
+        }
+    }
+    fn boolean(&self, key: &str, default: bool) -> Result<bool, String> {
+        match self.value(key) {
+            Value::Nil => Ok(default),
+            Value::Boolean(b) => Ok(b),
+            other => Err(format!(
+                "{}: {key} must be true or false, not {}",
+                self.what,
+                other.type_name()
+            )),
+        }
+    }
+    fn duration(&self, key: &str) -> Result<Option<std::time::Duration>, String> {
+        match self.value(key) {
+            Value::Nil => Ok(None),
+            v => duration_value(&v)
+                .map(Some)
+                .map_err(|e| format!("{}: {key}: {e}", self.what)),
+        }
+    }
+    fn severity(&self, key: &str) -> Result<Option<Severity>, String> {
+        match self.string(key)? {
+            None => Ok(None),
+            Some(s) => Severity::parse(&s).map(Some).ok_or_else(|| {
+                format!(
+                    "{}: {key} must be \"info\", \"warning\" or \"critical\", not {s:?}",
+                    self.what
+                )
+            }),
+        }
+    }
+}
+
+fn duration_value(v: &Value) -> Result<std::time::Duration, String> {
+    match v {
+        Value::String(s) => parse_duration(&s.to_string_lossy()),
+        Value::Integer(i) if *i >= 0 => Ok(std::time::Duration::from_secs(*i as u64)),
+        Value::Number(n) if *n >= 0.0 && n.is_finite() => {
+            Ok(std::time::Duration::from_secs_f64(*n))
+        }
+        other => Err(format!(
+            "expected a duration like \"30s\", got {}",
+            other.type_name()
+        )),
+    }
+}
+
+/// Shared body of every action function: only inside handlers; records the action.
+fn emit(
+    lua: &Lua,
+    what: &str,
+    build: impl FnOnce(&CallCtx) -> Result<Action, String>,
+) -> mlua::Result<Opt<bool>> {
+    let mut ctx = lua
+        .app_data_mut::<CallCtx>()
+        .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+    if !ctx.in_handler {
+        return refuse(format!(
+            "{what}: actions are only allowed in on_fire, on_clear and run handlers, not in the condition or at load time"
+        ));
+    }
+    match build(&ctx) {
+        Ok(action) => {
+            if ctx.actions.len() >= 100 {
+                return refuse(format!(
+                    "{what}: too many actions in one call (100 at most)"
+                ));
+            }
+            ctx.actions.push(action);
+            ok(true)
+        }
+        Err(e) => refuse(e),
+    }
+}
+
+fn exports(lua: &Lua) -> mlua::Result<Table> {
+    let ex = lua.create_table()?;
+
+    ex.raw_set(
+        "rule",
+        lua.create_function(|lua, def: Value| {
+            let Value::Table(def) = def else {
+                return refuse::<bool>("rule: expected a table, e.g. rule { name = \"x\", when = function(s) ... end }");
+            };
+            match parse_rule(&def) {
+                Ok(decl) => {
+                    let mut ctx = lua
+                        .app_data_mut::<CallCtx>()
+                        .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+                    match ctx.registering.as_mut() {
+                        Some(list) => {
+                            if list.iter().any(|d| d.name == decl.name) {
+                                return refuse(format!("rule: {} is defined twice in this file", decl.name));
+                            }
+                            list.push(decl);
+                            ok(true)
+                        }
+                        None => refuse("rule: rules can only be registered while the file loads"),
+                    }
+                }
+                Err(e) => refuse(e),
+            }
+        })?,
+    )?;
+
+    ex.raw_set(
+        "incident",
+        lua.create_function(|lua, t: Option<Table>| {
+            emit(lua, "incident", |ctx| {
+                let o = Opts {
+                    what: "incident",
+                    t: t.as_ref(),
+                };
+                o.check_keys(&["title", "severity", "body"])?;
+                Ok(Action::Incident {
+                    title: o
+                        .string("title")?
+                        .unwrap_or_else(|| ctx.default_title.clone()),
+                    severity: o.severity("severity")?.unwrap_or(ctx.severity),
+                    body: o.string("body")?,
+                })
+            })
+        })?,
+    )?;
+    ex.raw_set(
+        "resolve",
+        lua.create_function(|lua, t: Option<Table>| {
+            emit(lua, "resolve", |_| {
+                let o = Opts {
+                    what: "resolve",
+                    t: t.as_ref(),
+                };
+                o.check_keys(&["note"])?;
+                Ok(Action::Resolve {
+                    note: o.string("note")?,
+                })
+            })
+        })?,
+    )?;
+    ex.raw_set(
+        "capture",
+        lua.create_function(|lua, t: Option<Table>| {
+            emit(lua, "capture", |_| {
+                let o = Opts {
+                    what: "capture",
+                    t: t.as_ref(),
+                };
+                o.check_keys(&["duration", "interval", "all_processes", "connections"])?;
+                Ok(Action::Capture {
+                    duration: o
+                        .duration("duration")?
+                        .unwrap_or(std::time::Duration::from_secs(300)),
+                    interval: o.duration("interval")?,
+                    all_processes: o.boolean("all_processes", true)?,
+                    connections: o.boolean("connections", true)?,
+                })
+            })
+        })?,
+    )?;
+    ex.raw_set(
+        "email",
+        lua.create_function(|lua, t: Option<Table>| {
+            emit(lua, "email", |ctx| {
+                let o = Opts {
+                    what: "email",
+                    t: t.as_ref(),
+                };
+                o.check_keys(&["subject", "body", "to"])?;
+                let to = match o.value("to") {
+                    Value::Nil => Vec::new(),
+                    Value::String(s) => vec![s.to_string_lossy()],
+                    Value::Table(list) => list
+                        .sequence_values::<String>()
+                        .collect::<mlua::Result<Vec<_>>>()
+                        .map_err(|_| "email: to must be a list of addresses".to_string())?,
+                    _ => return Err("email: to must be an address or a list of addresses".into()),
+                };
+                Ok(Action::Email {
+                    subject: o
+                        .string("subject")?
+                        .unwrap_or_else(|| ctx.default_title.clone()),
+                    body: o.string("body")?.unwrap_or_default(),
+                    to,
+                })
+            })
+        })?,
+    )?;
+    ex.raw_set(
+        "notify",
+        lua.create_function(|lua, t: Option<Table>| {
+            emit(lua, "notify", |ctx| {
+                let o = Opts { what: "notify", t: t.as_ref() };
+                o.check_keys(&["summary", "body", "urgency"])?;
+                let urgency = match o.string("urgency")?.as_deref() {
+                    None => match ctx.severity {
+                        Severity::Critical => Urgency::Critical,
+                        Severity::Warning => Urgency::Normal,
+                        Severity::Info => Urgency::Low,
+                    },
+                    Some("low") => Urgency::Low,
+                    Some("normal") => Urgency::Normal,
+                    Some("critical") => Urgency::Critical,
+                    Some(other) => {
+                        return Err(format!("notify: urgency must be \"low\", \"normal\" or \"critical\", not {other:?}"))
+                    }
+                };
+                Ok(Action::Notify {
+                    summary: o.string("summary")?.unwrap_or_else(|| ctx.default_title.clone()),
+                    body: o.string("body")?.unwrap_or_default(),
+                    urgency,
+                })
+            })
+        })?,
+    )?;
+    ex.raw_set(
+        "prune",
+        lua.create_function(|lua, t: Option<Table>| {
+            emit(lua, "prune", |_| {
+                let o = Opts {
+                    what: "prune",
+                    t: t.as_ref(),
+                };
+                o.check_keys(&[
+                    "policy",
+                    "older_than",
+                    "load_below",
+                    "keep_incidents",
+                    "dry_run",
+                ])?;
+                let older_than = o.duration("older_than")?;
+                let load_below = o.number("load_below")?;
+                let policy = match o.string("policy")? {
+                    Some(p) => p,
+                    None if load_below.is_some() => "low_load".to_string(),
+                    None => "age".to_string(),
+                };
+                if policy != "retention" && older_than.is_none() {
+                    return Err("prune: older_than is required (e.g. older_than = \"1d\")".into());
+                }
+                Ok(Action::Prune {
+                    policy,
+                    older_than,
+                    load_below,
+                    keep_incidents: o.boolean("keep_incidents", true)?,
+                    dry_run: o.boolean("dry_run", false)?,
+                })
+            })
+        })?,
+    )?;
+    ex.raw_set(
+        "exec",
+        lua.create_function(|lua, t: Option<Table>| {
+            emit(lua, "exec", |ctx| {
+                if !ctx.allow_exec {
+                    return Err("exec: running commands is disabled by the configuration ([rules] allow_exec = false)".into());
+                }
+                let o = Opts { what: "exec", t: t.as_ref() };
+                o.check_keys(&["argv", "timeout"])?;
+                let argv: Vec<String> = match o.value("argv") {
+                    Value::Table(list) => list
+                        .sequence_values::<String>()
+                        .collect::<mlua::Result<Vec<_>>>()
+                        .map_err(|_| "exec: argv must be a list of strings".to_string())?,
+                    _ => return Err("exec: argv = { \"program\", \"arg\", ... } is required (no shell)".into()),
+                };
+                if argv.is_empty() || argv[0].is_empty() {
+                    return Err("exec: argv must name a program".into());
+                }
+                Ok(Action::Exec {
+                    argv,
+                    timeout: o.duration("timeout")?,
+                })
+            })
+        })?,
+    )?;
+    ex.raw_set(
+        "log",
+        lua.create_function(|lua, msg: Value| {
+            let text = match &msg {
+                Value::String(s) => s.to_string_lossy(),
+                Value::Nil => "nil".to_string(),
+                other => other
+                    .to_string()
+                    .unwrap_or_else(|_| other.type_name().to_string()),
+            };
+            let mut ctx = lua
+                .app_data_mut::<CallCtx>()
+                .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+            if ctx.logs.len() < 100 {
+                let mut text = text;
+                text.truncate(4096);
+                ctx.logs.push(text.clone());
+                if ctx.in_handler {
+                    ctx.actions.push(Action::Log { message: text });
+                }
+            }
+            ok(true)
+        })?,
+    )?;
+
+    let history = lua.create_table()?;
+    for (name, agg) in [
+        ("min", Aggregate::Min),
+        ("max", Aggregate::Max),
+        ("avg", Aggregate::Avg),
+        ("last", Aggregate::Last),
+        ("count", Aggregate::Count),
+    ] {
+        history.raw_set(
+            name,
+            lua.create_function(move |lua, (field, window): (Value, Value)| {
+                let Value::String(field) = field else {
+                    return refuse::<f64>(
+                        "history: first argument is a field name such as \"load1\"",
+                    );
+                };
+                let window = match duration_value(&window) {
+                    Ok(d) => d.as_millis() as i64,
+                    Err(e) => return refuse(format!("history: window: {e}")),
+                };
+                let now = lua
+                    .app_data_ref::<ViewCtx>()
+                    .and_then(|v| v.sample.as_ref().map(|s| s.ts_ms));
+                let Some(now) = now else {
+                    return refuse("history: only available while a sample is evaluated");
+                };
+                let ring = lua
+                    .app_data_ref::<CallCtx>()
+                    .map(|c| c.history.clone())
+                    .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+                let ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+                match ring.aggregate(&field.to_string_lossy(), window, now, agg) {
+                    Ok(v) => Ok((v, None)),
+                    Err(e) => refuse(format!("history: {e}")),
+                }
+            })?,
+        )?;
+    }
+    ex.raw_set("history", history)?;
+    Ok(ex)
+}
+
+const RULE_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "severity",
+    "hold",
+    "clear_after",
+    "when",
+    "on_fire",
+    "on_clear",
+    "every",
+    "run",
+    "summary",
+    "labels",
+];
+
+fn parse_rule(def: &Table) -> Result<RuleDecl, String> {
+    let o = Opts {
+        what: "rule",
+        t: Some(def),
+    };
+    o.check_keys(RULE_KEYS)?;
+    let name = o.string("name")?.ok_or("rule: name is required")?;
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+    {
+        return Err(format!(
+            "rule: name {name:?} must be letters, digits, '_', '-' or '.'"
+        ));
+    }
+    let func = |key: &str| -> Result<Option<Function>, String> {
+        match o.value(key) {
+            Value::Nil => Ok(None),
+            Value::Function(f) => Ok(Some(f)),
+            other => Err(format!(
+                "rule {name}: {key} must be a function, not {}",
+                other.type_name()
+            )),
+        }
+    };
+    let when = func("when")?;
+    let run = func("run")?;
+    let every = o.duration("every")?;
+    let ms = |d: Option<std::time::Duration>| d.map_or(0, |d| d.as_millis() as i64);
+    match (&when, &every) {
+        (Some(_), Some(_)) => return Err(format!("rule {name}: a scheduled rule (every) has no condition (when)")),
+        (None, None) => return Err(format!("rule {name}: needs a condition (when = function(s) ... end) or a schedule (every = \"1h\" with run = ...)")),
+        (None, Some(d)) => {
+            if run.is_none() {
+                return Err(format!("rule {name}: a scheduled rule needs run = function(s, ctx) ... end"));
+            }
+            if d.is_zero() {
+                return Err(format!("rule {name}: every must be longer than 0s"));
+            }
+        }
+        (Some(_), None) => {
+            if run.is_some() {
+                return Err(format!("rule {name}: run is for scheduled rules; use on_fire"));
+            }
+        }
+    }
+    let mut labels = BTreeMap::new();
+    match o.value("labels") {
+        Value::Nil => {}
+        Value::Table(t) => {
+            for pair in t.pairs::<String, String>() {
+                let (k, v) =
+                    pair.map_err(|_| format!("rule {name}: labels must map strings to strings"))?;
+                labels.insert(k, v);
+            }
+        }
+        _ => return Err(format!("rule {name}: labels must be a table of strings")),
+    }
+    Ok(RuleDecl {
+        severity: o.severity("severity")?.unwrap_or_default(),
+        hold_ms: ms(o.duration("hold")?),
+        clear_after_ms: ms(o.duration("clear_after")?),
+        every_ms: every.map(|d| d.as_millis() as i64),
+        on_fire: func("on_fire")?,
+        on_clear: func("on_clear")?,
+        summary: o.string("summary")?,
+        when,
+        run,
+        labels,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_and_templates() {
+        assert_eq!(parse_line("rules/x.lua:12: boom"), Some(12));
+        assert_eq!(
+            parse_line("...ong/path/x.lua:7: attempt to call a nil value"),
+            Some(7)
+        );
+        assert_eq!(parse_line("no line here: 3 apples"), None);
+        let v = serde_json::json!({"name": "burn", "pid": 42, "cpu": 99.5});
+        assert_eq!(
+            render_template("{name} (pid {pid}) at {cpu}% {missing}", &v),
+            "burn (pid 42) at 99.5% {missing}"
+        );
+    }
+}
