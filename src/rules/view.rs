@@ -281,6 +281,20 @@ pub(crate) fn build_root(lua: &Lua, sample: Arc<Sample>) -> mlua::Result<Table> 
         ooms.raw_set(i + 1, frozen(t)?)?;
     }
     r.raw_set("oom_kills", frozen(ooms)?)?;
+
+    let fss = lua.create_table_with_capacity(sample.filesystems.len(), 0)?;
+    for (i, f) in sample.filesystems.iter().enumerate() {
+        let t = lua.create_table_with_capacity(0, 6)?;
+        let used = f.total_bytes.saturating_sub(f.available_bytes);
+        t.raw_set("mount", f.mount_point.as_str())?;
+        t.raw_set("type", f.fs_type.as_str())?;
+        t.raw_set("total", f.total_bytes)?;
+        t.raw_set("available", f.available_bytes)?;
+        t.raw_set("used", used)?;
+        t.raw_set("used_pct", pct(used, f.total_bytes))?;
+        fss.raw_set(i + 1, frozen(t)?)?;
+    }
+    r.raw_set("filesystems", frozen(fss)?)?;
     r.raw_set("nprocs", sample.processes.len())?;
 
     for pair in methods.pairs::<Value, Value>() {
