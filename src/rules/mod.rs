@@ -23,7 +23,7 @@ mod engine;
 mod history;
 mod machine;
 pub mod sandbox;
-// pub mod testing;
+pub mod testing;
 mod types;
 mod view;
 mod worker;
@@ -32,7 +32,7 @@ pub use duration::parse_duration;
 pub use engine::{check, check_file_permissions, load_dir_sources, Engine, RuleInfo, RuleSource};
 pub use history::HistoryRing;
 pub use machine::Status;
-// pub use testing::{run_test_file, TestOutcome};
+pub use testing::{run_test_file, TestOutcome};
 pub use types::*;
 
 #[cfg(test)]

@@ -580,3 +580,80 @@ fn permissions_are_checked_like_strictmodes() {
     assert_eq!(load_dir_sources(dir.path(), true).unwrap().len(), 1);
     assert!(check(dir.path(), &RulesConfig::default()).is_empty());
 }
+
+fn shipped_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+#[test]
+fn shipped_rules_pass_check() {
+    let mut cfg = RulesConfig::default();
+    // A git checkout may be group-writable under some umasks; permissions are tested above.
+    cfg.strict_permissions = false;
+    let diags = check(&shipped_dir(), &cfg);
+    assert!(diags.is_empty(), "{}", diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"));
+}
+
+#[test]
+fn every_shipped_rule_has_a_passing_test_file() {
+    let mut cfg = RulesConfig::default();
+    cfg.strict_permissions = false;
+    let dir = shipped_dir();
+    let mut tested = std::collections::BTreeSet::new();
+    let mut tests: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    tests.sort();
+    let mut failures = Vec::new();
+    for t in &tests {
+        match run_test_file(t, &cfg) {
+            Ok(outcome) => {
+                for f in &outcome.firings {
+                    tested.insert(f.file.file_name().unwrap().to_string_lossy().to_string());
+                }
+                for f in outcome.failures {
+                    failures.push(format!("{}: {f}", t.display()));
+                }
+            }
+            Err(e) => failures.push(e.to_string()),
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    for lua in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
+        if lua.extension().is_some_and(|x| x == "lua") {
+            let name = lua.file_name().unwrap().to_string_lossy().to_string();
+            assert!(tested.contains(&name), "{name} has no test that makes it fire");
+        }
+    }
+}
+
+#[test]
+fn test_runner_reports_mismatches() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("r.lua"), GOOD_A).unwrap();
+    let t = dir.path().join("t.toml");
+    std::fs::write(
+        &t,
+        r#"
+rules = ["r.lua"]
+[[samples]]
+host = { load1 = 5.0 }
+[[expect]]
+at = "10s"
+rule = "good_a"
+kind = "fire"
+"#,
+    )
+    .unwrap();
+    let mut cfg = RulesConfig::default();
+    cfg.strict_permissions = false;
+    let out = run_test_file(&t, &cfg).unwrap();
+    assert!(!out.passed());
+    assert!(out.failures.iter().any(|f| f.contains("not produced")), "{:?}", out.failures);
+    assert!(out.failures.iter().any(|f| f.contains("unexpected Fire of good_a at 0s")), "{:?}", out.failures);
+    std::fs::write(&t, "rules = [\"r.lua\"]\n[[samples]]\nhost = { laod1 = 5.0 }\n").unwrap();
+    let err = run_test_file(&t, &cfg).unwrap_err().to_string();
+    assert!(err.contains("laod1") && err.contains("unknown field"), "{err}");
+}
