@@ -155,12 +155,21 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
     // Expand samples: each spec inherits the previous one's fields.
     let template = serde_json::to_value(Sample::default()).map_err(|e| bad(path, e.to_string()))?;
     let mut current = template.clone();
-    merge_checked(&mut current, &Value::Object(test.defaults.clone()), "defaults").map_err(|e| bad(path, e))?;
+    merge_checked(
+        &mut current,
+        &Value::Object(test.defaults.clone()),
+        "defaults",
+    )
+    .map_err(|e| bad(path, e))?;
     let mut timeline: Vec<(i64, Sample)> = Vec::new();
     let mut next_offset = 0i64;
     for (i, spec) in test.samples.iter().enumerate() {
-        merge_checked(&mut current, &Value::Object(spec.fields.clone()), &format!("samples[{i}]"))
-            .map_err(|e| bad(path, e))?;
+        merge_checked(
+            &mut current,
+            &Value::Object(spec.fields.clone()),
+            &format!("samples[{i}]"),
+        )
+        .map_err(|e| bad(path, e))?;
         let mut offset = match &spec.at {
             Some(at) => offset_ms(&format!("samples[{i}].at"), at)?,
             None => next_offset,
@@ -184,7 +193,13 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
     let states_at: Vec<(i64, String, super::machine::Status)> = test
         .expect_state
         .iter()
-        .map(|e| Ok((offset_ms("expect_state.at", &e.at)?, e.rule.clone(), e.status)))
+        .map(|e| {
+            Ok((
+                offset_ms("expect_state.at", &e.at)?,
+                e.rule.clone(),
+                e.status,
+            ))
+        })
         .collect::<Result<_, RulesError>>()?;
     for (offset, sample) in &timeline {
         let eval = engine.evaluate(sample);
@@ -214,7 +229,10 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
     }
     for (at, rule, _) in &states_at {
         if !timeline.iter().any(|(o, _)| o == at) {
-            failures.push(format!("expect_state at {}: no sample at that offset", fmt_offset(*at)));
+            failures.push(format!(
+                "expect_state at {}: no sample at that offset",
+                fmt_offset(*at)
+            ));
             let _ = rule;
         }
     }
@@ -223,9 +241,9 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
     let mut unmatched: Vec<Option<&(i64, Firing)>> = firings.iter().map(Some).collect();
     for exp in &test.expect {
         let at = offset_ms("expect.at", &exp.at)?;
-        let found = unmatched.iter_mut().find(|f| {
-            f.is_some_and(|(o, f)| *o == at && f.rule == exp.rule && f.kind == exp.kind)
-        });
+        let found = unmatched
+            .iter_mut()
+            .find(|f| f.is_some_and(|(o, f)| *o == at && f.rule == exp.rule && f.kind == exp.kind));
         let Some(slot) = found else {
             let near: Vec<String> = firings
                 .iter()
@@ -237,7 +255,11 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
                 exp.kind,
                 exp.rule,
                 exp.at,
-                if near.is_empty() { "nothing".into() } else { near.join(", ") }
+                if near.is_empty() {
+                    "nothing".into()
+                } else {
+                    near.join(", ")
+                }
             ));
             continue;
         };
@@ -245,7 +267,10 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
         let what = format!("{:?} of {} at {}", exp.kind, exp.rule, exp.at);
         if let Some(sev) = exp.severity {
             if sev != firing.severity {
-                failures.push(format!("{what}: severity {:?}, expected {sev:?}", firing.severity));
+                failures.push(format!(
+                    "{what}: severity {:?}, expected {sev:?}",
+                    firing.severity
+                ));
             }
         }
         if let Some(values) = &exp.values {
@@ -268,7 +293,8 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
                 ));
             } else {
                 for (i, (e, a)) in actions.iter().zip(&actual).enumerate() {
-                    if let Err(err) = subset(&Value::Object(e.clone()), a, &format!("actions[{i}]")) {
+                    if let Err(err) = subset(&Value::Object(e.clone()), a, &format!("actions[{i}]"))
+                    {
                         failures.push(format!("{what}: {err}"));
                     }
                 }
@@ -358,7 +384,10 @@ fn subset(expected: &Value, actual: &Value, path: &str) -> Result<(), String> {
             Ok(())
         }
         (Value::Number(e), Value::Number(a)) => {
-            let (e, a) = (e.as_f64().unwrap_or(f64::NAN), a.as_f64().unwrap_or(f64::NAN));
+            let (e, a) = (
+                e.as_f64().unwrap_or(f64::NAN),
+                a.as_f64().unwrap_or(f64::NAN),
+            );
             if (e - a).abs() <= 1e-9 * e.abs().max(1.0) {
                 Ok(())
             } else {

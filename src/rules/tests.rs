@@ -587,17 +587,29 @@ fn shipped_dir() -> PathBuf {
 
 #[test]
 fn shipped_rules_pass_check() {
-    let mut cfg = RulesConfig::default();
     // A git checkout may be group-writable under some umasks; permissions are tested above.
-    cfg.strict_permissions = false;
+    let cfg = RulesConfig {
+        strict_permissions: false,
+        ..Default::default()
+    };
     let diags = check(&shipped_dir(), &cfg);
-    assert!(diags.is_empty(), "{}", diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n"));
+    assert!(
+        diags.is_empty(),
+        "{}",
+        diags
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
 }
 
 #[test]
 fn every_shipped_rule_has_a_passing_test_file() {
-    let mut cfg = RulesConfig::default();
-    cfg.strict_permissions = false;
+    let cfg = RulesConfig {
+        strict_permissions: false,
+        ..Default::default()
+    };
     let dir = shipped_dir();
     let mut tested = std::collections::BTreeSet::new();
     let mut tests: Vec<PathBuf> = std::fs::read_dir(dir.join("tests"))
@@ -624,7 +636,10 @@ fn every_shipped_rule_has_a_passing_test_file() {
     for lua in std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()) {
         if lua.extension().is_some_and(|x| x == "lua") {
             let name = lua.file_name().unwrap().to_string_lossy().to_string();
-            assert!(tested.contains(&name), "{name} has no test that makes it fire");
+            assert!(
+                tested.contains(&name),
+                "{name} has no test that makes it fire"
+            );
         }
     }
 }
@@ -647,13 +662,32 @@ kind = "fire"
 "#,
     )
     .unwrap();
-    let mut cfg = RulesConfig::default();
-    cfg.strict_permissions = false;
+    let cfg = RulesConfig {
+        strict_permissions: false,
+        ..Default::default()
+    };
     let out = run_test_file(&t, &cfg).unwrap();
     assert!(!out.passed());
-    assert!(out.failures.iter().any(|f| f.contains("not produced")), "{:?}", out.failures);
-    assert!(out.failures.iter().any(|f| f.contains("unexpected Fire of good_a at 0s")), "{:?}", out.failures);
-    std::fs::write(&t, "rules = [\"r.lua\"]\n[[samples]]\nhost = { laod1 = 5.0 }\n").unwrap();
+    assert!(
+        out.failures.iter().any(|f| f.contains("not produced")),
+        "{:?}",
+        out.failures
+    );
+    assert!(
+        out.failures
+            .iter()
+            .any(|f| f.contains("unexpected Fire of good_a at 0s")),
+        "{:?}",
+        out.failures
+    );
+    std::fs::write(
+        &t,
+        "rules = [\"r.lua\"]\n[[samples]]\nhost = { laod1 = 5.0 }\n",
+    )
+    .unwrap();
     let err = run_test_file(&t, &cfg).unwrap_err().to_string();
-    assert!(err.contains("laod1") && err.contains("unknown field"), "{err}");
+    assert!(
+        err.contains("laod1") && err.contains("unknown field"),
+        "{err}"
+    );
 }

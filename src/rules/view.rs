@@ -16,13 +16,16 @@ pub(crate) struct ViewCtx {
     /// Built process proxies of the current sample, by 1-based index.
     pub cache: Option<Table>,
     pub freeze: Function,
+    pub make_proc: Function,
     /// Metatable of the root's backing table (lazy `procs`/`connections`).
     pub lazy_meta: Table,
     /// Methods (`top`, `find`) every root exposes.
     pub methods: Table,
 }
 
-fn ctx_parts(lua: &Lua) -> mlua::Result<(Arc<Sample>, Table, Function)> {
+type Parts = (Arc<Sample>, Table, Function, Function);
+
+fn ctx_parts(lua: &Lua) -> mlua::Result<Parts> {
     let ctx = lua
         .app_data_ref::<ViewCtx>()
         .ok_or_else(|| mlua::Error::runtime("no sample view"))?;
@@ -34,7 +37,7 @@ fn ctx_parts(lua: &Lua) -> mlua::Result<(Arc<Sample>, Table, Function)> {
         .cache
         .clone()
         .ok_or_else(|| mlua::Error::runtime("no sample view"))?;
-    Ok((sample, cache, ctx.freeze.clone()))
+    Ok((sample, cache, ctx.freeze.clone(), ctx.make_proc.clone()))
 }
 
 /// Creates the shared functions (`top`, the lazy loader). Call once per Lua state.
@@ -76,7 +79,7 @@ impl From<mlua::Error> for TopError {
 }
 
 fn top(lua: &Lua, n: i64, by: &str) -> Result<Table, TopError> {
-    let (sample, cache, freeze) = ctx_parts(lua)?;
+    let (sample, cache, _freeze, make_proc) = ctx_parts(lua)?;
     let key: fn(&ProcessRow) -> f64 = match by {
         "cpu" => |p| p.cpu_pct,
         "mem" | "rss" => |p| p.rss_bytes as f64,
@@ -100,60 +103,65 @@ fn top(lua: &Lua, n: i64, by: &str) -> Result<Table, TopError> {
     idx.truncate(n);
     let out = lua.create_table_with_capacity(n, 0)?;
     for (k, i) in idx.into_iter().enumerate() {
-        out.raw_set(k + 1, proc_view(lua, &sample, &cache, &freeze, i)?)?;
+        out.raw_set(k + 1, proc_view(&sample, &cache, &make_proc, i)?)?;
     }
     Ok(out)
 }
 
 fn proc_view(
-    lua: &Lua,
     sample: &Sample,
     cache: &Table,
-    freeze: &Function,
+    make_proc: &Function,
     i: usize,
 ) -> mlua::Result<Table> {
     if let Value::Table(t) = cache.raw_get::<Value>(i + 1)? {
         return Ok(t);
     }
     let p = &sample.processes[i];
-    let t = lua.create_table_with_capacity(0, 18)?;
-    t.raw_set("pid", p.id.pid)?;
-    t.raw_set("ppid", p.id.ppid)?;
-    t.raw_set("uid", p.id.uid)?;
-    t.raw_set("user", p.id.user.as_str())?;
-    t.raw_set("name", p.id.name.as_str())?;
-    t.raw_set("cmdline", p.id.cmdline.as_str())?;
-    t.raw_set("started", p.id.start_time_ms as f64 / 1000.0)?;
     let mut buf = [0u8; 4];
-    t.raw_set("state", &*p.state.encode_utf8(&mut buf))?;
-    t.raw_set("cpu", p.cpu_pct)?;
-    t.raw_set("rss", p.rss_bytes)?;
-    t.raw_set("read_bps", p.read_bytes_per_s)?;
-    t.raw_set("write_bps", p.write_bytes_per_s)?;
-    t.raw_set("threads", p.threads)?;
-    t.raw_set("net_tx_bps", p.net_tx_bytes_per_s)?;
-    t.raw_set("net_rx_bps", p.net_rx_bytes_per_s)?;
+    let t: Table = make_proc.call((
+        p.id.pid,
+        p.id.ppid,
+        p.id.uid,
+        p.id.user.as_str(),
+        p.id.name.as_str(),
+        p.id.cmdline.as_str(),
+        p.id.start_time_ms as f64 / 1000.0,
+        &*p.state.encode_utf8(&mut buf),
+        p.cpu_pct,
+        p.rss_bytes,
+        p.read_bytes_per_s,
+        p.write_bytes_per_s,
+        p.threads,
+        p.net_tx_bytes_per_s,
+        p.net_rx_bytes_per_s,
+    ))?;
     if let Some(extra) = &p.extra {
-        t.raw_set("fds", extra.open_fds)?;
-        t.raw_set("wchan", extra.wchan.as_deref())?;
-        t.raw_set("cgroup", extra.cgroup.as_deref())?;
+        // Detail extras go on the backing table, reachable through the proxy's __index.
+        let real: Table = t
+            .metatable()
+            .and_then(|m| m.raw_get("__index").ok())
+            .ok_or_else(|| mlua::Error::runtime("process view without backing table"))?;
+        real.raw_set("fds", extra.open_fds)?;
+        real.raw_set("wchan", extra.wchan.as_deref())?;
+        real.raw_set("cgroup", extra.cgroup.as_deref())?;
     }
-    let proxy: Table = freeze.call(t)?;
+    let proxy = t;
     cache.raw_set(i + 1, &proxy)?;
     Ok(proxy)
 }
 
 fn all_procs(lua: &Lua) -> mlua::Result<Table> {
-    let (sample, cache, freeze) = ctx_parts(lua)?;
+    let (sample, cache, freeze, make_proc) = ctx_parts(lua)?;
     let arr = lua.create_table_with_capacity(sample.processes.len(), 0)?;
     for i in 0..sample.processes.len() {
-        arr.raw_set(i + 1, proc_view(lua, &sample, &cache, &freeze, i)?)?;
+        arr.raw_set(i + 1, proc_view(&sample, &cache, &make_proc, i)?)?;
     }
     freeze.call(arr)
 }
 
 fn connections(lua: &Lua) -> mlua::Result<Table> {
-    let (sample, _cache, freeze) = ctx_parts(lua)?;
+    let (sample, _cache, freeze, _) = ctx_parts(lua)?;
     let arr = lua.create_table_with_capacity(sample.connections.len(), 0)?;
     for (i, c) in sample.connections.iter().enumerate() {
         let t = lua.create_table_with_capacity(0, 9)?;

@@ -164,6 +164,8 @@ impl Worker {
         tx: Sender<Reply>,
     ) -> mlua::Result<Worker> {
         let lua = sandbox::new_state(cfg.memory_limit_bytes)?;
+        // Each sample's view is short-lived garbage: what generational collection is for.
+        lua.gc_gen(0, 0);
         lua.set_app_data(CallCtx {
             in_handler: false,
             actions: Vec::new(),
@@ -190,6 +192,7 @@ impl Worker {
             sample: None,
             cache: None,
             freeze: prelude.freeze.clone(),
+            make_proc: prelude.make_proc.clone(),
             lazy_meta,
             methods,
         });
