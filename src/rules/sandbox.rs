@@ -65,9 +65,6 @@ pub(crate) struct Prelude {
     pub freeze: Function,
     /// `new_env(chunk_name) -> env`: a fresh `_ENV` for one rule file.
     pub new_env: Function,
-    /// `make_proc(pid, ppid, uid, user, name, cmdline, started, state, cpu, rss, read_bps,
-    /// write_bps, threads, net_tx_bps, net_rx_bps) -> proxy`.
-    pub make_proc: Function,
 }
 
 /// Creates the sandboxed state. `api` holds the engine's functions (`rule`, actions,
@@ -101,7 +98,6 @@ pub(crate) fn install_prelude(lua: &Lua, api: Table) -> mlua::Result<Prelude> {
     Ok(Prelude {
         freeze: t.get("freeze")?,
         new_env: t.get("new_env")?,
-        make_proc: t.get("make_proc")?,
     })
 }
 
@@ -156,16 +152,6 @@ local function freeze(real)
     __len = function() return #real end,
     __pairs = function() return next, real, nil end,
     __metatable = READONLY,
-  })
-end
-
--- One process of the sample view, built by a table constructor (constant keys, presized).
-local function make_proc(pid, ppid, uid, user, name, cmdline, started, state, cpu, rss,
-                         read_bps, write_bps, threads, net_tx_bps, net_rx_bps)
-  return freeze({
-    pid = pid, ppid = ppid, uid = uid, user = user, name = name, cmdline = cmdline,
-    started = started, state = state, cpu = cpu, rss = rss, read_bps = read_bps,
-    write_bps = write_bps, threads = threads, net_tx_bps = net_tx_bps, net_rx_bps = net_rx_bps,
   })
 end
 
@@ -275,5 +261,5 @@ api.view_methods.find = function(self, pat)
   return out
 end
 
-return { freeze = freeze, new_env = new_env, make_proc = make_proc }
+return { freeze = freeze, new_env = new_env }
 "##;

@@ -691,3 +691,22 @@ kind = "fire"
         "{err}"
     );
 }
+
+#[test]
+fn process_views_serialize_and_copy() {
+    let text = r#"rule { name = "v", when = function(s)
+  local p = s:top(1, "cpu")[1]
+  local c = p:copy()
+  c.name = "mine"
+  return true, { proc = p, copy_name = c.name, kind = type(p), text = tostring(p) }
+end }"#;
+    let mut engine = Engine::load(cfg(), vec![src("v.lua", text)]).unwrap();
+    let eval = engine.evaluate(&sample(0, 0.0));
+    assert!(eval.errors.is_empty(), "{:#?}", eval.errors);
+    let v = &eval.firings[0].values;
+    assert_eq!(v["proc"]["pid"], 20);
+    assert_eq!(v["proc"]["name"], "burn");
+    assert_eq!(v["copy_name"], "mine");
+    assert_eq!(v["kind"], "userdata");
+    assert_eq!(v["text"], "process 20 (burn)");
+}

@@ -16,14 +16,13 @@ pub(crate) struct ViewCtx {
     /// Built process proxies of the current sample, by 1-based index.
     pub cache: Option<Table>,
     pub freeze: Function,
-    pub make_proc: Function,
     /// Metatable of the root's backing table (lazy `procs`/`connections`).
     pub lazy_meta: Table,
     /// Methods (`top`, `find`) every root exposes.
     pub methods: Table,
 }
 
-type Parts = (Arc<Sample>, Table, Function, Function);
+type Parts = (Arc<Sample>, Table, Function);
 
 fn ctx_parts(lua: &Lua) -> mlua::Result<Parts> {
     let ctx = lua
@@ -37,7 +36,7 @@ fn ctx_parts(lua: &Lua) -> mlua::Result<Parts> {
         .cache
         .clone()
         .ok_or_else(|| mlua::Error::runtime("no sample view"))?;
-    Ok((sample, cache, ctx.freeze.clone(), ctx.make_proc.clone()))
+    Ok((sample, cache, ctx.freeze.clone()))
 }
 
 /// Creates the shared functions (`top`, the lazy loader). Call once per Lua state.
@@ -79,7 +78,7 @@ impl From<mlua::Error> for TopError {
 }
 
 fn top(lua: &Lua, n: i64, by: &str) -> Result<Table, TopError> {
-    let (sample, cache, _freeze, make_proc) = ctx_parts(lua)?;
+    let (sample, cache, _freeze) = ctx_parts(lua)?;
     let key: fn(&ProcessRow) -> f64 = match by {
         "cpu" => |p| p.cpu_pct,
         "mem" | "rss" => |p| p.rss_bytes as f64,
@@ -103,65 +102,160 @@ fn top(lua: &Lua, n: i64, by: &str) -> Result<Table, TopError> {
     idx.truncate(n);
     let out = lua.create_table_with_capacity(n, 0)?;
     for (k, i) in idx.into_iter().enumerate() {
-        out.raw_set(k + 1, proc_view(&sample, &cache, &make_proc, i)?)?;
+        out.raw_set(k + 1, proc_view(&sample, &cache, lua, i)?)?;
     }
     Ok(out)
 }
 
-fn proc_view(
-    sample: &Sample,
-    cache: &Table,
-    make_proc: &Function,
-    i: usize,
-) -> mlua::Result<Table> {
-    if let Value::Table(t) = cache.raw_get::<Value>(i + 1)? {
-        return Ok(t);
+fn proc_view(sample: &Arc<Sample>, cache: &Table, lua: &Lua, i: usize) -> mlua::Result<Value> {
+    if let v @ Value::UserData(_) = cache.raw_get::<Value>(i + 1)? {
+        return Ok(v);
     }
-    let p = &sample.processes[i];
-    let mut buf = [0u8; 4];
-    let t: Table = make_proc.call((
-        p.id.pid,
-        p.id.ppid,
-        p.id.uid,
-        p.id.user.as_str(),
-        p.id.name.as_str(),
-        p.id.cmdline.as_str(),
-        p.id.start_time_ms as f64 / 1000.0,
-        &*p.state.encode_utf8(&mut buf),
-        p.cpu_pct,
-        p.rss_bytes,
-        p.read_bytes_per_s,
-        p.write_bytes_per_s,
-        p.threads,
-        p.net_tx_bytes_per_s,
-        p.net_rx_bytes_per_s,
-    ))?;
-    if let Some(extra) = &p.extra {
-        // Detail extras go on the backing table, reachable through the proxy's __index.
-        let real: Table = t
-            .metatable()
-            .and_then(|m| m.raw_get("__index").ok())
-            .ok_or_else(|| mlua::Error::runtime("process view without backing table"))?;
-        real.raw_set("fds", extra.open_fds)?;
-        real.raw_set("wchan", extra.wchan.as_deref())?;
-        real.raw_set("cgroup", extra.cgroup.as_deref())?;
+    let ud = lua.create_userdata(ProcView {
+        sample: sample.clone(),
+        idx: i,
+    })?;
+    cache.raw_set(i + 1, &ud)?;
+    Ok(Value::UserData(ud))
+}
+
+/// One process as rules see it: a read-only userdata whose fields are read straight from the
+/// shared sample (no per-field copies; building 1,000 of them is cheap).
+pub(crate) struct ProcView {
+    sample: Arc<Sample>,
+    idx: usize,
+}
+
+/// `chunk:line: ` of the innermost Lua function on the stack, as `error(msg, 1)` would add.
+pub(crate) fn lua_where(lua: &Lua) -> String {
+    for level in 0..8 {
+        let found = lua.inspect_stack(level, |d| {
+            let line = d.current_line()?;
+            let src = d.source().short_src.map(|s| s.into_owned())?;
+            Some(format!("{src}:{line}: "))
+        });
+        match found {
+            None => break,
+            Some(Some(w)) => return w,
+            Some(None) => {}
+        }
     }
-    let proxy = t;
-    cache.raw_set(i + 1, &proxy)?;
-    Ok(proxy)
+    String::new()
+}
+
+/// Field names of a process, in `pairs` order.
+const PROC_FIELDS: &[&str] = &[
+    "pid",
+    "ppid",
+    "uid",
+    "user",
+    "name",
+    "cmdline",
+    "started",
+    "state",
+    "cpu",
+    "rss",
+    "read_bps",
+    "write_bps",
+    "threads",
+    "net_tx_bps",
+    "net_rx_bps",
+    "fds",
+    "wchan",
+    "cgroup",
+];
+
+impl ProcView {
+    fn row(&self) -> &ProcessRow {
+        &self.sample.processes[self.idx]
+    }
+
+    pub(crate) fn field(&self, lua: &Lua, key: &[u8]) -> mlua::Result<Value> {
+        let p = self.row();
+        let extra = p.extra.as_ref();
+        Ok(match key {
+            b"pid" => Value::Integer(p.id.pid.into()),
+            b"ppid" => Value::Integer(p.id.ppid.into()),
+            b"uid" => Value::Integer(p.id.uid.into()),
+            b"user" => Value::String(lua.create_string(&p.id.user)?),
+            b"name" => Value::String(lua.create_string(&p.id.name)?),
+            b"cmdline" => Value::String(lua.create_string(&p.id.cmdline)?),
+            b"started" => Value::Number(p.id.start_time_ms as f64 / 1000.0),
+            b"state" => {
+                let mut buf = [0u8; 4];
+                Value::String(lua.create_string(p.state.encode_utf8(&mut buf).as_bytes())?)
+            }
+            b"cpu" => Value::Number(p.cpu_pct),
+            b"rss" => Value::Integer(p.rss_bytes.min(i64::MAX as u64) as i64),
+            b"read_bps" => Value::Number(p.read_bytes_per_s),
+            b"write_bps" => Value::Number(p.write_bytes_per_s),
+            b"threads" => Value::Integer(p.threads.into()),
+            b"net_tx_bps" => p.net_tx_bytes_per_s.map_or(Value::Nil, Value::Number),
+            b"net_rx_bps" => p.net_rx_bytes_per_s.map_or(Value::Nil, Value::Number),
+            b"fds" => extra
+                .and_then(|e| e.open_fds)
+                .map_or(Value::Nil, |v| Value::Integer(v.into())),
+            b"wchan" => match extra.and_then(|e| e.wchan.as_deref()) {
+                Some(w) => Value::String(lua.create_string(w)?),
+                None => Value::Nil,
+            },
+            b"cgroup" => match extra.and_then(|e| e.cgroup.as_deref()) {
+                Some(c) => Value::String(lua.create_string(c)?),
+                None => Value::Nil,
+            },
+            _ => Value::Nil,
+        })
+    }
+
+    /// The process as a plain (fresh, mutable) table.
+    pub(crate) fn to_table(&self, lua: &Lua) -> mlua::Result<Table> {
+        let t = lua.create_table_with_capacity(0, PROC_FIELDS.len())?;
+        for name in PROC_FIELDS {
+            t.raw_set(*name, self.field(lua, name.as_bytes())?)?;
+        }
+        Ok(t)
+    }
+}
+
+impl mlua::UserData for ProcView {
+    fn add_methods<M: mlua::UserDataMethods<Self>>(methods: &mut M) {
+        methods.add_meta_method(mlua::MetaMethod::Index, |lua, this, key: Value| match key {
+            Value::String(k) => this.field(lua, &k.as_bytes()),
+            _ => Ok(Value::Nil),
+        });
+        methods.add_meta_method(
+            mlua::MetaMethod::NewIndex,
+            |lua, _, (k, _): (Value, Value)| {
+                Err::<(), _>(mlua::Error::runtime(format!(
+                    "{}attempt to modify a read-only process (field '{}')",
+                    lua_where(lua),
+                    k.to_string().unwrap_or_default()
+                )))
+            },
+        );
+        methods.add_meta_method(mlua::MetaMethod::Pairs, |lua, this, ()| {
+            let next: Function = lua.globals().raw_get("next")?;
+            Ok((next, this.to_table(lua)?, Value::Nil))
+        });
+        methods.add_meta_method(mlua::MetaMethod::ToString, |_, this, ()| {
+            let p = this.row();
+            Ok(format!("process {} ({})", p.id.pid, p.id.name))
+        });
+        methods.add_method("copy", |lua, this, ()| this.to_table(lua));
+    }
 }
 
 fn all_procs(lua: &Lua) -> mlua::Result<Table> {
-    let (sample, cache, freeze, make_proc) = ctx_parts(lua)?;
+    let (sample, cache, freeze) = ctx_parts(lua)?;
     let arr = lua.create_table_with_capacity(sample.processes.len(), 0)?;
     for i in 0..sample.processes.len() {
-        arr.raw_set(i + 1, proc_view(&sample, &cache, &make_proc, i)?)?;
+        arr.raw_set(i + 1, proc_view(&sample, &cache, lua, i)?)?;
     }
     freeze.call(arr)
 }
 
 fn connections(lua: &Lua) -> mlua::Result<Table> {
-    let (sample, _cache, freeze, _) = ctx_parts(lua)?;
+    let (sample, _cache, freeze) = ctx_parts(lua)?;
     let arr = lua.create_table_with_capacity(sample.connections.len(), 0)?;
     for (i, c) in sample.connections.iter().enumerate() {
         let t = lua.create_table_with_capacity(0, 9)?;

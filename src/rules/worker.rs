@@ -192,7 +192,6 @@ impl Worker {
             sample: None,
             cache: None,
             freeze: prelude.freeze.clone(),
-            make_proc: prelude.make_proc.clone(),
             lazy_meta,
             methods,
         });
@@ -367,14 +366,14 @@ impl Worker {
                     };
                     match machine::step(&mut state, timing, cond, now) {
                         Transition::Fire => {
-                            state.values = lua_to_json(&values_lua, 0);
+                            state.values = lua_to_json(&self.lua, &values_lua, 0);
                             transition = Some(FiringKind::Fire);
                         }
                         Transition::Clear => transition = Some(FiringKind::Clear),
                         Transition::None => {
                             if state.status == Status::Firing && !values_lua.is_nil() {
                                 // Keep the latest culprit while firing.
-                                state.values = lua_to_json(&values_lua, 0);
+                                state.values = lua_to_json(&self.lua, &values_lua, 0);
                             }
                         }
                     }
@@ -457,7 +456,7 @@ impl Worker {
                 });
             }
         }
-        state.user = table_to_json(&self.rules[i].state_table);
+        state.user = table_to_json(&self.lua, &self.rules[i].state_table);
         self.rules[i].state = state.clone();
         out.state = state;
         out
@@ -676,7 +675,7 @@ pub(crate) fn rule_error(
 
 const MAX_DEPTH: usize = 32;
 
-pub(crate) fn lua_to_json(v: &Value, depth: usize) -> serde_json::Value {
+pub(crate) fn lua_to_json(lua: &Lua, v: &Value, depth: usize) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         Value::Nil => J::Null,
@@ -684,20 +683,26 @@ pub(crate) fn lua_to_json(v: &Value, depth: usize) -> serde_json::Value {
         Value::Integer(i) => J::from(*i),
         Value::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
         Value::String(s) => J::String(s.to_string_lossy()),
-        Value::Table(t) if depth < MAX_DEPTH => table_to_json_depth(t, depth + 1),
+        Value::Table(t) if depth < MAX_DEPTH => table_to_json_depth(lua, t, depth + 1),
+        Value::UserData(ud) => match ud.borrow::<view::ProcView>() {
+            Ok(p) => p
+                .to_table(lua)
+                .map_or(J::Null, |t| table_to_json_depth(lua, &t, depth + 1)),
+            Err(_) => J::Null,
+        },
         _ => J::Null,
     }
 }
 
-fn table_to_json(t: &Table) -> serde_json::Value {
-    let v = table_to_json_depth(t, 0);
+fn table_to_json(lua: &Lua, t: &Table) -> serde_json::Value {
+    let v = table_to_json_depth(lua, t, 0);
     match &v {
         serde_json::Value::Object(m) if m.is_empty() => serde_json::Value::Null,
         _ => v,
     }
 }
 
-fn table_to_json_depth(t: &Table, depth: usize) -> serde_json::Value {
+fn table_to_json_depth(lua: &Lua, t: &Table, depth: usize) -> serde_json::Value {
     let len = t.raw_len();
     let mut count = 0usize;
     let mut map = serde_json::Map::new();
@@ -718,7 +723,7 @@ fn table_to_json_depth(t: &Table, depth: usize) -> serde_json::Value {
             Value::Boolean(b) => b.to_string(),
             _ => continue,
         };
-        map.insert(key, lua_to_json(&v, depth));
+        map.insert(key, lua_to_json(lua, &v, depth));
     }
     if len > 0 && count == len {
         for i in 1..=len {
