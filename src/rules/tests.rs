@@ -704,7 +704,7 @@ end }"#;
     let eval = engine.evaluate(&sample(0, 0.0));
     assert!(eval.errors.is_empty(), "{:#?}", eval.errors);
     let v = &eval.firings[0].values;
-    assert_eq!(v["proc"]["pid"], 20);
+    assert_eq!(v["proc"]["pid"], 20, "{v}");
     assert_eq!(v["proc"]["name"], "burn");
     assert_eq!(v["copy_name"], "mine");
     assert_eq!(v["kind"], "userdata");

@@ -711,7 +711,7 @@ fn table_to_json_depth(lua: &Lua, t: &Table, depth: usize) -> serde_json::Value 
         let Ok((k, v)) = pair else { continue };
         if matches!(
             v,
-            Value::Function(_) | Value::Thread(_) | Value::UserData(_) | Value::LightUserData(_)
+            Value::Function(_) | Value::Thread(_) | Value::LightUserData(_)
         ) {
             continue;
         }
