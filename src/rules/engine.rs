@@ -72,6 +72,68 @@ impl Engine {
         }
     }
 
+    /// Like [`Engine::load`], restoring saved state first (daemon start: state from the store),
+    /// so no rule starts over and the worker loads once.
+    pub fn load_with_state(
+        cfg: RulesConfig,
+        sources: Vec<RuleSource>,
+        state: EngineState,
+    ) -> Result<Engine, Vec<RuleError>> {
+        let history = Arc::new(Mutex::new(HistoryRing::new(cfg.history_capacity)));
+        let mut engine = Engine {
+            cfg,
+            sources,
+            rules: Vec::new(),
+            states: state.rules,
+            history,
+            worker: None,
+            abandoned: 0,
+        };
+        match engine.respawn() {
+            Ok(errors) if errors.is_empty() => Ok(engine),
+            Ok(errors) => Err(errors),
+            Err(e) => Err(vec![engine_error(e.to_string())]),
+        }
+    }
+
+    /// SIGHUP: loads `sources` into a new worker and swaps it in only if every file loads;
+    /// on error the running rules stay and the errors say why. Rule state and history carry
+    /// over; rules disabled for errors get another chance (the file may have been fixed).
+    pub fn reload(
+        &mut self,
+        cfg: RulesConfig,
+        sources: Vec<RuleSource>,
+    ) -> Result<(), Vec<RuleError>> {
+        let mut states = self.states.clone();
+        for s in states.values_mut() {
+            s.disabled = None;
+            s.consecutive_errors = 0;
+        }
+        if cfg.history_capacity != self.cfg.history_capacity {
+            let mut ring = self.history.lock().unwrap_or_else(|p| p.into_inner());
+            let mut fresh = HistoryRing::new(cfg.history_capacity);
+            fresh.extend_from(&ring);
+            *ring = fresh;
+        }
+        let mut next = Engine {
+            cfg,
+            sources,
+            rules: Vec::new(),
+            states,
+            history: self.history.clone(),
+            worker: None,
+            abandoned: self.abandoned,
+        };
+        match next.respawn() {
+            Ok(errors) if errors.is_empty() => {
+                *self = next;
+                Ok(())
+            }
+            Ok(errors) => Err(errors),
+            Err(e) => Err(vec![engine_error(e.to_string())]),
+        }
+    }
+
     /// Loads the files that work and reports the others (their rules are left out).
     pub fn load_lenient(
         cfg: RulesConfig,

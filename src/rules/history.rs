@@ -98,6 +98,16 @@ impl HistoryRing {
         self.rows.push_back((ts_ms, field_values(host)));
     }
 
+    /// Copies `other`'s rows (oldest first), keeping this ring's capacity.
+    pub fn extend_from(&mut self, other: &HistoryRing) {
+        for (ts, values) in &other.rows {
+            if self.rows.len() == self.capacity {
+                self.rows.pop_front();
+            }
+            self.rows.push_back((*ts, *values));
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.rows.len()
     }

@@ -710,3 +710,33 @@ end }"#;
     assert_eq!(v["kind"], "userdata");
     assert_eq!(v["text"], "process 20 (burn)");
 }
+
+#[test]
+fn reload_keeps_state_and_refuses_broken_files() {
+    let held = "rule { name = 'held', hold = '30s', when = function(s) return s.load1 > 1 end }";
+    let mut engine =
+        Engine::load_with_state(cfg(), vec![src("held.lua", held)], EngineState::default())
+            .unwrap();
+    engine.evaluate(&sample(0, 2.0));
+    engine.evaluate(&sample(20, 2.0));
+    // A broken reload keeps the running rules.
+    let broken = vec![src("held.lua", held), src("oops.lua", "rule { name = ")];
+    let errors = engine.reload(cfg(), broken).unwrap_err();
+    assert!(
+        errors[0].file.ends_with("oops.lua") && errors[0].line == Some(1),
+        "{errors:?}"
+    );
+    // A good reload keeps the pending hold.
+    engine
+        .reload(cfg(), vec![src("held.lua", held), src("b.lua", GOOD_A)])
+        .unwrap();
+    let eval = engine.evaluate(&sample(30, 2.0));
+    let fired: Vec<&str> = eval.firings.iter().map(|f| f.rule.as_str()).collect();
+    assert_eq!(fired, ["held", "good_a"]);
+}
+
+#[test]
+fn engine_is_send() {
+    fn send<T: Send>() {}
+    send::<Engine>();
+}
