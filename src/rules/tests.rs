@@ -740,3 +740,33 @@ fn engine_is_send() {
     fn send<T: Send>() {}
     send::<Engine>();
 }
+
+#[test]
+fn adversary_reenters_actions_through_metamethods() {
+    // Building an action reads the option table; metamethods calling actions again must not
+    // crash the worker (no borrow of the call context is held meanwhile).
+    let text = r#"rule { name = 'bad', when = function(s) return s.load1 > 1 end,
+  on_fire = function(s, ctx)
+    local evil = setmetatable({}, { __index = function(t, k) incident { title = "inner" } return "x" end,
+                                    __len = function() incident { title = "len" } return 2 end })
+    email { subject = "s", to = evil }
+    exec { argv = evil }
+  end }"#;
+    let (evals, _) = adversary(text);
+    assert!(evals
+        .iter()
+        .all(|e| e.errors.iter().all(|e| e.rule.as_deref() == Some("bad"))));
+}
+
+#[test]
+fn oversized_state_is_not_persisted_but_does_not_break_the_rule() {
+    let text = "rule { name = 'big', when = function(s)\n  for i = 1, 20000 do state[i] = i end\n  return true\nend }";
+    let mut engine = Engine::load(cfg(), vec![src("big.lua", text)]).unwrap();
+    let eval = engine.evaluate(&sample(0, 0.0));
+    assert!(eval.errors.is_empty(), "{:?}", eval.errors);
+    assert_eq!(eval.firings.len(), 1);
+    assert!(eval
+        .logs
+        .iter()
+        .any(|l| l.message.contains("more than 10000 entries")));
+}

@@ -456,7 +456,17 @@ impl Worker {
                 });
             }
         }
-        state.user = table_to_json(&self.lua, &self.rules[i].state_table);
+        match table_to_json(&self.lua, &self.rules[i].state_table) {
+            Ok(user) => state.user = user,
+            Err(message) => {
+                // Keep the last state that fitted; warn without counting it as a failure.
+                out.logs.push(LogLine {
+                    rule: Some(name.clone()),
+                    file: file.clone(),
+                    message,
+                });
+            }
+        }
         self.rules[i].state = state.clone();
         out.state = state;
         out
@@ -674,8 +684,15 @@ pub(crate) fn rule_error(
 // ---- Lua <-> JSON ----
 
 const MAX_DEPTH: usize = 32;
+/// Entries a rule's `state` (or values) may hold to be persisted.
+pub(crate) const MAX_JSON_ENTRIES: usize = 10_000;
 
 pub(crate) fn lua_to_json(lua: &Lua, v: &Value, depth: usize) -> serde_json::Value {
+    let mut budget = MAX_JSON_ENTRIES;
+    lua_to_json_budget(lua, v, depth, &mut budget)
+}
+
+fn lua_to_json_budget(lua: &Lua, v: &Value, depth: usize, budget: &mut usize) -> serde_json::Value {
     use serde_json::Value as J;
     match v {
         Value::Nil => J::Null,
@@ -683,26 +700,38 @@ pub(crate) fn lua_to_json(lua: &Lua, v: &Value, depth: usize) -> serde_json::Val
         Value::Integer(i) => J::from(*i),
         Value::Number(n) => serde_json::Number::from_f64(*n).map_or(J::Null, J::Number),
         Value::String(s) => J::String(s.to_string_lossy()),
-        Value::Table(t) if depth < MAX_DEPTH => table_to_json_depth(lua, t, depth + 1),
+        Value::Table(t) if depth < MAX_DEPTH => table_to_json_depth(lua, t, depth + 1, budget),
         Value::UserData(ud) => match ud.borrow::<view::ProcView>() {
             Ok(p) => p
                 .to_table(lua)
-                .map_or(J::Null, |t| table_to_json_depth(lua, &t, depth + 1)),
+                .map_or(J::Null, |t| table_to_json_depth(lua, &t, depth + 1, budget)),
             Err(_) => J::Null,
         },
         _ => J::Null,
     }
 }
 
-fn table_to_json(lua: &Lua, t: &Table) -> serde_json::Value {
-    let v = table_to_json_depth(lua, t, 0);
-    match &v {
+/// The rule's `state` table as JSON; `Err` when it is too big to persist.
+fn table_to_json(lua: &Lua, t: &Table) -> Result<serde_json::Value, String> {
+    let mut budget = MAX_JSON_ENTRIES;
+    let v = table_to_json_depth(lua, t, 0, &mut budget);
+    if budget == 0 {
+        return Err(format!(
+            "the state table holds more than {MAX_JSON_ENTRIES} entries; only the first are saved"
+        ));
+    }
+    Ok(match &v {
         serde_json::Value::Object(m) if m.is_empty() => serde_json::Value::Null,
         _ => v,
-    }
+    })
 }
 
-fn table_to_json_depth(lua: &Lua, t: &Table, depth: usize) -> serde_json::Value {
+fn table_to_json_depth(
+    lua: &Lua,
+    t: &Table,
+    depth: usize,
+    budget: &mut usize,
+) -> serde_json::Value {
     let len = t.raw_len();
     let mut count = 0usize;
     let mut map = serde_json::Map::new();
@@ -715,6 +744,10 @@ fn table_to_json_depth(lua: &Lua, t: &Table, depth: usize) -> serde_json::Value 
         ) {
             continue;
         }
+        if *budget == 0 {
+            break;
+        }
+        *budget -= 1;
         count += 1;
         let key = match &k {
             Value::String(s) => s.to_string_lossy(),
@@ -723,7 +756,7 @@ fn table_to_json_depth(lua: &Lua, t: &Table, depth: usize) -> serde_json::Value 
             Value::Boolean(b) => b.to_string(),
             _ => continue,
         };
-        map.insert(key, lua_to_json(lua, &v, depth));
+        map.insert(key, lua_to_json_budget(lua, &v, depth, budget));
     }
     if len > 0 && count == len {
         for i in 1..=len {
@@ -878,31 +911,49 @@ fn duration_value(v: &Value) -> Result<std::time::Duration, String> {
 }
 
 /// Shared body of every action function: only inside handlers; records the action.
+/// What an action may read about the current call (copied, so building the action, which
+/// can run Lua metamethods, never holds a borrow of the call context).
+struct ActionInfo {
+    default_title: String,
+    severity: Severity,
+    allow_exec: bool,
+}
+
+/// Shared body of every action function: only inside handlers; records the action.
 fn emit(
     lua: &Lua,
     what: &str,
-    build: impl FnOnce(&CallCtx) -> Result<Action, String>,
+    build: impl FnOnce(&ActionInfo) -> Result<Action, String>,
 ) -> mlua::Result<Opt<bool>> {
+    let info = {
+        let ctx = lua
+            .app_data_ref::<CallCtx>()
+            .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+        if !ctx.in_handler {
+            return refuse(format!(
+                "{what}: actions are only allowed in on_fire, on_clear and run handlers, not in the condition or at load time"
+            ));
+        }
+        ActionInfo {
+            default_title: ctx.default_title.clone(),
+            severity: ctx.severity,
+            allow_exec: ctx.allow_exec,
+        }
+    };
+    let action = match build(&info) {
+        Ok(action) => action,
+        Err(e) => return refuse(e),
+    };
     let mut ctx = lua
         .app_data_mut::<CallCtx>()
         .ok_or_else(|| mlua::Error::runtime("no call context"))?;
-    if !ctx.in_handler {
+    if ctx.actions.len() >= 100 {
         return refuse(format!(
-            "{what}: actions are only allowed in on_fire, on_clear and run handlers, not in the condition or at load time"
+            "{what}: too many actions in one call (100 at most)"
         ));
     }
-    match build(&ctx) {
-        Ok(action) => {
-            if ctx.actions.len() >= 100 {
-                return refuse(format!(
-                    "{what}: too many actions in one call (100 at most)"
-                ));
-            }
-            ctx.actions.push(action);
-            ok(true)
-        }
-        Err(e) => refuse(e),
-    }
+    ctx.actions.push(action);
+    ok(true)
 }
 
 fn exports(lua: &Lua) -> mlua::Result<Table> {
