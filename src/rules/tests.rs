@@ -103,6 +103,9 @@ fn adversary_cfg(bad: &str, cfg: RulesConfig) -> (Vec<Evaluation>, Engine) {
         let start = Instant::now();
         let eval = engine.evaluate(&sample(i as i64, load));
         let took = start.elapsed();
+        if std::env::var_os("HOGTRAP_PRINT_TIMES").is_some() {
+            eprintln!("evaluate {i}: {took:?}");
+        }
         // The limit, plus respawning a worker after an abandoned one (debug build).
         assert!(
             took < limit + Duration::from_millis(700),
