@@ -306,6 +306,7 @@ impl Engine {
                     Ok(Reply::EvalDone { error }) => {
                         if let Some(msg) = error {
                             eval.errors.push(engine_error(msg));
+                            eval.skipped = self.rule_names_from(done);
                         }
                         self.worker = Some(handle);
                         return eval;

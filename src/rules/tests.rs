@@ -773,3 +773,22 @@ fn oversized_state_is_not_persisted_but_does_not_break_the_rule() {
         .iter()
         .any(|l| l.message.contains("more than 10000 entries")));
 }
+
+#[test]
+fn adversary_error_object_with_looping_tostring() {
+    let (evals, _) = adversary(
+        "rule { name = 'bad', when = function(s)\n  error(setmetatable({}, { __tostring = function() while true do end end }))\nend }",
+    );
+    assert!(!bad_errors(&evals).is_empty());
+    assert!(evals
+        .iter()
+        .any(|e| e.disabled.iter().any(|d| d.rule == "bad")));
+}
+
+#[test]
+fn adversary_to_be_closed_variable_loops() {
+    let (evals, _) = adversary(
+        "rule { name = 'bad', when = function(s)\n  local x <close> = setmetatable({}, { __close = function() while true do end end })\n  error('boom')\nend }",
+    );
+    assert_bad_failed(&evals, ErrorKind::Budget, "instruction budget exceeded");
+}
