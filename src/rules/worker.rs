@@ -1117,6 +1117,17 @@ fn exports(lua: &Lua) -> mlua::Result<Table> {
                     None if load_below.is_some() => "low_load".to_string(),
                     None => "age".to_string(),
                 };
+                match policy.as_str() {
+                    "low_load" if load_below.is_none() => {
+                        return Err("prune: policy \"low_load\" needs load_below (e.g. load_below = 1.4)".into())
+                    }
+                    "low_load" | "age" | "retention" => {}
+                    other => {
+                        return Err(format!(
+                            "prune: unknown policy {other:?} (use \"low_load\", \"age\" or \"retention\")"
+                        ))
+                    }
+                }
                 if policy != "retention" && older_than.is_none() {
                     return Err("prune: older_than is required (e.g. older_than = \"1d\")".into());
                 }
