@@ -115,6 +115,13 @@ pub(crate) fn arm_budget(lua: &Lua, budget: u64) {
     }
 }
 
+/// Charges work done in Rust on behalf of a rule (sorting processes, scanning history) to the
+/// instruction budget, so a loop of cheap-looking calls still runs out. The hook raises the
+/// error at its next check.
+pub(crate) fn charge(units: usize) {
+    BUDGET_LEFT.with(|b| b.set(b.get().saturating_sub(units as i64)));
+}
+
 /// Whether the budget ran out since the last [`arm_budget`].
 pub(crate) fn budget_tripped() -> bool {
     TRIPPED.with(|t| t.get())

@@ -792,3 +792,15 @@ fn adversary_to_be_closed_variable_loops() {
     );
     assert_bad_failed(&evals, ErrorKind::Budget, "instruction budget exceeded");
 }
+
+#[test]
+fn adversary_loops_over_rust_helpers() {
+    // Each call is cheap in instructions but not in work: helpers charge the budget.
+    let mut c = cfg();
+    c.instruction_budget = 100_000;
+    let (evals, _) = adversary_cfg(
+        "rule { name = 'bad', when = function(s)\n  while true do s:top(1000, 'cpu') history.max('load1', '1h') end\nend }",
+        c,
+    );
+    assert_bad_failed(&evals, ErrorKind::Budget, "instruction budget exceeded");
+}

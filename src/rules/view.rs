@@ -90,6 +90,7 @@ fn top(lua: &Lua, n: i64, by: &str) -> Result<Table, TopError> {
             )))
         }
     };
+    super::sandbox::charge(sample.processes.len());
     let n = n.clamp(0, sample.processes.len() as i64) as usize;
     let mut idx: Vec<usize> = (0..sample.processes.len()).collect();
     let cmp =

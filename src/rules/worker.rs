@@ -1223,6 +1223,7 @@ fn exports(lua: &Lua) -> mlua::Result<Table> {
                     .map(|c| c.history.clone())
                     .ok_or_else(|| mlua::Error::runtime("no call context"))?;
                 let ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+                sandbox::charge(ring.len());
                 match ring.aggregate(&field.to_string_lossy(), window, now, agg) {
                     Ok(v) => Ok((v, None)),
                     Err(e) => refuse(format!("history: {e}")),
