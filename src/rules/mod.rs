@@ -18,6 +18,8 @@
 //! - rule state (status, timers, the rule's own `state` table) is exportable as JSON and
 //!   restorable, so a restart does not reset a `hold` timer.
 
+mod api;
+mod convert;
 mod duration;
 mod engine;
 mod history;
