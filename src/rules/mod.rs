@@ -17,6 +17,13 @@
 //!   [`RulesConfig::max_consecutive_errors`] failures in a row; other rules keep running;
 //! - rule state (status, timers, the rule's own `state` table) is exportable as JSON and
 //!   restorable, so a restart does not reset a `hold` timer.
+//!
+//! Where things are: `engine.rs` (the [`Engine`] the daemon holds: load, evaluate, watchdog,
+//! state, `check`, file permissions), `worker.rs` (the thread owning the Lua state),
+//! `sandbox.rs` (the state, library subset, budget hook), `view.rs` (the sample as Lua sees
+//! it), `api.rs` (functions rules call: `rule`, actions, `history`), `machine.rs`
+//! (hysteresis), `history.rs` (the ring), `testing.rs` (`hogtrap rules test`), `types.rs`
+//! (what crosses the boundary). The reference for rule authors is `docs/rules.md`.
 
 mod api;
 mod convert;
