@@ -1,7 +1,7 @@
 //! hogtrap: a scriptable flight recorder for Linux hosts.
 //!
 //! The pipeline, one folder each: `collect` reads the host into a [`model::Sample`]; `store`
-//! writes it to SQLite (the only SQL in the program); `daemon` wires the loop; `alert` sends
+//! writes it to SQLite (the only SQL in the program); `rules` runs the user's Lua on every sample; `daemon` wires the loop; `alert` sends
 //! email and desktop notifications; `cli` answers the user's questions from the store,
 //! read-only.
 
@@ -11,4 +11,5 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod model;
+pub mod rules;
 pub mod store;

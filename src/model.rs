@@ -160,6 +160,17 @@ pub struct OomKill {
     pub rss_bytes: u64,
 }
 
+/// One mounted file system's usage (rules such as "disk filling" read it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FilesystemRow {
+    pub mount_point: String,
+    /// `ext4`, `xfs`, `btrfs`, ...
+    pub fs_type: String,
+    pub total_bytes: u64,
+    /// Bytes an unprivileged user can still write (`statvfs` f_bavail).
+    pub available_bytes: u64,
+}
+
 /// One pass of collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Sample {
@@ -177,4 +188,7 @@ pub struct Sample {
     pub processes: Vec<ProcessRow>,
     pub connections: Vec<Connection>,
     pub oom_kills: Vec<OomKill>,
+    /// Mounted file systems (real ones: no tmpfs, proc, overlay). Empty when not collected.
+    #[serde(default)]
+    pub filesystems: Vec<FilesystemRow>,
 }

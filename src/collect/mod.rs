@@ -76,6 +76,7 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
         processes: keep.into_iter().map(|i| p[i].clone()).collect(),
         connections: Vec::new(),
         oom_kills: full.oom_kills.clone(),
+        filesystems: full.filesystems.clone(),
     }
 }
 

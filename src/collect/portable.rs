@@ -147,6 +147,7 @@ impl SysinfoCollector {
             processes,
             connections: Vec::new(),
             oom_kills: Vec::new(),
+            filesystems: Vec::new(),
         }
     }
 }

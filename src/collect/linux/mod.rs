@@ -128,6 +128,7 @@ impl LinuxCollector {
             processes,
             connections,
             oom_kills: self.kmsg.read_new(),
+            filesystems: host::filesystems(),
         }
     }
 }
