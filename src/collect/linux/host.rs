@@ -295,6 +295,42 @@ pub fn uptime_ms() -> f64 {
     ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
 }
 
+/// Real file systems (no proc, tmpfs, overlay, cgroup ...) with their size and free space.
+/// One `statvfs` per mount; a mount that cannot be queried is skipped.
+pub fn filesystems() -> Vec<crate::model::FilesystemRow> {
+    const REAL: &[&str] = &[
+        "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "exfat", "ntfs", "ntfs3",
+        "jfs", "reiserfs", "nilfs2", "bcachefs",
+    ];
+    let text = read("/proc/self/mounts");
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(' ').collect();
+        if f.len() < 3 || !REAL.contains(&f[2]) || !seen.insert(f[0]) {
+            continue;
+        }
+        // Mount points escape spaces as \040.
+        let mount = f[1].replace("\\040", " ");
+        let Ok(c) = std::ffi::CString::new(mount.as_bytes()) else {
+            continue;
+        };
+        // SAFETY: c is a valid C string; st is a plain struct to write into.
+        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
+            continue;
+        }
+        let frsize = st.f_frsize as u64;
+        out.push(crate::model::FilesystemRow {
+            mount_point: mount,
+            fs_type: f[2].to_string(),
+            total_bytes: st.f_blocks as u64 * frsize,
+            available_bytes: st.f_bavail as u64 * frsize,
+        });
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,38 +384,3 @@ mod tests {
     }
 }
 
-/// Real file systems (no proc, tmpfs, overlay, cgroup ...) with their size and free space.
-/// One `statvfs` per mount; a mount that cannot be queried is skipped.
-pub fn filesystems() -> Vec<crate::model::FilesystemRow> {
-    const REAL: &[&str] = &[
-        "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "exfat", "ntfs", "ntfs3",
-        "jfs", "reiserfs", "nilfs2", "bcachefs",
-    ];
-    let text = read("/proc/self/mounts");
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for line in text.lines() {
-        let f: Vec<&str> = line.split(' ').collect();
-        if f.len() < 3 || !REAL.contains(&f[2]) || !seen.insert(f[0]) {
-            continue;
-        }
-        // Mount points escape spaces as \040.
-        let mount = f[1].replace("\\040", " ");
-        let Ok(c) = std::ffi::CString::new(mount.as_bytes()) else {
-            continue;
-        };
-        // SAFETY: c is a valid C string; st is a plain struct to write into.
-        let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
-        if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-            continue;
-        }
-        let frsize = st.f_frsize as u64;
-        out.push(crate::model::FilesystemRow {
-            mount_point: mount,
-            fs_type: f[2].to_string(),
-            total_bytes: st.f_blocks as u64 * frsize,
-            available_bytes: st.f_bavail as u64 * frsize,
-        });
-    }
-    out
-}
