@@ -5,6 +5,7 @@
 //! email and desktop notifications; `cli` answers the user's questions from the store,
 //! read-only.
 
+pub mod actions;
 pub mod alert;
 pub mod cli;
 pub mod collect;

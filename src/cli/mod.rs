@@ -2,7 +2,9 @@
 //! `docs/cli.md`-style docs come from these definitions. Every command that reads the record
 //! opens the store read-only. Errors reach the user as one line and a non-zero exit code.
 
+mod incidents;
 pub mod output;
+mod rules;
 pub mod time;
 
 use std::io::Write;
@@ -56,9 +58,59 @@ pub enum Command {
         #[command(flatten)]
         format: FormatArgs,
     },
+    /// The incident list.
+    Incidents {
+        /// Only incidents open at or after this time.
+        #[arg(long)]
+        since: Option<String>,
+        /// Only this rule's incidents.
+        #[arg(long)]
+        rule: Option<String>,
+        /// Only open incidents.
+        #[arg(long)]
+        open: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// One incident's story: rule, severity, peaks, culprits, timeline, captures, alerts.
+    Show {
+        /// Incident number (see `hogtrap incidents`).
+        id: i64,
+        #[arg(long)]
+        json: bool,
+        /// The whole timeline, not 30 rows of it.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Check, test and backtest the Lua rules.
+    #[command(subcommand)]
+    Rules(RulesCommand),
     /// Is the daemon recording; last sample's age; gaps; DB size.
     Status {
         /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RulesCommand {
+    /// Compile and validate every rule file; errors name file and line.
+    Check,
+    /// Run rule test files (fixture samples in, expected firings and actions out; see docs/rules.md).
+    Test {
+        /// Test files; default: every *.toml in the rules directory's tests/.
+        files: Vec<PathBuf>,
+    },
+    /// Replay recorded samples through the rules with actions held: when each rule would have fired.
+    Backtest {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Only this rule's firings.
+        #[arg(long)]
+        rule: Option<String>,
         #[arg(long)]
         json: bool,
     },
@@ -155,6 +207,35 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Sql { query, format } => {
             let db = db_path(&cli.config, &cli.db)?;
             cmd_sql(&db, &query, format)
+        }
+        Command::Incidents {
+            since,
+            rule,
+            open,
+            json,
+        } => {
+            let db = db_path(&cli.config, &cli.db)?;
+            incidents::list(&db, since.as_deref(), rule.as_deref(), open, json)
+        }
+        Command::Show { id, json, full } => {
+            let db = db_path(&cli.config, &cli.db)?;
+            incidents::show(&db, id, json, full)
+        }
+        Command::Rules(cmd) => {
+            let cfg = Config::load_or_default(cli.config.as_deref())?;
+            match cmd {
+                RulesCommand::Check => rules::check(&cfg),
+                RulesCommand::Test { files } => rules::test(&cfg, &files),
+                RulesCommand::Backtest {
+                    from,
+                    to,
+                    rule,
+                    json,
+                } => {
+                    let db = cli.db.clone().unwrap_or(cfg.store.path.clone());
+                    rules::backtest(&cfg, &db, &from, &to, rule.as_deref(), json)
+                }
+            }
         }
         Command::Status { json } => {
             let db = db_path(&cli.config, &cli.db)?;
@@ -504,8 +585,12 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
     let interval = st.interval_ms.unwrap_or(10_000);
     let age = st.last_ts_ms.map(|t| now - t);
     let recording = alive && age.is_some_and(|a| a <= 2 * interval + 1000);
+    let rule_states = crate::store::incident::rule_states(&conn)?;
+    let open = crate::store::incident::list_incidents(&conn, None, None, true)?;
     if json {
         let mut v = serde_json::to_value(&st)?;
+        v["rules"] = serde_json::to_value(&rule_states)?;
+        v["open_incidents"] = serde_json::to_value(&open)?;
         v["recording"] = recording.into();
         v["last_sample_age_ms"] = age.into();
         v["wal_bytes"] = wal.into();
@@ -570,6 +655,42 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
             time::format_local(e.ts_ms),
             e.kind,
             e.message
+        )?;
+    }
+    let firing: Vec<String> = rule_states
+        .iter()
+        .filter(|r| r.status != "inactive" || r.disabled)
+        .map(|r| {
+            format!(
+                "{} {}{}",
+                r.rule,
+                if r.disabled { "disabled" } else { &r.status },
+                r.since_ms
+                    .map(|t| format!(" since {}", time::format_local(t)))
+                    .unwrap_or_default()
+            )
+        })
+        .collect();
+    writeln!(
+        out,
+        "rules      {} ({} not inactive){}",
+        rule_states.len(),
+        firing.len(),
+        if firing.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", firing.join("; "))
+        }
+    )?;
+    writeln!(out, "incidents  {} open", open.len())?;
+    for i in &open {
+        writeln!(
+            out,
+            "  {}  {} ({}): {}",
+            i.id,
+            i.rule,
+            time::format_local(i.opened_ms),
+            i.title
         )?;
     }
     if !st.oom_kills.is_empty() {

@@ -63,6 +63,20 @@ pub struct Store {
 pub struct Rules {
     /// Directory of `*.lua` rule files, loaded in name order.
     pub dir: PathBuf,
+    /// Lua instructions one rule call may run before it is stopped.
+    pub instruction_budget: u64,
+    /// Memory the Lua state of all rules may hold.
+    pub memory_limit: ByteSize,
+    /// Wall-clock limit for evaluating all rules on one sample.
+    pub wall_limit: Duration,
+    /// Wall-clock limit for one rule call; past it the rule is stopped and disabled.
+    pub rule_wall_limit: Duration,
+    /// Consecutive failures after which a rule is disabled (and a "rule is broken" incident opened).
+    pub max_consecutive_errors: u32,
+    /// Whether rules may run commands with `exec{argv = {...}}` (never through a shell).
+    pub allow_exec: bool,
+    /// How long a command run by a rule may take before it is killed.
+    pub exec_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -74,6 +88,11 @@ pub struct Escalation {
     pub pre_trigger: Duration,
     /// A capture never runs longer than this.
     pub max_capture: Duration,
+    /// A capture goes on this long after its incident clears.
+    pub clear_margin: Duration,
+    /// Process rows the pre-trigger buffer may hold in memory (bounds its memory: about
+    /// 200 bytes a row); with many processes it covers less than `pre_trigger`.
+    pub pre_trigger_max_rows: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -125,6 +144,13 @@ impl Default for Rules {
     fn default() -> Rules {
         Rules {
             dir: PathBuf::from("./rules"),
+            instruction_budget: 5_000_000,
+            memory_limit: ByteSize(64 << 20),
+            wall_limit: Duration::from_secs(1),
+            rule_wall_limit: Duration::from_millis(250),
+            max_consecutive_errors: 3,
+            allow_exec: false,
+            exec_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -135,6 +161,8 @@ impl Default for Escalation {
             detail_interval: Duration::from_secs(1),
             pre_trigger: Duration::from_secs(120),
             max_capture: Duration::from_secs(1800),
+            clear_margin: Duration::from_secs(60),
+            pre_trigger_max_rows: 20_000,
         }
     }
 }
@@ -227,6 +255,39 @@ impl Config {
                 format!(
                     "must be at least 100ms, got {}",
                     self.escalation.detail_interval
+                ),
+            );
+        }
+        if self.rules.instruction_budget < 1000 {
+            return bad(
+                "rules.instruction_budget",
+                format!(
+                    "must be at least 1000, got {}",
+                    self.rules.instruction_budget
+                ),
+            );
+        }
+        if self.rules.memory_limit.0 < (1 << 20) {
+            return bad(
+                "rules.memory_limit",
+                format!(
+                    "must be at least 1MiB, got {} bytes",
+                    self.rules.memory_limit.0
+                ),
+            );
+        }
+        if self.rules.max_consecutive_errors == 0 {
+            return bad(
+                "rules.max_consecutive_errors",
+                "must be at least 1, got 0".into(),
+            );
+        }
+        if self.escalation.max_capture < self.escalation.detail_interval {
+            return bad(
+                "escalation.max_capture",
+                format!(
+                    "must be at least escalation.detail_interval ({}), got {}",
+                    self.escalation.detail_interval, self.escalation.max_capture
                 ),
             );
         }

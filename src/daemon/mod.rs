@@ -21,9 +21,14 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use crate::actions::Actions;
 use crate::collect::{self, Collector};
 use crate::config::Config;
 use crate::model::{Level, Sample};
+use crate::rules::{Engine, EngineState, RulesConfig};
 use crate::store::{RecorderEvent, Store, StoreError};
 
 /// Messages from the signal handler to the sampling thread.
@@ -88,6 +93,10 @@ pub struct Recorder {
     config: Config,
     store: Store,
     collector: Collector,
+    engine: Option<Engine>,
+    actions: Actions,
+    /// Rule state as last written to the store, to write only what changed.
+    saved_rule_states: HashMap<String, String>,
     host_name: String,
     pending: VecDeque<Sample>,
     /// Samples lost since the store last accepted a write, and since when.
@@ -102,6 +111,9 @@ impl Recorder {
         let host_name = host_name(&config);
         let now = jiff::Timestamp::now().as_millisecond();
         let mut r = Recorder {
+            engine: None,
+            actions: Actions::new(&config),
+            saved_rule_states: HashMap::new(),
             host_name,
             pending: VecDeque::new(),
             dropped: 0,
@@ -121,7 +133,101 @@ impl Recorder {
         };
         r.record_restart_gap(now)?;
         r.report_notices();
+        if let Err(e) = r.store.end_stale_captures(now) {
+            tracing::warn!("cannot close the captures of the previous run: {e}");
+        }
+        r.load_rules(now);
         Ok(r)
+    }
+
+    /// Loads the rules leniently (a broken file is skipped and reported; recording never
+    /// waits for rules), restores their state and refills their history from the store.
+    fn load_rules(&mut self, now: i64) {
+        let dir = self.config.rules.dir.clone();
+        if !dir.exists() {
+            let msg = format!(
+                "rules directory {} does not exist: recording without rules",
+                dir.display()
+            );
+            tracing::warn!("{msg}");
+            self.event(RecorderEvent::now("notice", msg));
+            return;
+        }
+        let sources = match crate::rules::load_dir_sources(&dir, true) {
+            Ok(s) => s,
+            Err(e) => {
+                let msg = format!("rules not loaded: {e}; recording without rules");
+                tracing::error!("{msg}");
+                self.event(RecorderEvent::now("error", msg));
+                return;
+            }
+        };
+        let (mut engine, errors) = match Engine::load_lenient(rules_config(&self.config), sources) {
+            Ok(r) => r,
+            Err(e) => {
+                let msg = format!("rules not loaded: {e}; recording without rules");
+                tracing::error!("{msg}");
+                self.event(RecorderEvent::now("error", msg));
+                return;
+            }
+        };
+        for e in &errors {
+            tracing::error!("rule file skipped: {e}");
+            let _ = self.store.record_rule_error(
+                now,
+                e.rule.as_deref().unwrap_or("<load>"),
+                &e.file.display().to_string(),
+                e.line,
+                &e.message,
+            );
+        }
+        if let Ok(saved) = self.store.load_rule_states() {
+            let mut state = EngineState::default();
+            for (rule, json) in saved {
+                if let Ok(s) = serde_json::from_str(&json) {
+                    state.rules.insert(rule.clone(), s);
+                }
+                self.saved_rule_states.insert(rule, json);
+            }
+            engine.import_state(state);
+        }
+        let history_from = now - HISTORY_REFILL.as_millis() as i64;
+        if let Ok(samples) = self.store.recent_samples(history_from) {
+            engine.seed_history(samples.iter().map(|s| (s.ts_ms, &s.host)));
+        }
+        let names: Vec<String> = engine.rules().into_iter().map(|r| r.name).collect();
+        tracing::info!(
+            "{} rules loaded from {}: {}",
+            names.len(),
+            dir.display(),
+            names.join(", ")
+        );
+        self.engine = Some(engine);
+    }
+
+    /// Writes the rule states that changed since the last write.
+    fn save_rule_states(&mut self, now: i64) {
+        let Some(engine) = &self.engine else { return };
+        for info in engine.rules() {
+            let json = serde_json::to_string(&info.state).unwrap_or_default();
+            if self.saved_rule_states.get(&info.name) == Some(&json) {
+                continue;
+            }
+            let st = &info.state;
+            let r = self.store.save_rule_state(
+                &info.name,
+                &info.file.display().to_string(),
+                st.status.as_str(),
+                st.since_ms,
+                &json,
+                st.consecutive_errors,
+                st.disabled.is_some(),
+                now,
+            );
+            if r.is_ok() {
+                self.saved_rule_states.insert(info.name, json);
+            }
+        }
     }
 
     /// Records how long the recorder was away and whether it had stopped cleanly.
@@ -174,11 +280,10 @@ impl Recorder {
     }
 
     fn run(mut self, rx: mpsc::Receiver<Control>) -> anyhow::Result<()> {
-        let mut interval = self.config.sampler.interval.std();
-        let mut t0 = Instant::now();
-        let mut k: u32 = 1;
+        // The schedule: each pass is due one interval after the previous pass was due (the
+        // interval is shorter while a capture runs), so a slow pass never shifts it.
+        let mut due = Instant::now() + self.actions.next().interval;
         loop {
-            let due = t0 + interval * k;
             let now = Instant::now();
             let msg = if due > now {
                 rx.recv_timeout(due - now)
@@ -191,16 +296,16 @@ impl Recorder {
             match msg {
                 Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
                 Ok(Control::Reload(c)) => {
+                    let before = self.config.sampler.interval;
                     self.reload(*c);
-                    if self.config.sampler.interval.std() != interval {
-                        interval = self.config.sampler.interval.std();
-                        t0 = Instant::now();
-                        k = 1;
+                    if self.config.sampler.interval != before {
+                        due = Instant::now() + self.actions.next().interval;
                     }
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
+            let interval = self.actions.next().interval;
             let started = Instant::now();
             let late = started.saturating_duration_since(due);
             if late >= interval {
@@ -220,15 +325,14 @@ impl Recorder {
                         ),
                     )
                 });
-                k += missed;
+                due += interval * missed;
             }
-            let late_ms = started
-                .saturating_duration_since(t0 + interval * k)
-                .as_millis() as u64;
+            let late_ms = started.saturating_duration_since(due).as_millis() as u64;
             self.pass(late_ms);
-            k += 1;
+            due += self.actions.next().interval;
         }
         self.flush_pending();
+        self.save_rule_states(jiff::Timestamp::now().as_millisecond());
         self.event(RecorderEvent::now("stop", "hogtrap stopped by signal"));
         Ok(())
     }
@@ -241,28 +345,52 @@ impl Recorder {
         }
     }
 
-    /// One pass: collect, store. Never fails: what cannot be stored is queued or counted.
+    /// One pass: collect, store, evaluate the rules, carry out their decisions. Never fails:
+    /// what cannot be stored is queued or counted; a rule cannot stop it.
     pub fn pass(&mut self, late_ms: u64) {
-        let mut full = self.collector.sample(Level::Baseline, &self.host_name);
+        let level = self.actions.next().level;
+        let mut full = self.collector.sample(level, &self.host_name);
         full.late_ms = late_ms;
         self.report_notices();
-        let baseline = collect::baseline_subset(&full, self.config.sampler.top_processes);
-        self.store_sample(baseline);
+        let stored = match level {
+            Level::Detail => full.clone(),
+            Level::Baseline => collect::baseline_subset(&full, self.config.sampler.top_processes),
+        };
+        let sample_id = self.store_sample(stored);
+        let full = Arc::new(full);
+        if let (Level::Baseline, Some(id)) = (level, sample_id) {
+            self.actions.remember(id, full.clone());
+        }
+        if let Some(engine) = self.engine.as_mut() {
+            let eval = engine.evaluate_shared(full.clone());
+            for e in self.actions.apply(&mut self.store, &eval, &full, sample_id) {
+                self.event(e);
+            }
+            self.save_rule_states(full.ts_ms);
+        }
     }
 
-    fn store_sample(&mut self, sample: Sample) {
+    /// Queues the sample and writes what the store accepts; returns this sample's row id if
+    /// it was written now.
+    fn store_sample(&mut self, sample: Sample) -> Option<i64> {
+        let ts = sample.ts_ms;
         self.pending.push_back(sample);
         if self.pending.len() > self.config.store.pending_max.max(1) {
             self.pending.pop_front();
             self.dropped += 1;
         }
-        self.flush_pending();
+        self.flush_pending()
+            .filter(|(written_ts, _)| *written_ts == ts)
+            .map(|(_, id)| id)
     }
 
-    fn flush_pending(&mut self) {
+    /// Writes queued samples, oldest first; returns the (ts, id) of the last one written.
+    fn flush_pending(&mut self) -> Option<(i64, i64)> {
+        let mut last = None;
         while let Some(s) = self.pending.front() {
             match self.store.write_sample(s) {
-                Ok(_) => {
+                Ok(id) => {
+                    last = Some((s.ts_ms, id));
                     self.pending.pop_front();
                 }
                 Err(e) => {
@@ -283,7 +411,7 @@ impl Recorder {
                         self.pending.pop_front();
                         self.dropped += 1;
                     }
-                    return;
+                    return last;
                 }
             }
         }
@@ -307,9 +435,32 @@ impl Recorder {
         for e in std::mem::take(&mut self.events_pending) {
             self.event(e);
         }
+        last
     }
 
     fn reload(&mut self, new: Config) {
+        // Rules first: if they do not load, nothing changes.
+        if let Some(engine) = self.engine.as_mut() {
+            let sources =
+                crate::rules::load_dir_sources(&new.rules.dir, true).map_err(|e| e.to_string());
+            let loaded = sources.and_then(|s| {
+                engine.reload(rules_config(&new), s).map_err(|errs| {
+                    errs.iter()
+                        .map(|e| e.to_string())
+                        .collect::<Vec<_>>()
+                        .join("; ")
+                })
+            });
+            if let Err(why) = loaded {
+                let msg = format!(
+                    "SIGHUP: reload refused, keeping the running rules and configuration: {why}"
+                );
+                tracing::error!("{msg}");
+                self.event(RecorderEvent::now("error", msg));
+                return;
+            }
+            tracing::info!("SIGHUP: rules reloaded");
+        }
         if new.store.path != self.config.store.path {
             tracing::warn!(
                 "SIGHUP: store.path changed to {}; that takes a restart, still writing {}",
@@ -321,11 +472,28 @@ impl Recorder {
         self.config = new;
         self.config.store.path = store_path;
         self.host_name = host_name(&self.config);
+        self.actions.reconfigure(&self.config);
         let _ = self.store.set_state(
             "interval_ms",
             &self.config.sampler.interval.as_millis().to_string(),
         );
         self.event(RecorderEvent::now("reload", "configuration reloaded"));
+    }
+}
+
+/// How far back the rules' history is refilled from the store at start.
+const HISTORY_REFILL: Duration = Duration::from_secs(3600);
+
+/// The rule engine's limits from `[rules]`.
+pub fn rules_config(c: &Config) -> RulesConfig {
+    RulesConfig {
+        instruction_budget: c.rules.instruction_budget,
+        memory_limit_bytes: c.rules.memory_limit.0 as usize,
+        wall_limit: c.rules.wall_limit.std(),
+        rule_wall_limit: c.rules.rule_wall_limit.std(),
+        max_consecutive_errors: c.rules.max_consecutive_errors,
+        allow_exec: c.rules.allow_exec,
+        ..RulesConfig::default()
     }
 }
 

@@ -12,6 +12,7 @@
 //! - Readers open the file read-only with `query_only`, so no query can change the record, and
 //!   WAL means a long read never blocks the writer.
 
+pub mod incident;
 pub mod query;
 pub mod schema;
 
@@ -195,78 +196,7 @@ impl Store {
             .transaction()
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let sample_id = insert_sample(&tx, s, host_id)
-            .and_then(|id| {
-                for p in &s.processes {
-                    let pid_key = (p.id.pid, p.id.start_time_ms);
-                    let process_id = match self.process_ids.get(&pid_key) {
-                        Some(&id) => id,
-                        None => {
-                            let id = upsert_process(&tx, &p.id)?;
-                            self.process_ids.insert(pid_key, id);
-                            id
-                        }
-                    };
-                    tx.prepare_cached(
-                        "INSERT OR REPLACE INTO process_sample (sample_id, process_id, state,
-                         cpu_pct_x100, rss_kib, read_bps, write_bps, threads, net_tx_bps,
-                         net_rx_bps) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )?
-                    .execute(params![
-                        id,
-                        process_id,
-                        p.state.to_string(),
-                        (p.cpu_pct * 100.0).round() as i64,
-                        (p.rss_bytes / 1024) as i64,
-                        p.read_bytes_per_s.round() as i64,
-                        p.write_bytes_per_s.round() as i64,
-                        p.threads,
-                        p.net_tx_bytes_per_s.map(|v| v.round() as i64),
-                        p.net_rx_bytes_per_s.map(|v| v.round() as i64),
-                    ])?;
-                    if let Some(x) = &p.extra {
-                        tx.prepare_cached(
-                            "INSERT OR REPLACE INTO process_detail (sample_id, process_id,
-                             open_fds, wchan, cgroup) VALUES (?1, ?2, ?3, ?4, ?5)",
-                        )?
-                        .execute(params![id, process_id, x.open_fds, x.wchan, x.cgroup])?;
-                    }
-                }
-                for c in &s.connections {
-                    tx.prepare_cached(
-                        "INSERT INTO connection (sample_id, pid, protocol, local_addr,
-                         local_port, remote_addr, remote_port, state, tx_bps, rx_bps)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )?
-                    .execute(params![
-                        id,
-                        c.pid,
-                        match c.protocol {
-                            crate::model::Protocol::Tcp => "tcp",
-                            crate::model::Protocol::Udp => "udp",
-                        },
-                        c.local_addr,
-                        c.local_port,
-                        c.remote_addr,
-                        c.remote_port,
-                        c.state,
-                        c.tx_bytes_per_s.map(|v| v.round() as i64),
-                        c.rx_bytes_per_s.map(|v| v.round() as i64),
-                    ])?;
-                }
-                for k in &s.oom_kills {
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO oom_kill (ts_ms, pid, name, rss_bytes)
-                         VALUES (?1, ?2, ?3, ?4)",
-                    )?
-                    .execute(params![
-                        k.ts_ms,
-                        k.pid,
-                        k.name,
-                        k.rss_bytes as i64
-                    ])?;
-                }
-                Ok(id)
-            })
+            .and_then(|id| insert_rows(&tx, id, s, &mut self.process_ids, false).map(|_| id))
             .and_then(|id| tx.commit().map(|_| id));
         match sample_id {
             Ok(id) => Ok(id),
@@ -276,6 +206,22 @@ impl Store {
                 Err(self.err(e))
             }
         }
+    }
+
+    /// Adds the process rows (and detail, connections) of `s` to an already stored sample,
+    /// keeping rows that are already there.
+    pub(crate) fn write_process_rows(&mut self, sample_id: i64, s: &Sample) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        let r =
+            insert_rows(&tx, sample_id, s, &mut self.process_ids, true).and_then(|_| tx.commit());
+        if let Err(e) = r {
+            self.process_ids.clear();
+            return Err(self.err(e));
+        }
+        Ok(())
     }
 
     fn host_id(&mut self, name: &str) -> Result<i64> {
@@ -342,6 +288,87 @@ impl Store {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// The per-process, connection and OOM rows of a sample. `keep_existing`: leave rows already
+/// stored for this sample as they are (upgrading a baseline sample to detail).
+fn insert_rows(
+    tx: &rusqlite::Transaction,
+    id: i64,
+    s: &Sample,
+    process_ids: &mut HashMap<(u32, i64), i64>,
+    keep_existing: bool,
+) -> rusqlite::Result<()> {
+    let verb = if keep_existing {
+        "INSERT OR IGNORE"
+    } else {
+        "INSERT OR REPLACE"
+    };
+    for p in &s.processes {
+        let pid_key = (p.id.pid, p.id.start_time_ms);
+        let process_id = match process_ids.get(&pid_key) {
+            Some(&id) => id,
+            None => {
+                let id = upsert_process(tx, &p.id)?;
+                process_ids.insert(pid_key, id);
+                id
+            }
+        };
+        tx.prepare_cached(&format!(
+            "{verb} INTO process_sample (sample_id, process_id, state,
+             cpu_pct_x100, rss_kib, read_bps, write_bps, threads, net_tx_bps,
+             net_rx_bps) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+        ))?
+        .execute(params![
+            id,
+            process_id,
+            p.state.to_string(),
+            (p.cpu_pct * 100.0).round() as i64,
+            (p.rss_bytes / 1024) as i64,
+            p.read_bytes_per_s.round() as i64,
+            p.write_bytes_per_s.round() as i64,
+            p.threads,
+            p.net_tx_bytes_per_s.map(|v| v.round() as i64),
+            p.net_rx_bytes_per_s.map(|v| v.round() as i64),
+        ])?;
+        if let Some(x) = &p.extra {
+            tx.prepare_cached(&format!(
+                "{verb} INTO process_detail (sample_id, process_id,
+                 open_fds, wchan, cgroup) VALUES (?1, ?2, ?3, ?4, ?5)"
+            ))?
+            .execute(params![id, process_id, x.open_fds, x.wchan, x.cgroup])?;
+        }
+    }
+    for c in &s.connections {
+        tx.prepare_cached(
+            "INSERT INTO connection (sample_id, pid, protocol, local_addr,
+             local_port, remote_addr, remote_port, state, tx_bps, rx_bps)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            id,
+            c.pid,
+            match c.protocol {
+                crate::model::Protocol::Tcp => "tcp",
+                crate::model::Protocol::Udp => "udp",
+            },
+            c.local_addr,
+            c.local_port,
+            c.remote_addr,
+            c.remote_port,
+            c.state,
+            c.tx_bytes_per_s.map(|v| v.round() as i64),
+            c.rx_bytes_per_s.map(|v| v.round() as i64),
+        ])?;
+    }
+    for k in &s.oom_kills {
+        tx.prepare_cached(
+            "INSERT OR IGNORE INTO oom_kill (ts_ms, pid, name, rss_bytes)
+             VALUES (?1, ?2, ?3, ?4)",
+        )?
+        .execute(params![k.ts_ms, k.pid, k.name, k.rss_bytes as i64])?;
+    }
+    Ok(())
 }
 
 fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqlite::Result<i64> {

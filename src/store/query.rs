@@ -306,3 +306,123 @@ pub fn run_sql(conn: &Connection, sql: &str) -> Result<QueryResult, SqlError> {
     }
     Ok(QueryResult { columns, rows })
 }
+
+/// Stored samples between `from` and `to`, oldest first, rebuilt as [`Sample`]s (for
+/// backtests and to refill the rules' history after a restart). Process rows only when
+/// `with_processes`; per-process extras and connections are not rebuilt.
+pub fn load_samples(
+    conn: &Connection,
+    from: TimestampMs,
+    to: TimestampMs,
+    with_processes: bool,
+) -> rusqlite::Result<Vec<crate::model::Sample>> {
+    use crate::model::{HostRow, Level, Psi, Sample};
+    let mut st = conn.prepare(
+        "SELECT s.id, s.ts_ms, h.name, s.cpu_count, s.level, s.interval_ms, s.late_ms,
+                s.load1, s.load5, s.load15, s.cpu_user_pct, s.cpu_system_pct, s.cpu_iowait_pct,
+                s.cpu_steal_pct, s.cpu_idle_pct, s.mem_total_bytes, s.mem_used_bytes,
+                s.mem_available_bytes, s.swap_total_bytes, s.swap_used_bytes,
+                s.psi_cpu_some_avg10, s.psi_cpu_some_total_us, s.psi_cpu_full_avg10,
+                s.psi_cpu_full_total_us, s.psi_mem_some_avg10, s.psi_mem_some_total_us,
+                s.psi_mem_full_avg10, s.psi_mem_full_total_us, s.psi_io_some_avg10,
+                s.psi_io_some_total_us, s.psi_io_full_avg10, s.psi_io_full_total_us,
+                s.procs_running, s.procs_blocked, s.procs_total, s.forks_per_s, s.ctxsw_per_s,
+                s.disk_read_bytes_per_s, s.disk_write_bytes_per_s, s.net_rx_bytes_per_s,
+                s.net_tx_bytes_per_s, s.net_unattributed_rx_bytes_per_s,
+                s.net_unattributed_tx_bytes_per_s
+         FROM sample s JOIN host h ON h.id = s.host_id
+         WHERE s.ts_ms BETWEEN ?1 AND ?2 ORDER BY s.ts_ms",
+    )?;
+    let psi = |r: &rusqlite::Row, i: usize| -> rusqlite::Result<Option<Psi>> {
+        let some: Option<f64> = r.get(i)?;
+        Ok(match some {
+            None => None,
+            Some(avg) => Some(Psi {
+                some_avg10: avg,
+                some_total_us: r.get::<_, Option<i64>>(i + 1)?.unwrap_or(0) as u64,
+                full_avg10: r.get(i + 2)?,
+                full_total_us: r.get::<_, Option<i64>>(i + 3)?.map(|v| v as u64),
+            }),
+        })
+    };
+    let rows = st.query_map(params![from, to], |r| {
+        let id: i64 = r.get(0)?;
+        Ok((
+            id,
+            Sample {
+                ts_ms: r.get(1)?,
+                host_name: r.get(2)?,
+                cpu_count: r.get(3)?,
+                level: Level::from_i64(r.get(4)?),
+                interval_ms: r.get::<_, i64>(5)? as u64,
+                late_ms: r.get::<_, i64>(6)? as u64,
+                host: HostRow {
+                    load1: r.get(7)?,
+                    load5: r.get(8)?,
+                    load15: r.get(9)?,
+                    cpu_user_pct: r.get(10)?,
+                    cpu_system_pct: r.get(11)?,
+                    cpu_iowait_pct: r.get(12)?,
+                    cpu_steal_pct: r.get(13)?,
+                    cpu_idle_pct: r.get(14)?,
+                    mem_total_bytes: r.get::<_, i64>(15)? as u64,
+                    mem_used_bytes: r.get::<_, i64>(16)? as u64,
+                    mem_available_bytes: r.get::<_, i64>(17)? as u64,
+                    swap_total_bytes: r.get::<_, i64>(18)? as u64,
+                    swap_used_bytes: r.get::<_, i64>(19)? as u64,
+                    psi_cpu: psi(r, 20)?,
+                    psi_memory: psi(r, 24)?,
+                    psi_io: psi(r, 28)?,
+                    procs_running: r.get(32)?,
+                    procs_blocked: r.get(33)?,
+                    procs_total: r.get(34)?,
+                    forks_per_s: r.get(35)?,
+                    ctxsw_per_s: r.get(36)?,
+                    disk_read_bytes_per_s: r.get(37)?,
+                    disk_write_bytes_per_s: r.get(38)?,
+                    net_rx_bytes_per_s: r.get(39)?,
+                    net_tx_bytes_per_s: r.get(40)?,
+                    net_unattributed_rx_bytes_per_s: r.get(41)?,
+                    net_unattributed_tx_bytes_per_s: r.get(42)?,
+                },
+                ..Default::default()
+            },
+        ))
+    })?;
+    let mut samples = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    if with_processes {
+        let mut ps = conn.prepare_cached(
+            "SELECT p.pid, p.ppid, p.start_time_ms, p.uid, p.user, p.name, p.cmdline, ps.state,
+                    ps.cpu_pct_x100, ps.rss_kib, ps.read_bps, ps.write_bps, ps.threads,
+                    ps.net_tx_bps, ps.net_rx_bps
+             FROM process_sample ps JOIN process p ON p.id = ps.process_id
+             WHERE ps.sample_id = ?1",
+        )?;
+        for (id, s) in samples.iter_mut() {
+            let rows = ps.query_map([*id], |r| {
+                Ok(crate::model::ProcessRow {
+                    id: crate::model::ProcessIdentity {
+                        pid: r.get(0)?,
+                        ppid: r.get(1)?,
+                        start_time_ms: r.get(2)?,
+                        uid: r.get(3)?,
+                        user: r.get(4)?,
+                        name: r.get(5)?,
+                        cmdline: r.get(6)?,
+                    },
+                    state: r.get::<_, String>(7)?.chars().next().unwrap_or('?'),
+                    cpu_pct: r.get::<_, i64>(8)? as f64 / 100.0,
+                    rss_bytes: r.get::<_, i64>(9)? as u64 * 1024,
+                    read_bytes_per_s: r.get::<_, i64>(10)? as f64,
+                    write_bytes_per_s: r.get::<_, i64>(11)? as f64,
+                    threads: r.get(12)?,
+                    net_tx_bytes_per_s: r.get::<_, Option<i64>>(13)?.map(|v| v as f64),
+                    net_rx_bytes_per_s: r.get::<_, Option<i64>>(14)?.map(|v| v as f64),
+                    extra: None,
+                })
+            })?;
+            s.processes = rows.collect::<rusqlite::Result<_>>()?;
+        }
+    }
+    Ok(samples.into_iter().map(|(_, s)| s).collect())
+}

@@ -20,7 +20,10 @@ pub struct Daemon {
 impl Daemon {
     /// Writes a config (with `[store] path` set to the temp dir) and starts `hogtrap run`.
     pub fn start(extra_toml: &str) -> Daemon {
-        let dir = tempfile::tempdir().expect("tempdir");
+        Daemon::start_in(tempfile::tempdir().expect("tempdir"), extra_toml)
+    }
+
+    fn start_in(dir: tempfile::TempDir, extra_toml: &str) -> Daemon {
         let db = dir.path().join("hogtrap.db");
         let config = dir.path().join("config.toml");
         let text = format!(
@@ -38,6 +41,32 @@ impl Daemon {
         };
         d.spawn();
         d
+    }
+
+    /// Like [`Daemon::start`], with these rule files (name, Lua text) in its rules directory.
+    pub fn start_with_rules(extra_toml: &str, rules: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let rules_dir = dir.path().join("rules");
+        std::fs::create_dir(&rules_dir).unwrap();
+        for (name, text) in rules {
+            std::fs::write(rules_dir.join(name), text).unwrap();
+        }
+        Daemon::start_in(dir, extra_toml)
+    }
+
+    /// Like [`Daemon::start`], with the shipped rule files named in `names` (e.g. "cpu_hog.lua").
+    pub fn start_with_shipped_rules(extra_toml: &str, names: &[&str]) -> Daemon {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+        let texts: Vec<(String, String)> = names
+            .iter()
+            .map(|n| (n.to_string(), std::fs::read_to_string(shipped.join(n)).unwrap()))
+            .collect();
+        let refs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        Daemon::start_with_rules(extra_toml, &refs)
+    }
+
+    pub fn rules_dir(&self) -> PathBuf {
+        self.dir.path().join("rules")
     }
 
     pub fn spawn(&mut self) {
@@ -124,6 +153,22 @@ impl Daemon {
         let pid = self.child.as_ref().expect("running").id();
         // SAFETY: sending a signal to our own child.
         unsafe { libc::kill(pid as i32, sig) };
+    }
+
+    /// Polls `f` every 250 ms until it returns Some, or fails after `timeout`.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+        let t = Instant::now();
+        loop {
+            if let Some(v) = f() {
+                return v;
+            }
+            assert!(
+                t.elapsed() < timeout,
+                "{what}: not within {timeout:?}; daemon log:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// Waits for the daemon to exit, returning its status.

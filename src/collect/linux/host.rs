@@ -383,4 +383,3 @@ mod tests {
         assert!(sum <= 100.5, "{sum}");
     }
 }
-

@@ -1,0 +1,205 @@
+//! `hogtrap rules check | test | backtest`.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+
+use super::time;
+use crate::config::Config;
+use crate::rules::{self, Action, DiagnosticLevel, Engine, FiringKind};
+
+pub fn check(cfg: &Config) -> anyhow::Result<()> {
+    let rc = crate::daemon::rules_config(cfg);
+    let diags = rules::check(&cfg.rules.dir, &rc);
+    let mut out = std::io::stdout().lock();
+    let errors = diags
+        .iter()
+        .filter(|d| d.level == DiagnosticLevel::Error)
+        .count();
+    for d in &diags {
+        writeln!(out, "{d}")?;
+    }
+    if errors > 0 {
+        bail!("{errors} error(s) in {}", cfg.rules.dir.display());
+    }
+    let files = std::fs::read_dir(&cfg.rules.dir)
+        .with_context(|| format!("{}", cfg.rules.dir.display()))?
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "lua"))
+        .count();
+    writeln!(out, "{}: {files} rule file(s) OK", cfg.rules.dir.display())?;
+    Ok(())
+}
+
+pub fn test(cfg: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+    let rc = crate::daemon::rules_config(cfg);
+    let files: Vec<PathBuf> = if files.is_empty() {
+        let dir = cfg.rules.dir.join("tests");
+        let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("{}: no rule tests", dir.display()))?
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        v.sort();
+        v
+    } else {
+        files.to_vec()
+    };
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for f in &files {
+        match rules::run_test_file(f, &rc) {
+            Ok(o) if o.passed() => writeln!(
+                out,
+                "PASS {} ({} samples, {} firings)",
+                f.display(),
+                o.samples,
+                o.firings.len()
+            )?,
+            Ok(o) => {
+                failed += 1;
+                writeln!(out, "FAIL {}", f.display())?;
+                for m in &o.failures {
+                    writeln!(out, "     {m}")?;
+                }
+            }
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "FAIL {}: {e}", f.display())?;
+            }
+        }
+    }
+    writeln!(out, "{} passed, {} failed", files.len() - failed, failed)?;
+    if failed > 0 {
+        bail!("{failed} rule test file(s) failed");
+    }
+    Ok(())
+}
+
+pub fn backtest(
+    cfg: &Config,
+    db: &Path,
+    from: &str,
+    to: &str,
+    only: Option<&str>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let from = time::parse_time(from).map_err(anyhow::Error::msg)?;
+    let to = time::parse_time(to).map_err(anyhow::Error::msg)?;
+    if to < from {
+        bail!("--to is before --from");
+    }
+    let conn = crate::store::open_read_only(db)?;
+    let samples = crate::store::query::load_samples(&conn, from, to, true)
+        .with_context(|| format!("{}: reading samples", db.display()))?;
+    if samples.is_empty() {
+        bail!(
+            "no samples between {} and {} in {}",
+            time::format_local(from),
+            time::format_local(to),
+            db.display()
+        );
+    }
+    let sources = rules::load_dir_sources(&cfg.rules.dir, true)?;
+    // Actions are held: the engine only returns them, and nothing here carries them out.
+    let mut engine = Engine::load(crate::daemon::rules_config(cfg), sources).map_err(|errs| {
+        anyhow::anyhow!(
+            "{}",
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })?;
+    if let Some(rule) = only {
+        if !engine.rules().iter().any(|r| r.name == rule) {
+            bail!("no rule named {rule} in {}", cfg.rules.dir.display());
+        }
+    }
+    let bar = if std::io::stderr().is_terminal() {
+        let b = indicatif::ProgressBar::new(samples.len() as u64);
+        b.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} samples {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        b
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let mut firings = Vec::new();
+    let mut errors = 0;
+    for s in samples.iter() {
+        let eval = engine.evaluate(s);
+        errors += eval.errors.len();
+        firings.extend(
+            eval.firings
+                .into_iter()
+                .filter(|f| only.is_none_or(|r| r == f.rule)),
+        );
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &firings)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "backtest over {} samples from {} to {} (actions held, nothing sent or written)\n",
+        samples.len(),
+        time::format_local(from),
+        time::format_local(to)
+    )?;
+    let (mut incidents, mut alerts) = (0, 0);
+    for f in &firings {
+        let kind = match f.kind {
+            FiringKind::Fire => "FIRE ",
+            FiringKind::Clear => "CLEAR",
+            FiringKind::Scheduled => "RUN  ",
+        };
+        writeln!(
+            out,
+            "{}  {kind} {} ({})",
+            time::format_local(f.ts_ms),
+            f.rule,
+            f.severity.as_str()
+        )?;
+        if !f.values.is_null() {
+            writeln!(out, "      values: {}", f.values)?;
+        }
+        for a in &f.actions {
+            let line = match a {
+                Action::Incident { title, .. } => {
+                    incidents += 1;
+                    format!("would open incident: {title}")
+                }
+                Action::Resolve { .. } => "would resolve the incident".to_string(),
+                Action::Capture { duration, .. } => {
+                    format!("would capture in detail for {}s", duration.as_secs())
+                }
+                Action::Email { subject, .. } => {
+                    alerts += 1;
+                    format!("would email: {subject}")
+                }
+                Action::Notify { summary, .. } => {
+                    alerts += 1;
+                    format!("would notify the desktop: {summary}")
+                }
+                Action::Prune { policy, .. } => format!("would run prune policy {policy}"),
+                Action::Log { message } => format!("would log: {message}"),
+                Action::Exec { argv, .. } => format!("would run: {}", argv.join(" ")),
+            };
+            writeln!(out, "      {line}")?;
+        }
+    }
+    writeln!(
+        out,
+        "\n{} firing(s): {incidents} incident(s) and {alerts} alert(s) would have been made; {errors} rule error(s)",
+        firings.len()
+    )?;
+    Ok(())
+}

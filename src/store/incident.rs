@@ -1,0 +1,583 @@
+//! Incidents, their culprits and samples, captures, rule state and rule errors: the SQL of
+//! what rules decide. Writes happen on the daemon's single writer connection; the `*_ro`
+//! queries take a read-only connection.
+//!
+//! Guarantees: a rule has at most one open incident (`closed_ms IS NULL`); samples are linked
+//! to an incident at most once; rule state rows hold the whole persisted state as JSON so a
+//! restart resumes a pending `hold` where it was.
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{Result, Store};
+use crate::model::{Sample, TimestampMs};
+
+/// A process an incident blames.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Culprit {
+    /// `cpu`, `mem`, `io` or `net`.
+    pub resource: String,
+    pub rank: u32,
+    pub pid: u32,
+    pub start_time_ms: TimestampMs,
+    pub name: String,
+    pub cmdline: String,
+    /// CPU %, RSS bytes, I/O bytes/s or network bytes/s.
+    pub value: f64,
+}
+
+/// The top `n` processes of a sample by each resource, those with a non-zero value.
+pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
+    let mut out = Vec::new();
+    type Key = fn(&crate::model::ProcessRow) -> f64;
+    let keys: [(&str, Key); 4] = [
+        ("cpu", |p| p.cpu_pct),
+        ("mem", |p| p.rss_bytes as f64),
+        ("io", |p| p.read_bytes_per_s + p.write_bytes_per_s),
+        ("net", |p| {
+            p.net_tx_bytes_per_s.unwrap_or(0.0) + p.net_rx_bytes_per_s.unwrap_or(0.0)
+        }),
+    ];
+    for (resource, key) in keys {
+        let mut v: Vec<&crate::model::ProcessRow> =
+            sample.processes.iter().filter(|p| key(p) > 0.0).collect();
+        v.sort_by(|a, b| key(b).total_cmp(&key(a)));
+        for (i, p) in v.into_iter().take(n).enumerate() {
+            out.push(Culprit {
+                resource: resource.to_string(),
+                rank: i as u32 + 1,
+                pid: p.id.pid,
+                start_time_ms: p.id.start_time_ms,
+                name: p.id.name.clone(),
+                cmdline: p.id.cmdline.clone(),
+                value: key(p),
+            });
+        }
+    }
+    out
+}
+
+pub struct NewIncident<'a> {
+    pub rule: &'a str,
+    pub rule_file: &'a str,
+    pub severity: &'a str,
+    pub title: &'a str,
+    pub summary: &'a str,
+    pub opened_ms: TimestampMs,
+    pub peak_json: &'a str,
+}
+
+impl Store {
+    /// The rule's open incident, if any.
+    pub fn open_incident_of(&self, rule: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM incident WHERE rule = ?1 AND closed_ms IS NULL
+                 ORDER BY id DESC LIMIT 1",
+                [rule],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every open incident: (id, rule).
+    pub fn open_incidents(&self) -> Result<Vec<(i64, String)>> {
+        let mut st = self
+            .conn
+            .prepare_cached("SELECT id, rule FROM incident WHERE closed_ms IS NULL")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>());
+        rows.map_err(|e| self.err(e))
+    }
+
+    pub fn open_incident(&mut self, i: &NewIncident, culprits: &[Culprit]) -> Result<i64> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::StoreError::from_sqlite(&self.path, e))?;
+        let r = (|| {
+            tx.execute(
+                "INSERT INTO incident (rule, rule_file, severity, title, opened_ms, updated_ms,
+                 peak_json, summary) VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6, ?7)",
+                params![
+                    i.rule,
+                    i.rule_file,
+                    i.severity,
+                    i.title,
+                    i.opened_ms,
+                    i.peak_json,
+                    i.summary
+                ],
+            )?;
+            let id = tx.last_insert_rowid();
+            for c in culprits {
+                let process_id: Option<i64> = tx
+                    .query_row(
+                        "SELECT id FROM process WHERE pid = ?1 AND start_time_ms = ?2",
+                        params![c.pid, c.start_time_ms],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                tx.execute(
+                    "INSERT OR REPLACE INTO incident_culprit (incident_id, resource, rank,
+                     process_id, pid, name, value) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![id, c.resource, c.rank, process_id, c.pid, c.name, c.value],
+                )?;
+            }
+            Ok(id)
+        })();
+        let id = r.and_then(|id| tx.commit().map(|_| id));
+        id.map_err(|e| self.err(e))
+    }
+
+    pub fn update_incident(
+        &mut self,
+        id: i64,
+        updated_ms: TimestampMs,
+        peak_json: &str,
+        severity: Option<&str>,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE incident SET updated_ms = ?2, peak_json = ?3,
+                 severity = coalesce(?4, severity) WHERE id = ?1",
+                params![id, updated_ms, peak_json, severity],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn peak_json(&self, id: i64) -> Result<String> {
+        self.conn
+            .query_row("SELECT peak_json FROM incident WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn close_incident(&mut self, id: i64, closed_ms: TimestampMs) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE incident SET closed_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL",
+                params![id, closed_ms],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn link_samples(&mut self, incident_id: i64, sample_ids: &[i64]) -> Result<()> {
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| super::StoreError::from_sqlite(&self.path, e))?;
+        let r = (|| {
+            let mut st = tx.prepare_cached(
+                "INSERT OR IGNORE INTO incident_sample (incident_id, sample_id) VALUES (?1, ?2)",
+            )?;
+            for s in sample_ids {
+                st.execute(params![incident_id, s])?;
+            }
+            drop(st);
+            tx.commit()
+        })();
+        r.map_err(|e| self.err(e))
+    }
+
+    /// Turns a stored baseline sample into a detail one: adds the process rows the baseline
+    /// left out (from the full sample kept in memory) and marks the level.
+    pub fn upgrade_to_detail(&mut self, sample_id: i64, full: &Sample) -> Result<()> {
+        self.write_process_rows(sample_id, full)?;
+        self.conn
+            .execute("UPDATE sample SET level = 1 WHERE id = ?1", [sample_id])
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn start_capture(
+        &mut self,
+        incident_id: Option<i64>,
+        rule: &str,
+        started_ms: TimestampMs,
+        until_ms: TimestampMs,
+        interval_ms: i64,
+        connections: bool,
+    ) -> Result<i64> {
+        self.conn
+            .execute(
+                "INSERT INTO capture (incident_id, rule, started_ms, until_ms, interval_ms,
+                 connections) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    incident_id,
+                    rule,
+                    started_ms,
+                    until_ms,
+                    interval_ms,
+                    connections
+                ],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    pub fn update_capture(
+        &mut self,
+        id: i64,
+        until_ms: TimestampMs,
+        ended_ms: Option<TimestampMs>,
+    ) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE capture SET until_ms = ?2, ended_ms = ?3 WHERE id = ?1",
+                params![id, until_ms, ended_ms],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends captures a previous run left open (it stopped or died mid-capture).
+    pub fn end_stale_captures(&mut self, now: TimestampMs) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE capture SET ended_ms = min(until_ms, ?1) WHERE ended_ms IS NULL",
+                [now],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    pub fn record_rule_error(
+        &mut self,
+        ts_ms: TimestampMs,
+        rule: &str,
+        file: &str,
+        line: Option<u32>,
+        message: &str,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO rule_error (ts_ms, rule, file, line, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
+            .and_then(|mut st| st.execute(params![ts_ms, rule, file, line, message]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Persists one rule's state (the whole of it as JSON, plus columns for people).
+    #[allow(clippy::too_many_arguments)]
+    pub fn save_rule_state(
+        &mut self,
+        rule: &str,
+        file: &str,
+        status: &str,
+        since_ms: Option<TimestampMs>,
+        state_json: &str,
+        failures: u32,
+        disabled: bool,
+        now: TimestampMs,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO rule_state (rule, file, status, since_ms, state_json, failures,
+                 disabled, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT (rule) DO UPDATE SET file = excluded.file, status = excluded.status,
+                 since_ms = excluded.since_ms, state_json = excluded.state_json,
+                 failures = excluded.failures, disabled = excluded.disabled,
+                 updated_ms = excluded.updated_ms",
+            )
+            .and_then(|mut st| {
+                st.execute(params![
+                    rule, file, status, since_ms, state_json, failures, disabled, now
+                ])
+            })
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every persisted rule state: (rule, state_json).
+    pub fn load_rule_states(&self) -> Result<Vec<(String, String)>> {
+        let mut st = self
+            .conn
+            .prepare("SELECT rule, state_json FROM rule_state")
+            .map_err(|e| self.err(e))?;
+        let rows = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>());
+        rows.map_err(|e| self.err(e))
+    }
+
+    /// Recent host rows to seed the rules' history ring after a restart.
+    pub fn recent_samples(&self, since_ms: TimestampMs) -> Result<Vec<Sample>> {
+        super::query::load_samples(&self.conn, since_ms, i64::MAX, false).map_err(|e| self.err(e))
+    }
+}
+
+/// Incident list row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct IncidentRow {
+    pub id: i64,
+    pub rule: String,
+    pub rule_file: Option<String>,
+    pub severity: String,
+    pub title: String,
+    pub opened_ms: TimestampMs,
+    pub updated_ms: TimestampMs,
+    pub closed_ms: Option<TimestampMs>,
+    pub peak: serde_json::Value,
+    pub summary: String,
+}
+
+fn incident_row(r: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
+    let peak: String = r.get(8)?;
+    Ok(IncidentRow {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        rule_file: r.get(2)?,
+        severity: r.get(3)?,
+        title: r.get(4)?,
+        opened_ms: r.get(5)?,
+        updated_ms: r.get(6)?,
+        closed_ms: r.get(7)?,
+        peak: serde_json::from_str(&peak).unwrap_or(serde_json::Value::Null),
+        summary: r.get(9)?,
+    })
+}
+
+const INCIDENT_COLUMNS: &str =
+    "id, rule, rule_file, severity, title, opened_ms, updated_ms, closed_ms, peak_json, summary";
+
+pub fn list_incidents(
+    conn: &Connection,
+    since_ms: Option<TimestampMs>,
+    rule: Option<&str>,
+    open_only: bool,
+) -> rusqlite::Result<Vec<IncidentRow>> {
+    let sql = format!(
+        "SELECT {INCIDENT_COLUMNS} FROM incident
+         WHERE (?1 IS NULL OR opened_ms >= ?1 OR closed_ms IS NULL OR closed_ms >= ?1)
+           AND (?2 IS NULL OR rule = ?2)
+           AND (?3 = 0 OR closed_ms IS NULL)
+         ORDER BY opened_ms DESC"
+    );
+    let mut st = conn.prepare(&sql)?;
+    let rows = st.query_map(params![since_ms, rule, open_only], incident_row)?;
+    rows.collect()
+}
+
+pub fn incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<IncidentRow>> {
+    conn.query_row(
+        &format!("SELECT {INCIDENT_COLUMNS} FROM incident WHERE id = ?1"),
+        [id],
+        incident_row,
+    )
+    .optional()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CulpritRow {
+    pub resource: String,
+    pub rank: i64,
+    pub pid: i64,
+    pub name: String,
+    pub value: f64,
+    pub user: Option<String>,
+    pub cmdline: Option<String>,
+}
+
+pub fn culprits(conn: &Connection, id: i64) -> rusqlite::Result<Vec<CulpritRow>> {
+    let mut st = conn.prepare(
+        "SELECT c.resource, c.rank, c.pid, c.name, c.value, p.user, p.cmdline
+         FROM incident_culprit c LEFT JOIN process p ON p.id = c.process_id
+         WHERE c.incident_id = ?1
+         ORDER BY CASE c.resource WHEN 'cpu' THEN 0 WHEN 'mem' THEN 1 WHEN 'io' THEN 2 ELSE 3 END, c.rank",
+    )?;
+    let rows = st.query_map([id], |r| {
+        Ok(CulpritRow {
+            resource: r.get(0)?,
+            rank: r.get(1)?,
+            pid: r.get(2)?,
+            name: r.get(3)?,
+            value: r.get(4)?,
+            user: r.get(5)?,
+            cmdline: r.get(6)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// One point of an incident's timeline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TimelinePoint {
+    pub sample_id: i64,
+    pub ts_ms: TimestampMs,
+    pub level: String,
+    pub load1: f64,
+    pub cpu_busy_pct: f64,
+    pub mem_used_bytes: i64,
+    pub psi_cpu_some_avg10: Option<f64>,
+    pub psi_mem_some_avg10: Option<f64>,
+    pub psi_io_some_avg10: Option<f64>,
+    /// The busiest process by CPU in that sample.
+    pub top_name: Option<String>,
+    pub top_pid: Option<i64>,
+    pub top_cpu_pct: Option<f64>,
+}
+
+pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoint>> {
+    let mut st = conn.prepare(
+        "SELECT s.id, s.ts_ms, s.level, s.load1, 100 - s.cpu_idle_pct, s.mem_used_bytes,
+                s.psi_cpu_some_avg10, s.psi_mem_some_avg10, s.psi_io_some_avg10,
+                (SELECT p.name || char(31) || p.pid || char(31) || ps.cpu_pct_x100
+                   FROM process_sample ps JOIN process p ON p.id = ps.process_id
+                  WHERE ps.sample_id = s.id ORDER BY ps.cpu_pct_x100 DESC LIMIT 1)
+         FROM incident_sample i JOIN sample s ON s.id = i.sample_id
+         WHERE i.incident_id = ?1 ORDER BY s.ts_ms",
+    )?;
+    let rows = st.query_map([id], |r| {
+        let top: Option<String> = r.get(9)?;
+        let mut parts = top
+            .as_deref()
+            .map(|t| t.split('\u{1f}'))
+            .into_iter()
+            .flatten();
+        let (name, pid, cpu) = (parts.next(), parts.next(), parts.next());
+        Ok(TimelinePoint {
+            sample_id: r.get(0)?,
+            ts_ms: r.get(1)?,
+            level: super::level_name(r.get(2)?).to_string(),
+            load1: r.get(3)?,
+            cpu_busy_pct: r.get(4)?,
+            mem_used_bytes: r.get(5)?,
+            psi_cpu_some_avg10: r.get(6)?,
+            psi_mem_some_avg10: r.get(7)?,
+            psi_io_some_avg10: r.get(8)?,
+            top_name: name.map(str::to_string),
+            top_pid: pid.and_then(|p| p.parse().ok()),
+            top_cpu_pct: cpu.and_then(|c| c.parse::<f64>().ok()).map(|c| c / 100.0),
+        })
+    })?;
+    rows.collect()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct CaptureRow {
+    pub id: i64,
+    pub started_ms: TimestampMs,
+    pub until_ms: TimestampMs,
+    pub ended_ms: Option<TimestampMs>,
+    pub interval_ms: i64,
+    pub detail_samples: i64,
+}
+
+pub fn captures(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<CaptureRow>> {
+    let mut st = conn.prepare(
+        "SELECT c.id, c.started_ms, c.until_ms, c.ended_ms, c.interval_ms,
+                (SELECT count(*) FROM incident_sample i JOIN sample s ON s.id = i.sample_id
+                  WHERE i.incident_id = c.incident_id AND s.level = 1)
+         FROM capture c WHERE c.incident_id = ?1 ORDER BY c.started_ms",
+    )?;
+    let rows = st.query_map([incident_id], |r| {
+        Ok(CaptureRow {
+            id: r.get(0)?,
+            started_ms: r.get(1)?,
+            until_ms: r.get(2)?,
+            ended_ms: r.get(3)?,
+            interval_ms: r.get(4)?,
+            detail_samples: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct AlertRow {
+    pub id: i64,
+    pub created_ms: TimestampMs,
+    pub channel: String,
+    pub kind: String,
+    pub subject: String,
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    pub sent_ms: Option<TimestampMs>,
+}
+
+pub fn alerts_of_incident(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<AlertRow>> {
+    let mut st = conn.prepare(
+        "SELECT id, created_ms, channel, kind, subject, status, attempts, last_error, sent_ms
+         FROM alert WHERE incident_id = ?1 ORDER BY created_ms",
+    )?;
+    let rows = st.query_map([incident_id], |r| {
+        Ok(AlertRow {
+            id: r.get(0)?,
+            created_ms: r.get(1)?,
+            channel: r.get(2)?,
+            kind: r.get(3)?,
+            subject: r.get(4)?,
+            status: r.get(5)?,
+            attempts: r.get(6)?,
+            last_error: r.get(7)?,
+            sent_ms: r.get(8)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A rule's state as `hogtrap status` shows it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RuleStateRow {
+    pub rule: String,
+    pub status: String,
+    pub since_ms: Option<TimestampMs>,
+    pub failures: i64,
+    pub disabled: bool,
+}
+
+pub fn rule_states(conn: &Connection) -> rusqlite::Result<Vec<RuleStateRow>> {
+    let mut st = conn.prepare(
+        "SELECT rule, status, since_ms, failures, disabled FROM rule_state ORDER BY rule",
+    )?;
+    let rows = st.query_map([], |r| {
+        Ok(RuleStateRow {
+            rule: r.get(0)?,
+            status: r.get(1)?,
+            since_ms: r.get(2)?,
+            failures: r.get(3)?,
+            disabled: r.get(4)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// An alert for the outbox, as a rule action raised it.
+pub struct NewAlert<'a> {
+    pub created_ms: TimestampMs,
+    pub incident_id: Option<i64>,
+    pub rule: &'a str,
+    pub channel: &'a str,
+    pub kind: &'a str,
+    pub subject: &'a str,
+    pub body_text: &'a str,
+}
+
+impl Store {
+    pub fn enqueue_alert(&mut self, a: &NewAlert) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO alert (created_ms, incident_id, rule, channel, kind, subject,
+                 body_text, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1)",
+                params![
+                    a.created_ms,
+                    a.incident_id,
+                    a.rule,
+                    a.channel,
+                    a.kind,
+                    a.subject,
+                    a.body_text
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
