@@ -31,8 +31,15 @@ fn cpu_hog_opens_an_incident_naming_the_burner_captures_and_closes() {
     let id = incident["id"].as_i64().unwrap();
     let opened = incident["opened_ms"].as_i64().unwrap();
     // It fired after its 20 s hold, not before.
-    assert!(opened - started >= 19_000, "fired {} ms after the burner started", opened - started);
-    assert!(incident["title"].as_str().unwrap().contains("hogtest-burn"), "{incident}");
+    assert!(
+        opened - started >= 19_000,
+        "fired {} ms after the burner started",
+        opened - started
+    );
+    assert!(
+        incident["title"].as_str().unwrap().contains("hogtest-burn"),
+        "{incident}"
+    );
 
     let story: serde_json::Value =
         serde_json::from_str(&d.ok(&["show", &id.to_string(), "--json"])).unwrap();
@@ -42,18 +49,25 @@ fn cpu_hog_opens_an_incident_naming_the_burner_captures_and_closes() {
     assert_eq!(top_cpu["pid"], burner.pid());
 
     // Detail rows for the pre-trigger window and for the capture.
-    d.wait_for("detail samples after the firing", Duration::from_secs(10), || {
-        let n = d.scalar(&format!(
-            "SELECT count(*) FROM incident_sample i JOIN sample s ON s.id = i.sample_id
+    d.wait_for(
+        "detail samples after the firing",
+        Duration::from_secs(10),
+        || {
+            let n = d.scalar(&format!(
+                "SELECT count(*) FROM incident_sample i JOIN sample s ON s.id = i.sample_id
              WHERE i.incident_id = {id} AND s.level = 1 AND s.ts_ms > {opened}"
-        ));
-        (n.as_i64().unwrap() >= 2).then_some(())
-    });
+            ));
+            (n.as_i64().unwrap() >= 2).then_some(())
+        },
+    );
     let before = d.scalar(&format!(
         "SELECT count(*) FROM incident_sample i JOIN sample s ON s.id = i.sample_id
          WHERE i.incident_id = {id} AND s.level = 1 AND s.ts_ms < {opened}"
     ));
-    assert!(before.as_i64().unwrap() >= 10, "pre-trigger detail samples: {before}");
+    assert!(
+        before.as_i64().unwrap() >= 10,
+        "pre-trigger detail samples: {before}"
+    );
     // A detail sample holds every process, not only the top ones.
     let rows = d.sql_json(&format!(
         "SELECT s.procs_total AS total, (SELECT count(*) FROM process_sample ps
@@ -61,8 +75,14 @@ fn cpu_hog_opens_an_incident_naming_the_burner_captures_and_closes() {
          FROM incident_sample i JOIN sample s ON s.id = i.sample_id
          WHERE i.incident_id = {id} AND s.level = 1 ORDER BY s.ts_ms DESC LIMIT 1"
     ));
-    let (total, kept) = (rows[0]["total"].as_i64().unwrap(), rows[0]["kept"].as_i64().unwrap());
-    assert!(kept as f64 >= total as f64 * 0.9, "detail kept {kept} of {total}");
+    let (total, kept) = (
+        rows[0]["total"].as_i64().unwrap(),
+        rows[0]["kept"].as_i64().unwrap(),
+    );
+    assert!(
+        kept as f64 >= total as f64 * 0.9,
+        "detail kept {kept} of {total}"
+    );
     let detail_extras = d.scalar("SELECT count(*) FROM process_detail");
     assert!(detail_extras.as_i64().unwrap() > 0);
 
@@ -72,10 +92,22 @@ fn cpu_hog_opens_an_incident_naming_the_burner_captures_and_closes() {
         let i = incidents(&d).into_iter().find(|i| i["id"] == id)?;
         i["closed_ms"].as_i64()
     });
-    assert!(closed - killed >= 9_000, "closed {} ms after the kill", closed - killed);
+    assert!(
+        closed - killed >= 9_000,
+        "closed {} ms after the kill",
+        closed - killed
+    );
 
     let text = d.ok(&["show", &id.to_string()]);
-    for want in ["cpu_hog", "hogtest-burn", "closed", "Culprits", "Timeline", "(before)", "Captures"] {
+    for want in [
+        "cpu_hog",
+        "hogtest-burn",
+        "closed",
+        "Culprits",
+        "Timeline",
+        "(before)",
+        "Captures",
+    ] {
         assert!(text.contains(want), "show lacks {want:?}:\n{text}");
     }
     // No sample was missed while all this happened.
@@ -95,10 +127,8 @@ rule { name = "slow_hold", severity = "info", hold = "30s",
 
 #[test]
 fn a_pending_hold_survives_a_restart() {
-    let mut d = Daemon::start_with_rules(
-        "[sampler]\ninterval = \"1s\"\n",
-        &[("slow.lua", SLOW_HOLD)],
-    );
+    let mut d =
+        Daemon::start_with_rules("[sampler]\ninterval = \"1s\"\n", &[("slow.lua", SLOW_HOLD)]);
     let since = d.wait_for("the rule to be pending", Duration::from_secs(20), || {
         let v = d.sql_json("SELECT status, since_ms FROM rule_state WHERE rule = 'slow_hold'");
         let row = v.get(0)?;
@@ -121,7 +151,11 @@ fn a_pending_hold_survives_a_restart() {
         "the hold started over: fired {} ms after the restart",
         opened - restarted
     );
-    assert!(opened - since >= 29_000, "fired early: {} ms", opened - since);
+    assert!(
+        opened - since >= 29_000,
+        "fired early: {} ms",
+        opened - since
+    );
 }
 
 #[test]
@@ -130,7 +164,11 @@ fn sighup_with_a_broken_rule_keeps_the_running_rules() {
     d.wait_for("the good rule to fire", Duration::from_secs(20), || {
         incidents(&d).into_iter().find(|i| i["rule"] == "always")
     });
-    std::fs::write(d.rules_dir().join("broken.lua"), "rule { name = 'x', when = ").unwrap();
+    std::fs::write(
+        d.rules_dir().join("broken.lua"),
+        "rule { name = 'x', when = ",
+    )
+    .unwrap();
     d.signal(libc::SIGHUP);
     d.wait_for("the refusal in the log", Duration::from_secs(10), || {
         d.log().contains("reload refused").then_some(())
@@ -143,9 +181,11 @@ fn sighup_with_a_broken_rule_keeps_the_running_rules() {
             .unwrap()
     };
     let n = linked(&d);
-    d.wait_for("samples still linked to the incident", Duration::from_secs(10), || {
-        (linked(&d) >= n + 2).then_some(())
-    });
+    d.wait_for(
+        "samples still linked to the incident",
+        Duration::from_secs(10),
+        || (linked(&d) >= n + 2).then_some(()),
+    );
     let st = d.scalar("SELECT status FROM rule_state WHERE rule = 'always'");
     assert_eq!(st, "firing");
 }

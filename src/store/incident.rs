@@ -115,8 +115,8 @@ impl Store {
             for c in culprits {
                 let process_id: Option<i64> = tx
                     .query_row(
-                        "SELECT id FROM process WHERE pid = ?1 AND start_time_ms = ?2",
-                        params![c.pid, c.start_time_ms],
+                        "SELECT id FROM process WHERE pid = ?1 AND start_time_ms = ?2 AND name = ?3",
+                        params![c.pid, c.start_time_ms, c.name],
                         |r| r.get(0),
                     )
                     .optional()?;

@@ -111,8 +111,8 @@ pub struct Store {
     conn: Connection,
     path: PathBuf,
     host_ids: HashMap<String, i64>,
-    /// (pid, start_time_ms) → process.id; bounded, rebuilt from the table on a miss.
-    process_ids: HashMap<(u32, i64), i64>,
+    /// (pid, start_time_ms, name) → process.id; bounded, rebuilt from the table on a miss.
+    process_ids: HashMap<(u32, i64, String), i64>,
 }
 
 const PROCESS_ID_CACHE_MAX: usize = 50_000;
@@ -296,7 +296,7 @@ fn insert_rows(
     tx: &rusqlite::Transaction,
     id: i64,
     s: &Sample,
-    process_ids: &mut HashMap<(u32, i64), i64>,
+    process_ids: &mut HashMap<(u32, i64, String), i64>,
     keep_existing: bool,
 ) -> rusqlite::Result<()> {
     let verb = if keep_existing {
@@ -305,7 +305,7 @@ fn insert_rows(
         "INSERT OR REPLACE"
     };
     for p in &s.processes {
-        let pid_key = (p.id.pid, p.id.start_time_ms);
+        let pid_key = (p.id.pid, p.id.start_time_ms, p.id.name.clone());
         let process_id = match process_ids.get(&pid_key) {
             Some(&id) => id,
             None => {
@@ -452,7 +452,7 @@ fn upsert_process(
     tx.prepare_cached(
         "INSERT INTO process (pid, start_time_ms, ppid, uid, user, name, cmdline)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
-         ON CONFLICT (pid, start_time_ms) DO NOTHING",
+         ON CONFLICT (pid, start_time_ms, name) DO NOTHING",
     )?
     .execute(params![
         p.pid,
@@ -463,8 +463,8 @@ fn upsert_process(
         p.name,
         p.cmdline
     ])?;
-    tx.prepare_cached("SELECT id FROM process WHERE pid = ?1 AND start_time_ms = ?2")?
-        .query_row(params![p.pid, p.start_time_ms], |r| r.get(0))
+    tx.prepare_cached("SELECT id FROM process WHERE pid = ?1 AND start_time_ms = ?2 AND name = ?3")?
+        .query_row(params![p.pid, p.start_time_ms, p.name], |r| r.get(0))
 }
 
 /// Opens the store read-only for queries. Fails clearly when the file does not exist.

@@ -67,7 +67,7 @@ CREATE TABLE process (
     user          TEXT NOT NULL,
     name          TEXT NOT NULL,
     cmdline       TEXT NOT NULL,
-    UNIQUE (pid, start_time_ms)
+    UNIQUE (pid, start_time_ms, name)
 );
 
 CREATE TABLE process_sample (

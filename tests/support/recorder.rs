@@ -59,9 +59,17 @@ impl Daemon {
         let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
         let texts: Vec<(String, String)> = names
             .iter()
-            .map(|n| (n.to_string(), std::fs::read_to_string(shipped.join(n)).unwrap()))
+            .map(|n| {
+                (
+                    n.to_string(),
+                    std::fs::read_to_string(shipped.join(n)).unwrap(),
+                )
+            })
             .collect();
-        let refs: Vec<(&str, &str)> = texts.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect();
+        let refs: Vec<(&str, &str)> = texts
+            .iter()
+            .map(|(a, b)| (a.as_str(), b.as_str()))
+            .collect();
         Daemon::start_with_rules(extra_toml, &refs)
     }
 
@@ -156,7 +164,12 @@ impl Daemon {
     }
 
     /// Polls `f` every 250 ms until it returns Some, or fails after `timeout`.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut f: impl FnMut() -> Option<T>,
+    ) -> T {
         let t = Instant::now();
         loop {
             if let Some(v) = f() {

@@ -123,7 +123,9 @@ pub struct ProcReader {
     page_size: u64,
     boot_time_ms: i64,
     prev: HashMap<u32, Prev>,
-    identities: HashMap<(u32, u64), ProcessIdentity>,
+    /// Keyed by (pid, start ticks), with the comm the identity was read under: `exec` keeps
+    /// pid and start time but changes the program, so a changed comm means a new identity.
+    identities: HashMap<(u32, u64), (String, ProcessIdentity)>,
     users: Users,
     pass: u64,
     /// Boot-relative time of the previous pass, ms.
@@ -286,10 +288,12 @@ impl ProcReader {
     /// The identity of a process, read once per lifetime and cached.
     pub fn identity(&mut self, p: &ProcSnapshot) -> ProcessIdentity {
         let key = (p.pid, p.stat.start_ticks);
-        if let Some(id) = self.identities.get(&key) {
-            let mut id = id.clone();
-            id.ppid = p.stat.ppid;
-            return id;
+        if let Some((comm, id)) = self.identities.get(&key) {
+            if *comm == p.comm {
+                let mut id = id.clone();
+                id.ppid = p.stat.ppid;
+                return id;
+            }
         }
         let cmdline = if self.read_file(p.pid, "cmdline") {
             let mut v: Vec<u8> = self.buf.clone();
@@ -315,7 +319,7 @@ impl ProcReader {
             name,
             cmdline,
         };
-        self.identities.insert(key, id.clone());
+        self.identities.insert(key, (p.comm.clone(), id.clone()));
         id
     }
 
@@ -442,6 +446,28 @@ mod tests {
             "very-long-program-name"
         );
         assert_eq!(full_name("kworker/0:1-eve", b""), "kworker/0:1-eve");
+    }
+
+    /// `exec` keeps pid and start time; the identity must follow the new program.
+    #[test]
+    fn identity_follows_exec() {
+        let mut child = std::process::Command::new("/bin/sh")
+            .args(["-c", "sleep 0.5; exec sleep 5"])
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let mut r = ProcReader::new(0);
+        let mut out = Vec::new();
+        let name_now = |r: &mut ProcReader, out: &mut Vec<ProcSnapshot>| {
+            r.read_all(1.0, out);
+            let p = out.iter().find(|p| p.pid == pid).unwrap().clone();
+            r.identity(&p).name
+        };
+        assert_eq!(name_now(&mut r, &mut out), "sh");
+        std::thread::sleep(std::time::Duration::from_millis(1200));
+        assert_eq!(name_now(&mut r, &mut out), "sleep");
+        let _ = child.kill();
+        let _ = child.wait();
     }
 
     #[test]
