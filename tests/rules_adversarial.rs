@@ -33,7 +33,7 @@ fn run_adversary(body: &str) {
         "the bad rule to be disabled",
         Duration::from_secs(30),
         || {
-            let v = d.sql_json("SELECT disabled FROM rule_state WHERE rule = 'bad'");
+            let v = d.try_sql_json("SELECT disabled FROM rule_state WHERE rule = 'bad'")?;
             (v.get(0)?["disabled"] == 1).then_some(())
         },
     );

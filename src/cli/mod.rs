@@ -173,12 +173,19 @@ pub fn main() -> std::process::ExitCode {
     match dispatch(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            // One line: the chain of contexts, joined.
-            let msg = e
-                .chain()
-                .map(|c| c.to_string())
-                .collect::<Vec<_>>()
-                .join(": ");
+            // One line: the chain of contexts, joined, without repeating causes that an error
+            // already spells out in its own text.
+            let mut msg = String::new();
+            for part in e.chain().map(|c| c.to_string()) {
+                if msg.contains(&part) {
+                    continue;
+                }
+                if !msg.is_empty() {
+                    msg.push_str(": ");
+                }
+                msg.push_str(&part);
+            }
+            let msg = msg.replace('\n', " ");
             let _ = writeln!(std::io::stderr(), "hogtrap: error: {msg}");
             std::process::ExitCode::FAILURE
         }

@@ -348,10 +348,20 @@ fn invalid(path: &Path, text: &str, key: &str, e: &toml::de::Error) -> ConfigErr
         }
         None => (key.to_string(), message),
     };
+    // A syntax error has no key path: name what stands on the line instead.
+    let key = if key.is_empty() {
+        text.lines()
+            .nth(line.saturating_sub(1))
+            .map(|l| l.split('=').next().unwrap_or("").trim().to_string())
+            .filter(|k| !k.is_empty())
+            .unwrap_or_else(|| "<file>".into())
+    } else {
+        key
+    };
     ConfigError::Invalid {
         path: path.to_path_buf(),
         line,
-        key: if key.is_empty() { "<file>".into() } else { key },
+        key,
         message,
     }
 }
@@ -463,6 +473,14 @@ mod tests {
             e,
             "test.toml:2: protect.nice: must be between -20 and 19, got 40"
         );
+    }
+
+    #[test]
+    fn duplicate_section_names_it() {
+        let e = parse("[rules]\ndir = \"a\"\n[rules]\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:3: [rules]: "), "{e}");
     }
 
     #[test]

@@ -511,6 +511,14 @@ impl Worker {
             std::mem::take(&mut c.actions)
         })
         .unwrap_or_default();
+        // A budget error that the rule caught itself (coroutine.resume returns it as a value)
+        // still fails the call: the budget is not a suggestion.
+        let result = match result {
+            Ok(_) if tripped => Err(mlua::Error::RuntimeError(
+                "instruction budget exceeded (the rule caught the error and went on)".into(),
+            )),
+            other => other,
+        };
         match result {
             Ok(v) => Ok((v, actions)),
             Err(e) => {

@@ -26,11 +26,20 @@ impl Daemon {
     fn start_in(dir: tempfile::TempDir, extra_toml: &str) -> Daemon {
         let db = dir.path().join("hogtrap.db");
         let config = dir.path().join("config.toml");
-        let text = format!(
-            "[store]\npath = \"{}\"\n\n[rules]\ndir = \"{}\"\n\n{extra_toml}",
-            db.display(),
-            dir.path().join("rules").display()
-        );
+        let rules_line = format!("dir = \"{}\"\n", dir.path().join("rules").display());
+        // The caller's [rules] section, if any, gets the rules directory too.
+        let text = if extra_toml.contains("[rules]\n") {
+            format!(
+                "[store]\npath = \"{}\"\n\n{}",
+                db.display(),
+                extra_toml.replace("[rules]\n", &format!("[rules]\n{rules_line}"))
+            )
+        } else {
+            format!(
+                "[store]\npath = \"{}\"\n\n[rules]\n{rules_line}\n{extra_toml}",
+                db.display()
+            )
+        };
         std::fs::write(&config, text).unwrap();
         let mut d = Daemon {
             stderr: dir.path().join("daemon.log"),
@@ -120,6 +129,15 @@ impl Daemon {
             self.log()
         );
         String::from_utf8(o.stdout).unwrap()
+    }
+
+    /// The query's rows, or None while the store cannot answer it yet (not created, not migrated).
+    pub fn try_sql_json(&self, q: &str) -> Option<serde_json::Value> {
+        let o = self.cli(&["sql", "--json", q]);
+        if !o.status.success() {
+            return None;
+        }
+        serde_json::from_slice(&o.stdout).ok()
     }
 
     pub fn sql_json(&self, q: &str) -> serde_json::Value {
