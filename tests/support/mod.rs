@@ -811,10 +811,10 @@ impl DbusMonitor {
     }
 }
 
-/// The relay binary built with this package.
+/// The relay: the `hogtrap` binary built with this package, with its hidden subcommand.
 pub fn relay() -> hogtrap::alert::Relay {
     hogtrap::alert::Relay::new(
-        env!("CARGO_BIN_EXE_hogtrap-notify-relay"),
-        Vec::<String>::new(),
+        env!("CARGO_BIN_EXE_hogtrap"),
+        [hogtrap::alert::RELAY_SUBCOMMAND],
     )
 }
