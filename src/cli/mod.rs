@@ -713,7 +713,7 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
         if let Some(e) = &a.last_error {
             writeln!(
                 out,
-                "last alert error  {}  {} (alert {}, {}): {}",
+                "  last error {}  {} alert {} ({}): {}",
                 time::format_local(e.ts_ms),
                 e.channel,
                 e.alert_id,
@@ -724,7 +724,7 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
         if let Some(s) = &a.last_sent {
             writeln!(
                 out,
-                "last alert sent   {}  {} (alert {})",
+                "  last sent  {}  {} alert {}",
                 time::format_local(s.ts_ms),
                 s.channel,
                 s.alert_id

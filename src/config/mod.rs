@@ -430,6 +430,24 @@ mod tests {
         }
     }
 
+    /// docs/alerts.md shows every `[alerts]` key with its default.
+    #[test]
+    fn alerts_doc_names_every_key_with_its_default() {
+        let doc = include_str!("../../docs/alerts.md");
+        let all = toml::Value::try_from(Alerts::default()).unwrap();
+        for (key, value) in all.as_table().unwrap() {
+            let line = format!("{key} = {value}");
+            let documented = doc.lines().any(|l| {
+                l.split_once('=').is_some_and(|(k, v)| {
+                    k.trim() == key
+                        && Duration::parse(v.trim().trim_matches('"')).ok()
+                            == value.as_str().and_then(|s| Duration::parse(s).ok())
+                })
+            });
+            assert!(documented, "docs/alerts.md lacks `{line}`");
+        }
+    }
+
     #[test]
     fn empty_file_is_all_defaults() {
         let c = parse("").unwrap();

@@ -177,9 +177,11 @@ pub enum AttemptOutcome {
     GiveUp { error: String, result: &'static str },
 }
 
-/// Writes one row per channel. A row whose rule and channel already had a non-held alert
-/// less than `rate_limit_ms` before `alert.created_ms` is written as `held`
-/// (`rate_limit_ms` ≤ 0: no limit; digests are never held).
+/// Writes one row per channel. A row is written as `held` when its rule and channel had a
+/// non-held alert less than `rate_limit_ms` before `alert.created_ms`, or still have held
+/// alerts waiting for their digest (so a rule that keeps firing gets one digest per window,
+/// never a fresh message that pushes the digest back). `rate_limit_ms` ≤ 0: no limit;
+/// digests are never held.
 pub fn enqueue(
     conn: &Connection,
     alert: &NewAlert,
@@ -191,8 +193,9 @@ pub fn enqueue(
     for &channel in channels {
         let held = rate_limit_ms > 0
             && alert.kind != AlertKind::Digest
-            && window_start(&tx, &alert.rule, channel)?
-                .is_some_and(|start| alert.created_ms < start + rate_limit_ms);
+            && (window_start(&tx, &alert.rule, channel)?
+                .is_some_and(|start| alert.created_ms < start + rate_limit_ms)
+                || has_held(&tx, &alert.rule, channel)?);
         let id = insert(&tx, alert, channel, if held { "held" } else { "pending" })?;
         out.push(Enqueued { id, channel, held });
     }
@@ -209,6 +212,13 @@ fn window_start(
     conn.prepare_cached(
         "SELECT max(created_ms) FROM alert
          WHERE rule = ?1 AND channel = ?2 AND status NOT IN ('held', 'digested')",
+    )?
+    .query_row(params![rule, channel.as_str()], |r| r.get(0))
+}
+
+fn has_held(conn: &Connection, rule: &str, channel: Channel) -> rusqlite::Result<bool> {
+    conn.prepare_cached(
+        "SELECT EXISTS (SELECT 1 FROM alert WHERE rule = ?1 AND channel = ?2 AND status = 'held')",
     )?
     .query_row(params![rule, channel.as_str()], |r| r.get(0))
 }
@@ -719,11 +729,20 @@ mod tests {
             )
             .unwrap();
         assert!(!other[0].held);
-        // After the window: sent again.
+        // After the window, while held alerts wait for their digest: held too.
         let third = outbox
             .enqueue(&alert(61_000, "load", AlertKind::Fire), &both, 60_000)
             .unwrap();
-        assert!(third.iter().all(|e| !e.held));
+        assert!(third.iter().all(|e| e.held));
+        // After the window with nothing held: sent.
+        let fresh = outbox
+            .enqueue(
+                &alert(61_000, "swap", AlertKind::Fire),
+                &[Channel::Email],
+                60_000,
+            )
+            .unwrap();
+        assert!(!fresh[0].held);
         // No limit.
         let fourth = outbox
             .enqueue(&alert(61_001, "load", AlertKind::Fire), &both, 0)
@@ -731,7 +750,7 @@ mod tests {
         assert!(fourth.iter().all(|e| !e.held));
         let groups = outbox.held_groups().unwrap();
         assert_eq!(groups.len(), 2, "{groups:?}");
-        assert_eq!(groups[0].count, 1);
+        assert_eq!(groups[0].count, 2);
     }
 
     #[test]

@@ -20,6 +20,14 @@ pub struct Daemon {
 impl Daemon {
     /// Writes a config (with `[store] path` set to the temp dir) and starts `hogtrap run`.
     pub fn start(extra_toml: &str) -> Daemon {
+        let mut d = Daemon::prepare(extra_toml);
+        d.spawn();
+        d
+    }
+
+    /// Writes the config like [`Daemon::start`] but does not start the daemon yet (to put
+    /// something in the store first); call [`Daemon::spawn`].
+    pub fn prepare(extra_toml: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("hogtrap.db");
         let config = dir.path().join("config.toml");
@@ -29,15 +37,13 @@ impl Daemon {
             dir.path().join("rules").display()
         );
         std::fs::write(&config, text).unwrap();
-        let mut d = Daemon {
+        Daemon {
             stderr: dir.path().join("daemon.log"),
             dir,
             config,
             db,
             child: None,
-        };
-        d.spawn();
-        d
+        }
     }
 
     pub fn spawn(&mut self) {
