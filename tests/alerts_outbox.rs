@@ -74,8 +74,10 @@ impl Rig {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("hogtrap.db");
         let store = Store::open(&db, Duration::from_secs(2)).unwrap();
-        let mut config = Config::default();
-        config.email = email_config(port);
+        let mut config = Config {
+            email: email_config(port),
+            ..Config::default()
+        };
         alerts(&mut config);
         let outbox = Outbox::open(&db, Duration::from_secs(2)).unwrap();
         let delivery = Delivery::new(
