@@ -602,7 +602,14 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
     let day_ago = now - 86_400_000;
     let st = query::status(&conn, day_ago)?;
     // A store older than the outbox (schema v1) has none to show.
-    let alerts = crate::store::outbox::summary(&conn, day_ago).ok();
+    let alerts = if st.schema_version >= 2 {
+        Some(
+            crate::store::outbox::summary(&conn, day_ago)
+                .with_context(|| format!("{}: reading the alert outbox", db.display()))?,
+        )
+    } else {
+        None
+    };
     let wal = std::fs::metadata(format!("{}-wal", db.display()))
         .map(|m| m.len() as i64)
         .unwrap_or(0);

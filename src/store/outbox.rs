@@ -737,7 +737,7 @@ mod tests {
         // After the window with nothing held: sent.
         let fresh = outbox
             .enqueue(
-                &alert(61_000, "swap", AlertKind::Fire),
+                &alert(91_000, "swap", AlertKind::Fire),
                 &[Channel::Email],
                 60_000,
             )
