@@ -17,7 +17,7 @@ use hogtrap::config::{Config, Duration as ConfigDuration};
 use hogtrap::store::outbox::{AlertKind, Channel, Outbox};
 use hogtrap::store::Store;
 use support::recorder::Daemon;
-use support::{free_port, SmtpMode, SmtpServer};
+use support::{free_port, SilentListener, SmtpMode, SmtpServer};
 
 const DELIVERY_WAIT: Duration = Duration::from_secs(15);
 /// A fake "now": 2025-11-24, so nothing depends on the test machine's clock.
@@ -344,6 +344,12 @@ fn server_down_then_up_across_restarts_delivers_exactly_once() {
     let messages = server.wait_for_messages(1, DELIVERY_WAIT);
     assert!(subject(&messages[0]).contains("CRITICAL web1: one process holds a CPU"));
     assert!(messages[0].contains("hogtrap show 7"));
+    // The Message-ID is the alert's own: a resend after a crash would carry the same one.
+    assert!(
+        messages[0].contains("Message-ID: <hogtrap.alert.1."),
+        "{}",
+        messages[0]
+    );
     assert!(support::wait_until(DELIVERY_WAIT, || {
         daemon.scalar("SELECT status FROM alert") == "sent"
     }));
@@ -362,6 +368,53 @@ fn server_down_then_up_across_restarts_delivers_exactly_once() {
     let status = daemon.ok(&["status"]);
     assert!(status.contains("alerts     0 undelivered"), "{status}");
     assert!(status.contains("  last sent "), "{status}");
+}
+
+/// A mail server that accepts the connection and never answers: every attempt hangs until
+/// send_timeout, and the sampler, one thread away, does not notice.
+#[test]
+fn a_hanging_mail_server_delays_no_sample() {
+    let silent = SilentListener::start();
+    let mut daemon = Daemon::prepare(&format!(
+        "[sampler]\ninterval = \"1s\"\n\n\
+         [alerts]\nretry_initial = \"500ms\"\nretry_max = \"500ms\"\n\n\
+         [email]\nenabled = true\nserver = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+         from = \"hogtrap <hogtrap@example.org>\"\nto = [\"ops@example.org\"]\n\
+         connect_timeout = \"1s\"\nsend_timeout = \"3s\"\n",
+        silent.port
+    ));
+    {
+        let mut store = Store::open(&daemon.db, Duration::from_secs(2)).unwrap();
+        let config = Config::load(&daemon.config).unwrap();
+        let now = jiff::Timestamp::now().as_millisecond();
+        let alert = burner_alert(None, now).new_alert(AlertKind::Fire, now);
+        raise(&mut store, &config, &OutboxWaker::new(), &alert, None).unwrap();
+    }
+    daemon.spawn();
+    let timed_out = |d: &Daemon| {
+        d.scalar("SELECT count(*) FROM alert_attempt WHERE error LIKE '%send_timeout%'")
+            .as_i64()
+            .unwrap()
+    };
+    assert!(
+        support::wait_until(Duration::from_secs(30), || timed_out(&daemon) >= 2),
+        "no timed-out attempts; log:\n{}",
+        daemon.log()
+    );
+    // Two hung attempts (6 s and more) later, the samples came every second.
+    let widest = daemon
+        .scalar(
+            "SELECT max(d) FROM (SELECT ts_ms - lag(ts_ms) OVER (ORDER BY ts_ms) AS d \
+             FROM sample)",
+        )
+        .as_i64()
+        .unwrap();
+    assert!(widest < 2_000, "a {widest} ms gap between samples");
+    assert!(daemon.sample_count() >= 6);
+    // SIGTERM during a hung attempt: out within the delivery grace, cleanly.
+    daemon.signal(libc::SIGTERM);
+    assert!(daemon.wait_exit(Duration::from_secs(10)).success());
+    assert_eq!(daemon.scalar("SELECT status FROM alert"), "pending");
 }
 
 #[test]

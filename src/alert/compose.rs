@@ -263,6 +263,7 @@ impl IncidentAlert {
             } else {
                 severity_urgency(&self.severity)
             }),
+            message_id: None,
         }
     }
 
@@ -374,6 +375,7 @@ pub fn digest_message(
         html: Some(super::message::html_from_text(&text)),
         text,
         urgency: Some(urgency),
+        message_id: None,
     }
 }
 
@@ -403,6 +405,7 @@ pub fn reminder_message(open: &OpenIncidentAlert, now_ms: TimestampMs) -> AlertM
             }
         }),
         urgency: Some(urgency),
+        message_id: None,
     }
 }
 
@@ -418,6 +421,7 @@ pub fn test_message(host: &str, now_ms: TimestampMs) -> AlertMessage {
         html: Some(super::message::html_from_text(&text)),
         text,
         urgency: Some(Urgency::Normal),
+        message_id: None,
     }
 }
 

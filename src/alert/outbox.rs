@@ -134,6 +134,27 @@ pub fn backoff_ms(alerts: &Alerts, attempts: i64, retryable: bool) -> i64 {
     initial.saturating_mul(1i64 << doublings).min(max)
 }
 
+/// The Message-ID of an outbox alert: the same on every attempt, so a resend after a crash
+/// is recognisably the same message.
+fn message_id(alert: &DueAlert, host: &str) -> String {
+    let domain: String = host
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '.' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let domain = if domain.is_empty() {
+        "localhost".to_owned()
+    } else {
+        domain
+    };
+    format!("<hogtrap.alert.{}.{}@{domain}>", alert.id, alert.created_ms)
+}
+
 /// What one pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PassReport {
@@ -309,6 +330,7 @@ impl Delivery {
                     "low" => Urgency::Low,
                     _ => Urgency::Normal,
                 }),
+                message_id: Some(message_id(alert, &self.config.host)),
             };
             let result = match alert.channel {
                 Channel::Email => send_email(&self.config.email, &message).await,
