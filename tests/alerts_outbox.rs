@@ -494,4 +494,26 @@ async fn desktop_alerts_go_through_the_outbox_to_notification_daemon() {
         ],
         DELIVERY_WAIT,
     );
+    // `hogtrap alert test --desktop` through the real binary, whose relay is itself
+    // (`hogtrap __notify-relay`), as the daemon's is.
+    let cli = Daemon::prepare(&format!(
+        "[sampler]\nhost_name = \"web9\"\n\n[desktop]\nbus_address = \"{}\"\n",
+        bus.address
+    ));
+    let out = cli.cli(&["alert", "test", "--desktop"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("desktop  note: [desktop] enabled = false"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("desktop  delivered: the notification server accepted it"),
+        "{stdout}"
+    );
+    monitor.wait_for(&["[hogtrap] test alert from web9"], DELIVERY_WAIT);
 }

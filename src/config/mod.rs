@@ -449,6 +449,31 @@ mod tests {
     }
 
     #[test]
+    fn alert_sections_are_checked_with_key_and_line() {
+        let e = parse("[email]\nenabled = true\nserver = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "test.toml:3: email.server: required when email is enabled"
+        );
+        let e = parse("[email]\npassword = \"hunter2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:2: email.password:"), "{e}");
+        let e = parse("[alerts]\nretry_initial = \"1m\"\nretry_max = \"10s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:3: alerts.retry_max:"), "{e}");
+        let e = parse("[alerts]\nrate_limit = 5\n").unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:2: alerts.rate_limit:"), "{e}");
+        let e = parse("[desktop]\nurgency = \"panic\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:2: desktop.urgency:"), "{e}");
+    }
+
+    #[test]
     fn empty_file_is_all_defaults() {
         let c = parse("").unwrap();
         assert_eq!(c.sampler.interval.as_millis(), 10_000);
