@@ -281,6 +281,31 @@ async fn retries_back_off_and_give_up_after_the_max_age() {
     );
 }
 
+#[tokio::test]
+async fn a_dead_server_costs_one_attempt_per_retry_not_one_per_alert() {
+    let port = free_port();
+    let mut rig = Rig::new(port, |c| {
+        c.alerts.rate_limit = ConfigDuration::from_secs(0);
+        c.alerts.retry_initial = ConfigDuration::from_secs(30);
+    });
+    for k in 0..3 {
+        rig.fire(AlertKind::Fire, None, T0 + k);
+    }
+    let r = rig.delivery.pass(T0 + 10).await.unwrap();
+    assert_eq!((r.retrying, r.postponed, r.sent), (1, 2, 0), "{r:?}");
+    let next = r.next_wake_ms.unwrap();
+    assert!((T0 + 30_000..T0 + 31_000).contains(&next), "{}", next - T0);
+    let attempts = rig.rows("SELECT count(*), 'x', 'y' FROM alert_attempt");
+    assert_eq!(attempts[0].0, 1, "one attempt, not three");
+    // Nothing is due before the retry.
+    assert_eq!(rig.delivery.pass(next - 1).await.unwrap().sent, 0);
+    // The server comes up: all three go in the retry's pass.
+    let server = SmtpServer::start_on(port, SmtpMode::Plain, None, None);
+    let r = rig.delivery.pass(next).await.unwrap();
+    assert_eq!(r.sent, 3, "{r:?}");
+    assert_eq!(server.wait_for_messages(3, DELIVERY_WAIT).len(), 3);
+}
+
 /// The whole story through the real binary: the mail server is down when the alert is
 /// raised; the daemon retries, is restarted, and delivers once the server is up; another
 /// restart sends nothing twice. `hogtrap status` shows the undelivered alert and its error.

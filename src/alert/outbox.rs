@@ -15,6 +15,8 @@
 //! - A failed attempt is retried after `retry_initial`, doubled each time up to `retry_max`
 //!   (errors that retrying cannot fix wait `retry_max`, so a fixed config still delivers);
 //!   an alert still undelivered `give_up_after` after it was raised is given up (`failed`).
+//!   When a channel's server is down or hanging, one alert pays the attempt (and its
+//!   timeout); the rest of that channel's batch waits for the same retry, unattempted.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -161,6 +163,9 @@ pub struct PassReport {
     pub sent: usize,
     pub retrying: usize,
     pub failed: usize,
+    /// Not attempted: the channel's server failed on an earlier alert of the pass, so they
+    /// wait for its retry.
+    pub postponed: usize,
     pub digests: usize,
     pub reminders: usize,
     /// When the next pass is due (a retry, a digest or a reminder); `None`: nothing
@@ -282,6 +287,7 @@ impl Delivery {
             report.sent += part.sent;
             report.retrying += part.retrying;
             report.failed += part.failed;
+            report.postponed += part.postponed;
         }
         if let Some(t) = self.with(|o| o.next_attempt_ms())? {
             schedule(t);
@@ -297,7 +303,7 @@ impl Delivery {
         started: Instant,
     ) -> Result<PassReport, StoreError> {
         let mut report = PassReport::default();
-        for alert in alerts {
+        for (i, alert) in alerts.iter().enumerate() {
             if self.stopping.load(Ordering::Relaxed) {
                 break;
             }
@@ -339,6 +345,7 @@ impl Delivery {
                 }
             };
             let ts = clock();
+            let failure = result.as_ref().err().cloned();
             let outcome = match result {
                 Ok(()) => {
                     report.sent += 1;
@@ -381,6 +388,26 @@ impl Delivery {
                 }
             };
             self.with(|o| o.finish(alert.id, ts, &outcome))?;
+            // The server is down or hanging: the rest of this channel's batch would only
+            // fail the same way, one timeout each. They wait for the same retry instead.
+            if let (
+                Some(e),
+                AttemptOutcome::Retry {
+                    next_attempt_ms, ..
+                },
+            ) = (failure.filter(|e| e.is_retryable()), &outcome)
+            {
+                let rest: Vec<i64> = alerts[i + 1..].iter().map(|a| a.id).collect();
+                if !rest.is_empty() {
+                    let n = self.with(|o| o.postpone(&rest, *next_attempt_ms))?;
+                    report.postponed += n;
+                    tracing::info!(
+                        "{n} more {} alert(s) wait for the same retry ({e})",
+                        alert.channel.as_str()
+                    );
+                }
+                break;
+            }
         }
         Ok(report)
     }

@@ -393,6 +393,26 @@ impl Outbox {
             .map_err(|e| self.err(e))
     }
 
+    /// Moves the next attempt of pending alerts to `next_attempt_ms` without an attempt
+    /// (their channel's server just failed on another alert). Returns how many moved.
+    pub fn postpone(&self, ids: &[i64], next_attempt_ms: TimestampMs) -> Result<usize> {
+        let run = || -> rusqlite::Result<usize> {
+            let tx = Transaction::new_unchecked(&self.conn, TransactionBehavior::Immediate)?;
+            let mut n = 0;
+            for id in ids {
+                n += tx
+                    .prepare_cached(
+                        "UPDATE alert SET next_attempt_ms = max(next_attempt_ms, ?2)
+                         WHERE id = ?1 AND status = 'pending'",
+                    )?
+                    .execute(params![id, next_attempt_ms])?;
+            }
+            tx.commit()?;
+            Ok(n)
+        };
+        run().map_err(|e| self.err(e))
+    }
+
     /// Records how a claimed attempt ended, and the row's new status, in one transaction.
     pub fn finish(&self, id: i64, ts_ms: TimestampMs, outcome: &AttemptOutcome) -> Result<()> {
         let run = || -> rusqlite::Result<()> {
