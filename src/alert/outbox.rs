@@ -119,9 +119,8 @@ pub fn raise(
         &channels,
         config.alerts.rate_limit.as_millis() as i64,
     )?;
-    if rows.iter().any(|r| !r.held) {
-        waker.wake();
-    }
+    // Held rows too: the task schedules their digest for the end of the window.
+    waker.wake();
     Ok(rows)
 }
 
