@@ -17,10 +17,13 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert, Resource};
+use crate::alert::outbox::{self as alert_outbox, OutboxWaker};
 use crate::config::{Config, Escalation as EscalationConfig};
 use crate::model::{Level, Sample, TimestampMs};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
 use crate::store::incident::{culprits_of, NewIncident};
+use crate::store::outbox::{AlertKind, Channel};
 use crate::store::{RecorderEvent, Store};
 
 /// A full sample kept in memory, with the id of its (baseline) row in the store.
@@ -48,6 +51,9 @@ pub struct Next {
 }
 
 pub struct Actions {
+    /// For the alert channels and rate limits.
+    config: Config,
+    waker: OutboxWaker,
     esc: EscalationConfig,
     baseline_interval: Duration,
     allow_exec: bool,
@@ -58,8 +64,10 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn new(config: &Config) -> Actions {
+    pub fn new(config: &Config, waker: OutboxWaker) -> Actions {
         Actions {
+            config: config.clone(),
+            waker,
             esc: config.escalation.clone(),
             baseline_interval: config.sampler.interval.std(),
             allow_exec: config.rules.allow_exec,
@@ -71,6 +79,7 @@ impl Actions {
     }
 
     pub fn reconfigure(&mut self, config: &Config) {
+        self.config = config.clone();
         self.esc = config.escalation.clone();
         self.baseline_interval = config.sampler.interval.std();
         self.allow_exec = config.rules.allow_exec;
@@ -154,7 +163,7 @@ impl Actions {
                 d.reason
             );
             let title = format!("rule {} is broken: {}", d.rule, d.reason);
-            if let Err(e) = self.open_or_update(
+            let opened = self.open_or_update(
                 store,
                 &d.rule,
                 &d.file.display().to_string(),
@@ -164,8 +173,11 @@ impl Actions {
                 full,
                 sample_id,
                 &serde_json::Value::Null,
-            ) {
-                tracing::error!("cannot record the broken rule's incident: {e}");
+            );
+            match opened {
+                Ok((id, true)) => self.raise(store, id, AlertKind::Fire, None, now),
+                Ok(_) => {}
+                Err(e) => tracing::error!("cannot record the broken rule's incident: {e}"),
             }
         }
         for f in &eval.firings {
@@ -196,6 +208,17 @@ impl Actions {
         events: &mut Vec<RecorderEvent>,
     ) {
         let file = f.file.display().to_string();
+        // A rule that says how to alert is obeyed; otherwise an incident that opens or
+        // clears alerts every enabled channel.
+        let explicit_alerts = f
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::Email { .. } | Action::Notify { .. }));
+        let kind = match f.kind {
+            FiringKind::Fire => AlertKind::Fire,
+            FiringKind::Clear => AlertKind::Clear,
+            FiringKind::Scheduled => AlertKind::Notice,
+        };
         for a in &f.actions {
             let r: crate::store::Result<()> = match a {
                 Action::Incident {
@@ -214,11 +237,19 @@ impl Actions {
                         sample_id,
                         &f.values,
                     )
-                    .map(|_| ()),
+                    .map(|(id, new)| {
+                        if new && !explicit_alerts {
+                            self.raise(store, id, AlertKind::Fire, None, full.ts_ms);
+                        }
+                    }),
                 Action::Resolve { .. } => match store.open_incident_of(&f.rule) {
                     Ok(Some(id)) => {
                         tracing::info!("incident {id} ({}) resolved", f.rule);
-                        store.close_incident(id, full.ts_ms)
+                        store.close_incident(id, full.ts_ms).map(|_| {
+                            if !explicit_alerts {
+                                self.raise(store, id, AlertKind::Clear, None, full.ts_ms);
+                            }
+                        })
                     }
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
@@ -230,10 +261,10 @@ impl Actions {
                     self.start_capture(store, &f.rule, incident, *duration, *interval, full.ts_ms)
                 }
                 Action::Email { subject, body, .. } => {
-                    self.enqueue(store, f, "email", subject, body, full)
+                    self.raise_from_rule(store, f, kind, subject, body, Channel::Email, full)
                 }
                 Action::Notify { summary, body, .. } => {
-                    self.enqueue(store, f, "desktop", summary, body, full)
+                    self.raise_from_rule(store, f, kind, summary, body, Channel::Desktop, full)
                 }
                 Action::Prune { policy, .. } => {
                     events.push(RecorderEvent::now(
@@ -262,6 +293,98 @@ impl Actions {
         }
     }
 
+    /// Queues the standard message about incident `id` (host, rule, severity, values,
+    /// culprits, `hogtrap show ID`) on every enabled channel, or on `only`.
+    fn raise(
+        &self,
+        store: &mut Store,
+        id: i64,
+        kind: AlertKind,
+        note: Option<(String, String, Channel)>,
+        now: TimestampMs,
+    ) {
+        let conn = store.connection();
+        let Ok(Some(i)) = crate::store::incident::incident(conn, id) else {
+            return;
+        };
+        let culprits = crate::store::incident::culprits(conn, id).unwrap_or_default();
+        let values = match &i.peak {
+            serde_json::Value::Object(o) => o.clone().into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        let (title, note, only) = match note {
+            Some((subject, body, channel)) => (subject, Some(body), Some(vec![channel])),
+            None => (i.title.clone(), None, None),
+        };
+        let alert = IncidentAlert {
+            host: crate::collect::system_host_name_cached(),
+            incident_id: Some(id),
+            rule: i.rule.clone(),
+            severity: i.severity.clone(),
+            title,
+            opened_ms: i.opened_ms,
+            closed_ms: i.closed_ms,
+            values,
+            culprits: culprits
+                .into_iter()
+                .filter_map(|c| {
+                    Some(AlertCulprit {
+                        resource: Resource::parse(&c.resource)?,
+                        pid: c.pid as u32,
+                        name: c.name,
+                        user: c.user,
+                        cmdline: c.cmdline,
+                        value: c.value,
+                    })
+                })
+                .collect(),
+            note,
+        };
+        let new = alert.new_alert(kind, now);
+        if let Err(e) = alert_outbox::raise(store, &self.config, &self.waker, &new, only.as_deref())
+        {
+            tracing::error!("alert for incident {id} not queued: {e}");
+        }
+    }
+
+    /// A rule's own email or notification: about its open incident if it has one.
+    #[allow(clippy::too_many_arguments)]
+    fn raise_from_rule(
+        &self,
+        store: &mut Store,
+        f: &Firing,
+        kind: AlertKind,
+        subject: &str,
+        body: &str,
+        channel: Channel,
+        full: &Arc<Sample>,
+    ) -> crate::store::Result<()> {
+        // At clear the incident was just closed: the newest of the rule's incidents.
+        let incident = match store.open_incident_of(&f.rule)? {
+            Some(id) => Some(id),
+            None if f.kind == FiringKind::Clear => store.last_incident_of(&f.rule)?,
+            None => None,
+        };
+        match incident {
+            Some(id) => {
+                self.raise(
+                    store,
+                    id,
+                    kind,
+                    Some((subject.to_string(), body.to_string(), channel)),
+                    full.ts_ms,
+                );
+            }
+            None => {
+                let message = crate::alert::AlertMessage::new(subject, body);
+                let new =
+                    crate::alert::compose::new_alert(&f.rule, None, kind, &message, full.ts_ms);
+                alert_outbox::raise(store, &self.config, &self.waker, &new, Some(&[channel]))?;
+            }
+        }
+        Ok(())
+    }
+
     /// Opens the rule's incident (with culprits and the pre-trigger samples), or updates the
     /// open one. Returns its id.
     #[allow(clippy::too_many_arguments)]
@@ -276,10 +399,10 @@ impl Actions {
         full: &Arc<Sample>,
         sample_id: Option<i64>,
         values: &serde_json::Value,
-    ) -> crate::store::Result<i64> {
+    ) -> crate::store::Result<(i64, bool)> {
         if let Some(id) = store.open_incident_of(rule)? {
             update_peaks(store, id, full, Some(severity))?;
-            return Ok(id);
+            return Ok((id, false));
         }
         let mut peak = host_values(full);
         merge_numbers(&mut peak, values);
@@ -306,7 +429,7 @@ impl Actions {
             .map(|c| format!("; top CPU: {} (pid {}) at {:.0}%", c.name, c.pid, c.value))
             .unwrap_or_default();
         tracing::warn!("incident {id} opened by rule {rule}: {title}{top}; see: hogtrap show {id}");
-        Ok(id)
+        Ok((id, true))
     }
 
     fn start_capture(
@@ -374,32 +497,6 @@ impl Actions {
             tracing::info!("capture {} (rule {}) ended", c.id, c.rule);
             self.capture = None;
         }
-    }
-
-    fn enqueue(
-        &mut self,
-        store: &mut Store,
-        f: &Firing,
-        channel: &str,
-        subject: &str,
-        body: &str,
-        full: &Arc<Sample>,
-    ) -> crate::store::Result<()> {
-        let incident = store.open_incident_of(&f.rule)?;
-        let kind = match f.kind {
-            FiringKind::Fire => "fire",
-            FiringKind::Clear => "clear",
-            FiringKind::Scheduled => "rule",
-        };
-        store.enqueue_alert(&crate::store::incident::NewAlert {
-            created_ms: full.ts_ms,
-            incident_id: incident,
-            rule: &f.rule,
-            channel,
-            kind,
-            subject,
-            body_text: body,
-        })
     }
 
     fn exec(&self, rule: &str, argv: &[String], timeout: Duration) {

@@ -1,7 +1,8 @@
 //! Desktop notifications over the D-Bus session bus, through a relay process.
 //!
-//! Every notification is sent by a short-lived relay process (`hogtrap-notify-relay`, whose
-//! whole body is [`relay_main`]) rather than from inside the daemon:
+//! Every notification is sent by a short-lived relay process (`hogtrap __notify-relay`, a
+//! hidden subcommand of the one installed binary whose whole body is [`relay_main`]) rather
+//! than from inside the daemon:
 //!
 //! - As root, the daemon cannot talk to another user's session bus: the bus checks the
 //!   peer's uid. The relay is started with that user's uid and gid (supplementary groups
@@ -29,8 +30,9 @@ use super::config::{format_duration, DesktopConfig};
 use super::message::{escape_markup, AlertMessage, Urgency};
 use super::SendError;
 
-/// Name of the relay executable, installed next to `hogtrap`.
-pub const RELAY_BIN: &str = "hogtrap-notify-relay";
+/// The hidden subcommand of `hogtrap` that runs [`relay_main`]; `main` dispatches it before
+/// anything else (no argument parsing, no logging, no runtime).
+pub const RELAY_SUBCOMMAND: &str = "__notify-relay";
 /// How long the relay may overrun its own deadline before it is killed.
 pub const KILL_GRACE: Duration = Duration::from_millis(500);
 /// Relay exit code: the notification server did not answer in time.
@@ -48,17 +50,16 @@ pub struct Relay {
 }
 
 impl Relay {
-    /// `hogtrap-notify-relay` in the directory of the running executable.
-    pub fn beside_current_exe() -> std::io::Result<Relay> {
-        let exe = std::env::current_exe()?;
+    /// The running `hogtrap` executable with its hidden relay subcommand.
+    pub fn current_exe() -> std::io::Result<Relay> {
         Ok(Relay {
-            program: exe.with_file_name(RELAY_BIN),
-            args: Vec::new(),
+            program: std::env::current_exe()?,
+            args: vec![RELAY_SUBCOMMAND.into()],
         })
     }
 
-    /// Any program whose behaviour is [`relay_main`], e.g. the `hogtrap` binary with a
-    /// hidden subcommand: `Relay::new(current_exe, ["__notify-relay"])`.
+    /// Any program whose behaviour is [`relay_main`], e.g. a `hogtrap` binary at a known
+    /// path: `Relay::new(path, [RELAY_SUBCOMMAND])`.
     pub fn new(
         program: impl Into<PathBuf>,
         args: impl IntoIterator<Item = impl Into<OsString>>,
@@ -93,11 +94,12 @@ pub struct DesktopUser {
     pub home: PathBuf,
 }
 
-/// Sends one notification through the relay beside the running executable.
+/// Sends one notification through the running `hogtrap` executable as relay. (Only from
+/// the `hogtrap` binary itself; other programs use [`send_desktop_with`].)
 pub async fn send_desktop(cfg: &DesktopConfig, msg: &AlertMessage) -> Result<(), SendError> {
-    let relay = Relay::beside_current_exe().map_err(|e| SendError::Desktop {
+    let relay = Relay::current_exe().map_err(|e| SendError::Desktop {
         target: "session bus".to_owned(),
-        problem: format!("cannot locate {RELAY_BIN}: {e}"),
+        problem: format!("cannot locate the running hogtrap executable for the relay: {e}"),
         retryable: false,
     })?;
     send_desktop_with(&relay, cfg, msg).await

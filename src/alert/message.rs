@@ -37,6 +37,12 @@ pub struct AlertMessage {
     pub html: Option<String>,
     /// `None` means the channel's configured default.
     pub urgency: Option<Urgency>,
+    /// The email Message-ID, with its angle brackets; `None`: a fresh random one. The
+    /// outbox gives every alert a stable one, so a message sent twice (after a crash
+    /// between the server's "accepted" and the outbox's record of it) carries the same
+    /// Message-ID, which mail systems and clients treat as one message.
+    #[serde(default)]
+    pub message_id: Option<String>,
 }
 
 impl AlertMessage {
@@ -47,6 +53,7 @@ impl AlertMessage {
             text: text.into(),
             html: None,
             urgency: None,
+            message_id: None,
         }
     }
 
@@ -114,7 +121,7 @@ pub fn build_email(
         .date_now()
         // `None` makes lettre generate `<random@hostname>`; without this call lettre adds
         // no Message-ID at all.
-        .message_id(None);
+        .message_id(msg.message_id.clone());
     if to.is_empty() {
         return Err("no recipients".to_owned());
     }
@@ -160,6 +167,18 @@ mod tests {
         assert!(raw.contains("text/plain"), "{raw}");
         assert!(raw.contains("text/html"), "{raw}");
         assert!(raw.contains("&lt;defunct&gt;"), "{raw}");
+    }
+
+    #[test]
+    fn a_given_message_id_is_used() {
+        let mut msg = AlertMessage::new("s", "body");
+        msg.message_id = Some("<hogtrap.alert.7.1000@web1>".into());
+        let email = build_email("a@example.org", &["b@example.org".to_owned()], &msg).unwrap();
+        let raw = String::from_utf8(email.formatted()).unwrap();
+        assert!(
+            raw.contains("\r\nMessage-ID: <hogtrap.alert.7.1000@web1>\r\n"),
+            "{raw}"
+        );
     }
 
     #[test]

@@ -1,18 +1,24 @@
-//! Alert delivery: the senders that talk to SMTP servers and to the desktop's D-Bus.
+//! Alerts: the words of a message, the senders that talk to SMTP servers and to the
+//! desktop's D-Bus, and the delivery of the durable outbox.
 //!
-//! Owns the `[email]` and `[desktop]` config sections, the message format, and the one
-//! attempt at delivering one message on one channel. It keeps no queue and never retries:
-//! the durable outbox (store) decides when to call again, using
-//! [`SendError::is_retryable`]. Every call is bounded by the configured timeout, so a
-//! wedged mail server or desktop can delay only the task that called, never the sampler.
+//! - `compose`: what an alert says (incident alerts, digests, reminders, the test message).
+//! - `email`, `desktop`: one attempt at delivering one message on one channel, bounded by
+//!   the configured timeout; [`SendError::is_retryable`] tells the outbox whether to retry.
+//! - `outbox`: [`outbox::raise`] queues an alert in the store (never waits for a server);
+//!   the delivery task ([`outbox::spawn`]) sends it, retries with backoff, rate-limits,
+//!   digests and reminds. A wedged mail server or desktop delays only that task, never the
+//!   sampler.
 
+pub mod compose;
 pub mod config;
 pub mod desktop;
 pub mod email;
 pub mod message;
+pub mod outbox;
 
+pub use compose::{Culprit, IncidentAlert, Resource};
 pub use config::{ConfigError, DesktopConfig, EmailConfig, SmtpTls};
-pub use desktop::{relay_main, send_desktop, send_desktop_with, Relay};
+pub use desktop::{relay_main, send_desktop, send_desktop_with, Relay, RELAY_SUBCOMMAND};
 pub use email::{check_secret_file_mode, email_preflight, send_email};
 pub use message::{AlertMessage, Urgency};
 

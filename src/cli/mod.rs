@@ -85,7 +85,12 @@ pub enum Command {
     /// Check, test and backtest the Lua rules.
     #[command(subcommand)]
     Rules(RulesCommand),
-    /// Is the daemon recording; last sample's age; gaps; DB size.
+    /// Alert channels: send a test message.
+    Alert {
+        #[command(subcommand)]
+        command: AlertCommand,
+    },
+    /// Is the daemon recording; last sample's age; gaps; DB size; undelivered alerts.
     Status {
         /// Print JSON instead of text.
         #[arg(long)]
@@ -113,6 +118,21 @@ pub enum RulesCommand {
         rule: Option<String>,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AlertCommand {
+    /// Send a test message now through the configured channels (all enabled ones, or those
+    /// named) and say what happened on each. Goes straight to the servers, not through the
+    /// outbox.
+    Test {
+        /// Send by email (even if [email] enabled = false).
+        #[arg(long)]
+        email: bool,
+        /// Send a desktop notification (even if [desktop] enabled = false).
+        #[arg(long)]
+        desktop: bool,
     },
 }
 
@@ -244,6 +264,9 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
                 }
             }
         }
+        Command::Alert {
+            command: AlertCommand::Test { email, desktop },
+        } => cmd_alert_test(cli.config.as_deref(), email, desktop),
         Command::Status { json } => {
             let db = db_path(&cli.config, &cli.db)?;
             cmd_status(&db, json)
@@ -576,11 +599,111 @@ fn cmd_sql(db: &Path, sql: &str, f: FormatArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn cmd_alert_test(config: Option<&Path>, email: bool, desktop: bool) -> anyhow::Result<()> {
+    use crate::alert::outbox::enabled_channels;
+    use crate::store::outbox::Channel;
+
+    let cfg = Config::load_or_default(config)?;
+    let where_ = config.map_or("the embedded default config".to_string(), |p| {
+        p.display().to_string()
+    });
+    let channels: Vec<Channel> = if email || desktop {
+        Channel::ALL
+            .into_iter()
+            .filter(|c| match c {
+                Channel::Email => email,
+                Channel::Desktop => desktop,
+            })
+            .collect()
+    } else {
+        enabled_channels(&cfg)
+    };
+    if channels.is_empty() {
+        bail!(
+            "no alert channel is enabled in {where_}: set [email] enabled = true or [desktop]              enabled = true, or name one with --email / --desktop"
+        );
+    }
+    let host = if cfg.sampler.host_name.is_empty() {
+        crate::collect::system_host_name()
+    } else {
+        cfg.sampler.host_name.clone()
+    };
+    let message =
+        crate::alert::compose::test_message(&host, jiff::Timestamp::now().as_millisecond());
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let mut out = std::io::stdout().lock();
+    let mut failed = 0;
+    for channel in &channels {
+        let name = channel.as_str();
+        let enabled = match channel {
+            Channel::Email => cfg.email.enabled,
+            Channel::Desktop => cfg.desktop.enabled,
+        };
+        if !enabled {
+            writeln!(
+                out,
+                "{name:8} note: [{name}] enabled = false, so alerts do not use this channel"
+            )?;
+        }
+        let started = std::time::Instant::now();
+        let result = match channel {
+            Channel::Email => {
+                if let Ok(warnings) = crate::alert::email_preflight(&cfg.email) {
+                    for w in warnings {
+                        writeln!(out, "{name:8} warning: {w}")?;
+                    }
+                }
+                rt.block_on(crate::alert::send_email(&cfg.email, &message))
+                    .map(|()| {
+                        format!(
+                            "delivered to {} via {}:{} (tls = {})",
+                            cfg.email.to.join(", "),
+                            cfg.email.server,
+                            cfg.email.effective_port(),
+                            cfg.email.tls.as_str()
+                        )
+                    })
+            }
+            Channel::Desktop => rt
+                .block_on(crate::alert::send_desktop(&cfg.desktop, &message))
+                .map(|()| "delivered: the notification server accepted it".to_string()),
+        };
+        let took = started.elapsed().as_secs_f64();
+        match result {
+            Ok(what) => writeln!(out, "{name:8} {what} ({took:.1}s)")?,
+            Err(e) => {
+                failed += 1;
+                writeln!(out, "{name:8} FAILED: {e} ({took:.1}s)")?;
+            }
+        }
+    }
+    out.flush()?;
+    if failed > 0 {
+        bail!(
+            "the test message failed on {failed} of {} channel(s)",
+            channels.len()
+        );
+    }
+    Ok(())
+}
+
 fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
     let conn = open(db)?;
     let now = jiff::Timestamp::now().as_millisecond();
     let day_ago = now - 86_400_000;
     let st = query::status(&conn, day_ago)?;
+    // A store older than the outbox (schema v1) has none to show.
+    let alerts = if st.schema_version >= 2 {
+        Some(
+            crate::store::outbox::summary(&conn, day_ago)
+                .with_context(|| format!("{}: reading the alert outbox", db.display()))?,
+        )
+    } else {
+        None
+    };
     let wal = std::fs::metadata(format!("{}-wal", db.display()))
         .map(|m| m.len() as i64)
         .unwrap_or(0);
@@ -601,6 +724,7 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
         v["recording"] = recording.into();
         v["last_sample_age_ms"] = age.into();
         v["wal_bytes"] = wal.into();
+        v["alerts"] = serde_json::to_value(&alerts)?;
         serde_json::to_writer_pretty(std::io::stdout().lock(), &v)?;
         println!();
         return Ok(());
@@ -699,6 +823,54 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
             time::format_local(i.opened_ms),
             i.title
         )?;
+    }
+    if let Some(a) = &alerts {
+        writeln!(
+            out,
+            "alerts     {} undelivered, {} held for a digest, {} given up (24h)",
+            a.undelivered, a.held, a.failed_recently
+        )?;
+        for u in &a.oldest_undelivered {
+            writeln!(
+                out,
+                "  #{} {}  {} {} {:?}: {} attempt(s){}{}",
+                u.id,
+                time::format_local(u.created_ms),
+                u.channel,
+                u.kind,
+                u.subject,
+                u.attempts,
+                if u.status == "pending" {
+                    format!(", next {}", time::format_local(u.next_attempt_ms))
+                } else {
+                    ", sending now".to_string()
+                },
+                u.last_error
+                    .as_deref()
+                    .map(|e| format!("; last error: {e}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        if let Some(e) = &a.last_error {
+            writeln!(
+                out,
+                "  last error {}  {} alert {} ({}): {}",
+                time::format_local(e.ts_ms),
+                e.channel,
+                e.alert_id,
+                e.result,
+                e.error.as_deref().unwrap_or("")
+            )?;
+        }
+        if let Some(s) = &a.last_sent {
+            writeln!(
+                out,
+                "  last sent  {}  {} alert {}",
+                time::format_local(s.ts_ms),
+                s.channel,
+                s.alert_id
+            )?;
+        }
     }
     if !st.oom_kills.is_empty() {
         writeln!(out, "OOM kills (24h)")?;

@@ -85,6 +85,12 @@ pub fn system_host_name() -> String {
     sysinfo::System::host_name().unwrap_or_else(|| "localhost".to_string())
 }
 
+/// The system's host name, looked up once per process.
+pub fn system_host_name_cached() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(system_host_name).clone()
+}
+
 /// Indices of the union of the top `n` items by each key, in ascending index order. Items
 /// whose key is zero are not "top" of anything.
 pub fn top_union(len: usize, n: usize, keys: &[&dyn Fn(usize) -> f64]) -> Vec<usize> {

@@ -23,6 +23,9 @@ pub struct Config {
     pub rules: Rules,
     pub escalation: Escalation,
     pub protect: Protect,
+    pub alerts: Alerts,
+    pub email: crate::alert::EmailConfig,
+    pub desktop: crate::alert::DesktopConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -108,6 +111,36 @@ pub struct Protect {
     pub ionice_class: IoniceClass,
     /// Priority within the class (0 = highest .. 7).
     pub ionice_level: u8,
+}
+
+/// `[alerts]`: the outbox that delivers alerts on the `[email]` and `[desktop]` channels.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Alerts {
+    /// At most one message per rule and channel in this window; the ones held back are
+    /// summarised in one digest when it ends. "0s": no limit.
+    pub rate_limit: Duration,
+    /// Repeat an incident's alert this often while it stays open. "0s": never.
+    pub reminder_every: Duration,
+    /// Wait before the first retry of a failed delivery; doubled after every failure.
+    pub retry_initial: Duration,
+    /// The longest wait between two attempts (also the wait after an error that only a
+    /// config change can fix, such as a refused login).
+    pub retry_max: Duration,
+    /// An alert not delivered this long after it was raised is given up (status failed).
+    pub give_up_after: Duration,
+}
+
+impl Default for Alerts {
+    fn default() -> Alerts {
+        Alerts {
+            rate_limit: Duration::from_secs(600),
+            reminder_every: Duration::from_secs(0),
+            retry_initial: Duration::from_secs(30),
+            retry_max: Duration::from_secs(1800),
+            give_up_after: Duration::from_secs(86_400),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -315,6 +348,33 @@ impl Config {
         if self.store.path.as_os_str().is_empty() {
             return bad("store.path", "must not be empty".into());
         }
+        let a = &self.alerts;
+        if a.retry_initial.as_millis() < 100 {
+            return bad(
+                "alerts.retry_initial",
+                format!("must be at least 100ms, got {}", a.retry_initial),
+            );
+        }
+        if a.retry_max < a.retry_initial {
+            return bad(
+                "alerts.retry_max",
+                format!(
+                    "must not be shorter than retry_initial ({}), got {}",
+                    a.retry_initial, a.retry_max
+                ),
+            );
+        }
+        if a.give_up_after.as_millis() == 0 {
+            return bad("alerts.give_up_after", "must be longer than 0s".into());
+        }
+        let section_err =
+            |e: crate::alert::ConfigError| Err((format!("{}.{}", e.section, e.key), e.problem));
+        if let Err(e) = self.email.validate() {
+            return section_err(e);
+        }
+        if let Err(e) = self.desktop.validate() {
+            return section_err(e);
+        }
         Ok(())
     }
 }
@@ -439,6 +499,49 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// docs/alerts.md shows every `[alerts]` key with its default.
+    #[test]
+    fn alerts_doc_names_every_key_with_its_default() {
+        let doc = include_str!("../../docs/alerts.md");
+        let all = toml::Value::try_from(Alerts::default()).unwrap();
+        for (key, value) in all.as_table().unwrap() {
+            let line = format!("{key} = {value}");
+            let documented = doc.lines().any(|l| {
+                l.split_once('=').is_some_and(|(k, v)| {
+                    k.trim() == key
+                        && Duration::parse(v.trim().trim_matches('"')).ok()
+                            == value.as_str().and_then(|s| Duration::parse(s).ok())
+                })
+            });
+            assert!(documented, "docs/alerts.md lacks `{line}`");
+        }
+    }
+
+    #[test]
+    fn alert_sections_are_checked_with_key_and_line() {
+        let e = parse("[email]\nenabled = true\nserver = \"\"\n")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "test.toml:3: email.server: required when email is enabled"
+        );
+        let e = parse("[email]\npassword = \"hunter2\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:2: email.password:"), "{e}");
+        let e = parse("[alerts]\nretry_initial = \"1m\"\nretry_max = \"10s\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:3: alerts.retry_max:"), "{e}");
+        let e = parse("[alerts]\nrate_limit = 5\n").unwrap_err().to_string();
+        assert!(e.starts_with("test.toml:2: alerts.rate_limit:"), "{e}");
+        let e = parse("[desktop]\nurgency = \"panic\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:2: desktop.urgency:"), "{e}");
     }
 
     #[test]

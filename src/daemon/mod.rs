@@ -11,6 +11,9 @@
 //!   a bounded queue and are written when the store is back; what had to be dropped is
 //!   counted and recorded.
 //! - A restart records the gap since the last sample, and whether the last run ended cleanly.
+//! - Alerts are delivered by a task on the main thread's runtime (`alert::outbox`), with its
+//!   own store connection: the sampler only queues rows and wakes it, so delivery never
+//!   delays a sample. At stop, an attempt in flight gets [`DELIVERY_GRACE`] to finish.
 
 pub mod protect;
 
@@ -25,11 +28,19 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::actions::Actions;
+use crate::alert::outbox::{self as alert_outbox, Delivery, DeliveryConfig, OutboxWaker};
 use crate::collect::{self, Collector};
 use crate::config::Config;
 use crate::model::{Level, Sample};
 use crate::rules::{Engine, EngineState, RulesConfig};
+use crate::store::outbox::Outbox;
 use crate::store::{RecorderEvent, Store, StoreError};
+
+/// How long an alert attempt in flight at stop may take to finish before it is cut (and
+/// sent again at the next start).
+pub const DELIVERY_GRACE: Duration = Duration::from_secs(5);
+/// The delivery connection's wait for the sampler's write lock.
+const OUTBOX_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Messages from the signal handler to the sampling thread.
 enum Control {
@@ -48,6 +59,22 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         tracing::info!("{line}");
         recorder.event(RecorderEvent::now("protect", line.clone()));
     }
+    for (level, line) in alert_preflight(&recorder.config) {
+        match level {
+            tracing::Level::ERROR => tracing::error!("{line}"),
+            _ => tracing::warn!("{line}"),
+        }
+        recorder.event(RecorderEvent::now("notice", line));
+    }
+    let outbox = Outbox::open(&recorder.config.store.path, OUTBOX_BUSY_TIMEOUT)?;
+    let relay = crate::alert::Relay::current_exe()
+        .context("cannot locate the hogtrap executable (the desktop notification relay)")?;
+    let delivery = Delivery::new(
+        outbox,
+        DeliveryConfig::from_config(&recorder.config, &recorder.host_name),
+        relay,
+    );
+    let waker = recorder.alert_waker();
 
     let (tx, rx) = mpsc::channel();
     let sampler = std::thread::Builder::new()
@@ -62,6 +89,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
+        let worker = alert_outbox::spawn(delivery, waker);
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
@@ -73,6 +101,10 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                     match Config::load_or_default(config_path.as_deref()) {
                         Ok(c) => {
                             tracing::info!("SIGHUP: configuration reloaded");
+                            for (_, line) in alert_preflight(&c) {
+                                tracing::warn!("{line}");
+                            }
+                            worker.reconfigure(DeliveryConfig::from_config(&c, &host_name(&c)));
                             let _ = tx.send(Control::Reload(Box::new(c)));
                         }
                         Err(e) => tracing::error!("SIGHUP: reload refused, keeping the running configuration: {e}"),
@@ -81,6 +113,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
             }
         }
         let _ = tx.send(Control::Stop);
+        worker.stop(DELIVERY_GRACE).await;
         anyhow::Ok(())
     })?;
     match sampler.join() {
@@ -103,6 +136,8 @@ pub struct Recorder {
     dropped: u64,
     failing_since: Option<i64>,
     events_pending: Vec<RecorderEvent>,
+    /// Wakes the alert delivery task after an alert is queued (`alert::outbox::raise`).
+    alert_waker: OutboxWaker,
 }
 
 impl Recorder {
@@ -110,15 +145,17 @@ impl Recorder {
         let collector = Collector::new(config.sampler.source);
         let host_name = host_name(&config);
         let now = jiff::Timestamp::now().as_millisecond();
+        let alert_waker = OutboxWaker::new();
         let mut r = Recorder {
             engine: None,
-            actions: Actions::new(&config),
+            actions: Actions::new(&config, alert_waker.clone()),
             saved_rule_states: HashMap::new(),
             host_name,
             pending: VecDeque::new(),
             dropped: 0,
             failing_since: None,
             events_pending: Vec::new(),
+            alert_waker,
             collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
@@ -228,6 +265,12 @@ impl Recorder {
                 self.saved_rule_states.insert(info.name, json);
             }
         }
+    }
+
+    /// What wakes the alert delivery task; alerts are raised with
+    /// `alert::outbox::raise(&mut store, &config, &waker, ...)`.
+    pub fn alert_waker(&self) -> OutboxWaker {
+        self.alert_waker.clone()
     }
 
     /// Records how long the recorder was away and whether it had stopped cleanly.
@@ -495,6 +538,23 @@ pub fn rules_config(c: &Config) -> RulesConfig {
         allow_exec: c.rules.allow_exec,
         ..RulesConfig::default()
     }
+}
+
+/// What can be checked about the alert channels without sending: problems to log at start
+/// and reload (a missing password file, a password file others can read). Never fatal:
+/// alerts raised meanwhile wait in the outbox, and each failed attempt is recorded.
+fn alert_preflight(config: &Config) -> Vec<(tracing::Level, String)> {
+    let mut out = Vec::new();
+    if config.email.enabled {
+        match crate::alert::email_preflight(&config.email) {
+            Ok(warnings) => out.extend(warnings.into_iter().map(|w| (tracing::Level::WARN, w))),
+            Err(e) => out.push((
+                tracing::Level::ERROR,
+                format!("alert email cannot be sent as configured: {e}"),
+            )),
+        }
+    }
+    out
 }
 
 fn is_retryable(e: &StoreError) -> bool {

@@ -80,6 +80,18 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// The rule's newest incident, open or closed.
+    pub fn last_incident_of(&self, rule: &str) -> Result<Option<i64>> {
+        self.conn
+            .query_row(
+                "SELECT id FROM incident WHERE rule = ?1 ORDER BY id DESC LIMIT 1",
+                [rule],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     /// Every open incident: (id, rule).
     pub fn open_incidents(&self) -> Result<Vec<(i64, String)>> {
         let mut st = self
@@ -548,36 +560,4 @@ pub fn rule_states(conn: &Connection) -> rusqlite::Result<Vec<RuleStateRow>> {
         })
     })?;
     rows.collect()
-}
-
-/// An alert for the outbox, as a rule action raised it.
-pub struct NewAlert<'a> {
-    pub created_ms: TimestampMs,
-    pub incident_id: Option<i64>,
-    pub rule: &'a str,
-    pub channel: &'a str,
-    pub kind: &'a str,
-    pub subject: &'a str,
-    pub body_text: &'a str,
-}
-
-impl Store {
-    pub fn enqueue_alert(&mut self, a: &NewAlert) -> Result<()> {
-        self.conn
-            .execute(
-                "INSERT INTO alert (created_ms, incident_id, rule, channel, kind, subject,
-                 body_text, next_attempt_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?1)",
-                params![
-                    a.created_ms,
-                    a.incident_id,
-                    a.rule,
-                    a.channel,
-                    a.kind,
-                    a.subject,
-                    a.body_text
-                ],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
-    }
 }

@@ -13,6 +13,7 @@
 //!   WAL means a long read never blocks the writer.
 
 pub mod incident;
+pub mod outbox;
 pub mod query;
 pub mod schema;
 
@@ -282,6 +283,17 @@ impl Store {
         self.conn
             .query_row("SELECT max(ts_ms) FROM oom_kill", [], |r| r.get(0))
             .map_err(|e| self.err(e))
+    }
+
+    /// Queues an alert on the sampler's connection; see [`outbox::enqueue`]. The delivery
+    /// worker, on its own connection, sends it.
+    pub fn enqueue_alert(
+        &mut self,
+        alert: &outbox::NewAlert,
+        channels: &[outbox::Channel],
+        rate_limit_ms: i64,
+    ) -> Result<Vec<outbox::Enqueued>> {
+        outbox::enqueue(&self.conn, alert, channels, rate_limit_ms).map_err(|e| self.err(e))
     }
 
     /// Direct access for the query layer and tests in this crate.

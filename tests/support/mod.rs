@@ -356,9 +356,19 @@ pub struct SmtpServer {
 
 impl SmtpServer {
     pub fn start(mode: SmtpMode, ca: Option<&TestCa>, auth: Option<(&str, &str)>) -> SmtpServer {
+        SmtpServer::start_on(free_port(), mode, ca, auth)
+    }
+
+    /// A server on a given port: e.g. one that "comes back up" where a client already
+    /// failed to connect.
+    pub fn start_on(
+        port: u16,
+        mode: SmtpMode,
+        ca: Option<&TestCa>,
+        auth: Option<(&str, &str)>,
+    ) -> SmtpServer {
         require_python_module("aiosmtpd", "python3-aiosmtpd");
         let outdir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
         let mut command = Command::new(PYTHON);
         command
             .arg(support_file("smtp_server.py"))
@@ -811,10 +821,10 @@ impl DbusMonitor {
     }
 }
 
-/// The relay binary built with this package.
+/// The relay: the `hogtrap` binary built with this package, with its hidden subcommand.
 pub fn relay() -> hogtrap::alert::Relay {
     hogtrap::alert::Relay::new(
-        env!("CARGO_BIN_EXE_hogtrap-notify-relay"),
-        Vec::<String>::new(),
+        env!("CARGO_BIN_EXE_hogtrap"),
+        [hogtrap::alert::RELAY_SUBCOMMAND],
     )
 }

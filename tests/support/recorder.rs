@@ -20,10 +20,24 @@ pub struct Daemon {
 impl Daemon {
     /// Writes a config (with `[store] path` set to the temp dir) and starts `hogtrap run`.
     pub fn start(extra_toml: &str) -> Daemon {
-        Daemon::start_in(tempfile::tempdir().expect("tempdir"), extra_toml)
+        let mut d = Daemon::prepare(extra_toml);
+        d.spawn();
+        d
+    }
+
+    /// Writes the config like [`Daemon::start`] but does not start the daemon yet (to put
+    /// something in the store first); call [`Daemon::spawn`].
+    pub fn prepare(extra_toml: &str) -> Daemon {
+        Daemon::prepare_in(tempfile::tempdir().expect("tempdir"), extra_toml)
     }
 
     fn start_in(dir: tempfile::TempDir, extra_toml: &str) -> Daemon {
+        let mut d = Daemon::prepare_in(dir, extra_toml);
+        d.spawn();
+        d
+    }
+
+    fn prepare_in(dir: tempfile::TempDir, extra_toml: &str) -> Daemon {
         let db = dir.path().join("hogtrap.db");
         let config = dir.path().join("config.toml");
         let rules_line = format!("dir = \"{}\"\n", dir.path().join("rules").display());
@@ -41,15 +55,13 @@ impl Daemon {
             )
         };
         std::fs::write(&config, text).unwrap();
-        let mut d = Daemon {
+        Daemon {
             stderr: dir.path().join("daemon.log"),
             dir,
             config,
             db,
             child: None,
-        };
-        d.spawn();
-        d
+        }
     }
 
     /// Like [`Daemon::start`], with these rule files (name, Lua text) in its rules directory.
