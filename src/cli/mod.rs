@@ -3,6 +3,7 @@
 //! opens the store read-only. Errors reach the user as one line and a non-zero exit code.
 
 mod incidents;
+mod net;
 pub mod output;
 mod rules;
 pub mod time;
@@ -51,6 +52,27 @@ pub enum Command {
     },
     /// What was running at a time, or the top consumers over a range.
     Top(TopArgs),
+    /// Which processes moved network bytes, with remote endpoints where detail was captured.
+    Net {
+        /// A moment: the sample at or before it.
+        #[arg(long, conflicts_with_all = ["from", "to", "live"])]
+        at: Option<String>,
+        #[arg(long, requires = "to", conflicts_with = "live")]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Watch now, refreshing every second (like nethogs); no store needed.
+        #[arg(long)]
+        live: bool,
+        /// With --live: stop after this many refreshes.
+        #[arg(long, requires = "live")]
+        count: Option<u64>,
+        /// How many processes to show.
+        #[arg(short = 'n', default_value_t = 10)]
+        n: usize,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
     /// Run a read-only SQL query against the store.
     Sql {
         /// The query, e.g. "SELECT HostName, DateAndTime, Load FROM savetop".
@@ -234,6 +256,31 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Sql { query, format } => {
             let db = db_path(&cli.config, &cli.db)?;
             cmd_sql(&db, &query, format)
+        }
+        Command::Net {
+            at,
+            from,
+            to,
+            live,
+            count,
+            n,
+            format,
+        } => {
+            if live {
+                return net::live(cli.config.as_deref(), n, count, format.json);
+            }
+            let db = db_path(&cli.config, &cli.db)?;
+            net::recorded(
+                &db,
+                &net::NetArgs {
+                    at: at.as_deref(),
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    n,
+                    json: format.json,
+                    csv: format.csv,
+                },
+            )
         }
         Command::Incidents {
             since,
