@@ -77,7 +77,7 @@ fn ms_text(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms).unwrap().to_string()
 }
 
-fn find<'a>(v: &'a serde_json::Value, pid: u32) -> &'a serde_json::Value {
+fn find(v: &serde_json::Value, pid: u32) -> &serde_json::Value {
     v["processes"]
         .as_array()
         .unwrap()
@@ -146,11 +146,11 @@ fn loopback_transfer(host: &str) {
     // The detail rows name the remote port.
     let remotes = &find(&v, client.pid())["remotes"];
     assert!(
-        remotes
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|r| r["port"].to_string() == port),
+        remotes.as_array().unwrap().iter().any(|r| r["port"]
+            .as_u64()
+            .map(|p| p.to_string())
+            .as_deref()
+            == Some(port.as_str())),
         "client remotes {remotes}"
     );
     let rows = d.scalar(&format!(
