@@ -13,6 +13,7 @@
 //!   WAL means a long read never blocks the writer.
 
 pub mod query;
+pub mod retention;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -112,6 +113,9 @@ pub struct Store {
     host_ids: HashMap<String, i64>,
     /// (pid, start_time_ms) → process.id; bounded, rebuilt from the table on a miss.
     process_ids: HashMap<(u32, i64), i64>,
+    /// `PRAGMA data_version` when `process_ids` was last known good: another connection's
+    /// commit (pruning removes orphaned identities) invalidates the cache.
+    data_version: i64,
 }
 
 const PROCESS_ID_CACHE_MAX: usize = 50_000;
@@ -142,6 +146,7 @@ impl Store {
             path: path.to_path_buf(),
             host_ids: HashMap::new(),
             process_ids: HashMap::new(),
+            data_version: 0,
         };
         store.migrate()?;
         Ok(store)
@@ -196,6 +201,13 @@ impl Store {
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let sample_id = insert_sample(&tx, s, host_id)
             .and_then(|id| {
+                // The write lock is held from here on: no other connection can commit until
+                // this transaction ends, so a cache found valid now stays valid.
+                let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+                if version != self.data_version {
+                    self.process_ids.clear();
+                    self.data_version = version;
+                }
                 for p in &s.processes {
                     let pid_key = (p.id.pid, p.id.start_time_ms);
                     let process_id = match self.process_ids.get(&pid_key) {
