@@ -357,3 +357,150 @@ fn size_cap_never_touches_an_open_incident() {
         "the run says it could not reach the cap"
     );
 }
+
+/// Today's midnight, UTC: the end of a fixture month that the real clock prunes.
+fn midnight_today() -> i64 {
+    let now = jiff::Timestamp::now().as_millisecond();
+    now - now.rem_euclid(DAY)
+}
+
+#[test]
+fn prune_command_says_what_goes_then_does_it() {
+    use support::recorder::Daemon;
+    let d = Daemon::prepare("[retention]\nbaseline = \"14d\"\ndetail = \"3d\"\n");
+    history::build(&d.db, midnight_today(), DAYS);
+    let plan: serde_json::Value =
+        serde_json::from_str(&d.ok(&["prune", "--dry-run", "--json"])).unwrap();
+    assert_eq!(plan["dry_run"], true);
+    let c = Connection::open(&d.db).unwrap();
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM sample"),
+        54_000,
+        "a dry run changes nothing"
+    );
+    let table = d.ok(&["prune", "--dry-run"]);
+    for want in [
+        "WHAT GOES",
+        "WHAT STAYS",
+        "older than 14d",
+        "process_sample",
+        "made baseline",
+    ] {
+        assert!(table.contains(want), "{want}: {table}");
+    }
+    let done: serde_json::Value = serde_json::from_str(&d.ok(&["prune", "--json"])).unwrap();
+    assert_eq!(done["dry_run"], false);
+    let sum = |v: &serde_json::Value, table: &str| -> i64 {
+        v["removed"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["table"] == table && r["action"] == "delete")
+            .map(|r| r["rows"].as_i64().unwrap())
+            .sum()
+    };
+    for t in ["sample", "process_sample", "process_detail", "connection"] {
+        assert_eq!(sum(&plan, t), sum(&done, t), "{t}");
+    }
+    assert!(sum(&done, "sample") > 20_000);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM sample"),
+        54_000 - sum(&done, "sample")
+    );
+    assert_eq!(plan["kept"], done["kept"]);
+    let again = d.ok(&["prune"]);
+    assert!(again.contains("nothing goes"), "{again}");
+}
+
+/// A month of history, pruned to its last day by the daemon's own retention thread while it
+/// records every second: no sample is late, none is missed.
+#[test]
+fn a_large_prune_delays_no_sample() {
+    use support::recorder::Daemon;
+    let mut d = Daemon::prepare(
+        "[sampler]\ninterval = \"1s\"\n\n[retention]\nbaseline = \"1d\"\ndetail = \"1d\"\n",
+    );
+    history::build(&d.db, midnight_today(), DAYS);
+    d.spawn();
+    let t = std::time::Instant::now();
+    let prune = loop {
+        let v = d.sql_json(
+            "SELECT from_ms, to_ms, count, message FROM recorder_event WHERE kind = 'prune'",
+        );
+        if let Some(row) = v.as_array().unwrap().first() {
+            break row.clone();
+        }
+        assert!(
+            t.elapsed() < Duration::from_secs(300),
+            "no prune recorded; daemon log:\n{}",
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    };
+    let from = prune["from_ms"].as_i64().unwrap();
+    let to = prune["to_ms"].as_i64().unwrap();
+    assert!(
+        to - from >= 3000,
+        "the prune took {} ms: too short to prove anything ({prune})",
+        to - from
+    );
+    assert!(prune["count"].as_i64().unwrap() > 40_000, "{prune}");
+    std::thread::sleep(Duration::from_millis(2500));
+
+    let first: i64 = d
+        .scalar("SELECT min(s.ts_ms) FROM sample s JOIN host h ON h.id = s.host_id WHERE h.name <> 'fixture'")
+        .as_i64()
+        .unwrap();
+    assert!(first < from, "the daemon sampled before the prune began");
+    let rows = d.sql_json(&format!(
+        "SELECT s.ts_ms, s.late_ms FROM sample s JOIN host h ON h.id = s.host_id
+         WHERE h.name <> 'fixture' AND s.ts_ms BETWEEN {} AND {} ORDER BY s.ts_ms",
+        from - 1000,
+        to + 1000
+    ));
+    let rows = rows.as_array().unwrap();
+    let secs = (to - from) / 1000;
+    eprintln!(
+        "prune ran {} ms ({}); {} samples meanwhile, latest {} ms late",
+        to - from,
+        prune["message"],
+        rows.len(),
+        rows.iter()
+            .map(|r| r["late_ms"].as_i64().unwrap())
+            .max()
+            .unwrap_or(0)
+    );
+    assert!(
+        rows.len() as i64 > secs,
+        "{} samples in the {secs} s the prune ran",
+        rows.len()
+    );
+    for r in rows {
+        let late = r["late_ms"].as_i64().unwrap();
+        assert!(late < 500, "a sample {late} ms late during the prune");
+    }
+    for w in rows.windows(2) {
+        let gap = w[1]["ts_ms"].as_i64().unwrap() - w[0]["ts_ms"].as_i64().unwrap();
+        assert!(gap < 1500, "samples {gap} ms apart during the prune");
+    }
+    let gaps = d.scalar(&format!(
+        "SELECT count(*) FROM recorder_event WHERE kind IN ('gap', 'dropped') AND from_ms >= {first}"
+    ));
+    assert_eq!(gaps, 0, "{}", d.log());
+    // The file shrank and is sound.
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    eprintln!(
+        "file {} bytes, WAL {} bytes, freelist {}",
+        size(&d.db),
+        size(&d.db.with_extension("db-wal")),
+        d.scalar("PRAGMA freelist_count")
+    );
+    assert!(
+        size(&d.db) < 5 << 20,
+        "a month pruned to a day still takes {} bytes",
+        size(&d.db)
+    );
+    assert_eq!(d.scalar("PRAGMA integrity_check"), "ok");
+    d.signal(libc::SIGTERM);
+    assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
+}

@@ -3,6 +3,7 @@
 //! opens the store read-only. Errors reach the user as one line and a non-zero exit code.
 
 pub mod output;
+pub mod prune;
 pub mod time;
 
 use std::io::Write;
@@ -54,6 +55,16 @@ pub enum Command {
         query: String,
         #[command(flatten)]
         format: FormatArgs,
+    },
+    /// Apply the [retention] policies now (or say what would go with --dry-run): what goes
+    /// and what stays, by reason and table.
+    Prune {
+        /// Only say what would go; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Is the daemon recording; last sample's age; gaps; DB size.
     Status {
@@ -154,6 +165,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Sql { query, format } => {
             let db = db_path(&cli.config, &cli.db)?;
             cmd_sql(&db, &query, format)
+        }
+        Command::Prune { dry_run, json } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            let db = cli.db.clone().unwrap_or_else(|| config.store.path.clone());
+            prune::run(&config, &db, dry_run, json)
         }
         Command::Status { json } => {
             let db = db_path(&cli.config, &cli.db)?;

@@ -13,6 +13,7 @@
 //! - A restart records the gap since the last sample, and whether the last run ended cleanly.
 
 pub mod protect;
+pub mod retention;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use anyhow::Context;
 use crate::collect::{self, Collector};
 use crate::config::Config;
 use crate::model::{Level, Sample};
+use crate::store::retention::RetentionPolicy;
 use crate::store::{RecorderEvent, Store, StoreError};
 
 /// Messages from the signal handler to the sampling thread.
@@ -38,6 +40,13 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     // Before any thread exists, so every thread inherits priority and I/O class.
     let protections = protect::apply(&config.protect);
     let store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
+    // Its own connection and thread: pruning never runs on the sampling path.
+    let retention = retention::RetentionWorker::start(
+        &config.store.path,
+        RetentionPolicy::from_config(&config),
+        config.retention.interval.std(),
+        Duration::from_secs(5),
+    )?;
     let mut recorder = Recorder::new(config, store)?;
     for line in &protections {
         tracing::info!("{line}");
@@ -68,6 +77,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                     match Config::load_or_default(config_path.as_deref()) {
                         Ok(c) => {
                             tracing::info!("SIGHUP: configuration reloaded");
+                            retention.reload(RetentionPolicy::from_config(&c), c.retention.interval.std());
                             let _ = tx.send(Control::Reload(Box::new(c)));
                         }
                         Err(e) => tracing::error!("SIGHUP: reload refused, keeping the running configuration: {e}"),
@@ -78,6 +88,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         let _ = tx.send(Control::Stop);
         anyhow::Ok(())
     })?;
+    retention.stop();
     match sampler.join() {
         Ok(r) => r,
         Err(_) => anyhow::bail!("the sampling thread panicked"),

@@ -86,7 +86,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecorderEvent {
     pub ts_ms: TimestampMs,
-    /// `start`, `stop`, `gap`, `late`, `dropped`, `error`, `protect`, `notice`, `reload`.
+    /// `start`, `stop`, `gap`, `late`, `dropped`, `error`, `protect`, `notice`, `reload`,
+    /// `prune`.
     pub kind: &'static str,
     pub from_ms: Option<TimestampMs>,
     pub to_ms: Option<TimestampMs>,
@@ -137,6 +138,7 @@ impl Store {
             "PRAGMA auto_vacuum = INCREMENTAL;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
+             PRAGMA journal_size_limit = 16777216;
              PRAGMA foreign_keys = OFF;
              PRAGMA temp_store = MEMORY;",
         )

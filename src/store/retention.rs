@@ -928,7 +928,8 @@ impl Pruner {
         .map_err(err)?;
         conn.busy_timeout(busy_timeout).map_err(err)?;
         conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;",
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;
+             PRAGMA journal_size_limit = 16777216;",
         )
         .map_err(err)?;
         let version: i64 = conn
@@ -954,6 +955,18 @@ impl Pruner {
 
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Writes a health event (the daemon records each pruning run as `prune`).
+    pub fn record_event(&mut self, e: &super::RecorderEvent) -> Result<()> {
+        self.conn
+            .execute(
+                "INSERT INTO recorder_event (ts_ms, kind, from_ms, to_ms, count, message)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![e.ts_ms, e.kind, e.from_ms, e.to_ms, e.count, e.message],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -1363,11 +1376,21 @@ impl Pruner {
                 break;
             }
         }
-        // PASSIVE never waits for the recorder; the daemon's own checkpoints finish the job
-        // when a reader holds an old snapshot.
-        self.conn
-            .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
-            .map_err(|e| self.err(e))?;
+        // PASSIVE never waits for the recorder. The file shrinks only when a checkpoint
+        // copies the whole WAL back, which a write landing meanwhile can prevent: try again
+        // a few times (the recorder's own checkpoints finish the job otherwise).
+        for _ in 0..20 {
+            let (log, done): (i64, i64) = self
+                .conn
+                .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                    Ok((r.get(1)?, r.get(2)?))
+                })
+                .map_err(|e| self.err(e))?;
+            if log == done {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         Ok(())
     }
 }

@@ -20,6 +20,13 @@ pub struct Daemon {
 impl Daemon {
     /// Writes a config (with `[store] path` set to the temp dir) and starts `hogtrap run`.
     pub fn start(extra_toml: &str) -> Daemon {
+        let mut d = Daemon::prepare(extra_toml);
+        d.spawn();
+        d
+    }
+
+    /// Like [`Daemon::start`], without starting it: the test can fill the store first.
+    pub fn prepare(extra_toml: &str) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = dir.path().join("hogtrap.db");
         let config = dir.path().join("config.toml");
@@ -29,15 +36,13 @@ impl Daemon {
             dir.path().join("rules").display()
         );
         std::fs::write(&config, text).unwrap();
-        let mut d = Daemon {
+        Daemon {
             stderr: dir.path().join("daemon.log"),
             dir,
             config,
             db,
             child: None,
-        };
-        d.spawn();
-        d
+        }
     }
 
     pub fn spawn(&mut self) {
