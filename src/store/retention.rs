@@ -481,10 +481,7 @@ fn reasons(rules: &Rules, r: &RetentionPolicy, policy: Option<&PrunePolicy>) -> 
     match (rules, policy) {
         (Rules::Policy { .. }, Some(p)) => vec![p.reason()],
         _ => vec![
-            format!(
-                "older than {} (baseline)",
-                human(r.baseline.as_millis() as i64)
-            ),
+            format!("older than {}", human(r.baseline.as_millis() as i64)),
             format!(
                 "detail older than {}: made baseline",
                 human(r.detail.as_millis() as i64)
