@@ -546,6 +546,30 @@ mod tests {
         );
     }
 
+    /// Pruning (another connection) may remove an identity the writer has cached; the next
+    /// write must not refer to the removed row.
+    #[test]
+    fn identity_cache_survives_pruning_by_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut st = Store::open(&path, std::time::Duration::from_millis(100)).unwrap();
+        st.write_sample(&sample(1000, &[7])).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("DELETE FROM process_sample; DELETE FROM sample; DELETE FROM process;")
+            .unwrap();
+        st.write_sample(&sample(2000, &[7])).unwrap();
+        let dangling: i64 = st
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM process_sample WHERE process_id NOT IN (SELECT id FROM process)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(dangling, 0);
+    }
+
     #[test]
     fn reopen_does_not_migrate_twice_and_refuses_newer() {
         let dir = tempfile::tempdir().unwrap();
