@@ -505,3 +505,60 @@ fn a_large_prune_delays_no_sample() {
     d.signal(libc::SIGTERM);
     assert_eq!(d.wait_exit(Duration::from_secs(10)).code(), Some(0));
 }
+
+/// The cap is enforced between full runs too: after SIGHUP lowers it, the daemon's next size
+/// check (every 10 s) brings the file under it, oldest unpinned data first.
+#[test]
+fn the_daemon_keeps_the_store_under_a_lowered_cap() {
+    use support::recorder::Daemon;
+    let d = Daemon::prepare(
+        "[sampler]\ninterval = \"1s\"\n\n[retention]\nbaseline = \"60d\"\ndetail = \"60d\"\nmax_size = \"64MiB\"\n",
+    );
+    let month = history::build(&d.db, midnight_today(), DAYS);
+    let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let before = size(&d.db);
+    assert!(before > 16 << 20, "fixture of {before} bytes");
+    let mut d = d;
+    d.spawn();
+    d.wait_samples(54_002, Duration::from_secs(30));
+    // The first full run (5 s after start) finds nothing to do under 64 MiB.
+    std::thread::sleep(Duration::from_secs(6));
+    assert_eq!(
+        d.scalar("SELECT count(*) FROM recorder_event WHERE kind = 'prune'"),
+        0
+    );
+    let open_window = format!(
+        "SELECT count(*) FROM sample WHERE ts_ms >= {}",
+        midnight_today() - 36 * HOUR - 10 * MINUTE
+    );
+    let open_before = d.scalar(&open_window).as_i64().unwrap();
+
+    let cfg = std::fs::read_to_string(&d.config).unwrap();
+    std::fs::write(&d.config, cfg.replace("\"64MiB\"", "\"8MiB\"")).unwrap();
+    d.signal(libc::SIGHUP);
+    let t = std::time::Instant::now();
+    while size(&d.db) > 8 << 20 {
+        assert!(
+            t.elapsed() < Duration::from_secs(90),
+            "still {} bytes; log:\n{}",
+            size(&d.db),
+            d.log()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let ev = d.sql_json("SELECT message FROM recorder_event WHERE kind = 'prune'");
+    assert!(
+        ev[0]["message"].as_str().unwrap().starts_with("size_cap"),
+        "{ev}"
+    );
+    // Oldest first: the oldest fixture days went, the last day and the open incident stayed.
+    assert!(d.scalar(&open_window).as_i64().unwrap() >= open_before);
+    let linked = d.scalar(&format!(
+        "SELECT count(*) FROM incident_sample x JOIN sample s ON s.id = x.sample_id WHERE x.incident_id = {}",
+        month.open_36h
+    ));
+    assert_eq!(linked, 2);
+    let oldest: i64 = d.scalar("SELECT min(ts_ms) FROM sample").as_i64().unwrap();
+    assert!(oldest > midnight_today() - 30 * DAY, "nothing old went");
+    assert_eq!(d.scalar("PRAGMA integrity_check"), "ok");
+}

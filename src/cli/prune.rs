@@ -77,7 +77,7 @@ fn print_summary(out: &mut impl Write, s: &Summary, db: &Path) -> anyhow::Result
         let mut t = output::table(&["POLICY", "REASON", "TABLE", "ROWS", "FROM", "TO"]);
         for r in &s.removed {
             t.add_row(vec![
-                s.policy.clone(),
+                r.policy.clone(),
                 if r.action == "demote" {
                     format!("{} (level changed)", r.reason)
                 } else {

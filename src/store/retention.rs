@@ -161,7 +161,11 @@ impl Summary {
             .sum()
     }
 
+    /// Appends a later step of the same run: its removals, and what stays after it.
     fn merge(&mut self, other: Summary) {
+        if !other.removed.is_empty() {
+            self.kept = other.kept;
+        }
         self.removed.extend(other.removed);
         self.notes.extend(other.notes);
         self.complete &= other.complete;
@@ -170,6 +174,8 @@ impl Summary {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Removal {
+    /// `retention`, `size_cap` or the rule's policy name, as in `prune_log.policy`.
+    pub policy: String,
     pub reason: String,
     /// `delete`, or `demote` (a detail sample made baseline: `sample` rows are changed, not
     /// removed).
@@ -652,10 +658,11 @@ impl Tally {
         e.2 = e.2.max(ts);
     }
 
-    fn removals(&self, reasons: &[String]) -> Vec<Removal> {
+    fn removals(&self, policy: &str, reasons: &[String]) -> Vec<Removal> {
         self.rows
             .iter()
             .map(|(&(reason, action, table), &(rows, from, to))| Removal {
+                policy: policy.to_string(),
                 reason: reasons[reason].clone(),
                 action,
                 table,
@@ -787,7 +794,10 @@ fn plan_rules(
         policy: policy.map_or("retention".into(), |p| p.name.clone()),
         dry_run: true,
         now_ms: now,
-        removed: tally.removals(&reasons),
+        removed: tally.removals(
+            &policy.map_or("retention".to_string(), |p| p.name.clone()),
+            &reasons,
+        ),
         kept,
         size: SizeInfo {
             file_bytes_before: file,
@@ -867,6 +877,7 @@ fn estimate_size_cap(
         let low = r.max_size_bytes as f64 * CAP_LOW_WATER;
         let n = ((after_age - low) / per_sample).ceil() as u64;
         s.removed.push(Removal {
+            policy: "size_cap".into(),
             reason: format!(
                 "size cap {} (estimate: about {per_sample:.0} bytes a sample)",
                 bytes_text(r.max_size_bytes)
@@ -1062,10 +1073,10 @@ impl Pruner {
         }
         let kept = census(&self.conn, &pins).map_err(|e| self.err(e))?;
         Ok(Summary {
-            policy: policy_name,
             dry_run: false,
             now_ms: now,
-            removed: tally.removals(&reasons),
+            removed: tally.removals(&policy_name, &reasons),
+            policy: policy_name,
             kept,
             size: SizeInfo {
                 file_bytes_before: file,
@@ -1237,7 +1248,7 @@ impl Pruner {
             tracing::warn!("{msg}");
             s.notes.push(msg);
         }
-        s.removed = tally.removals(&reasons);
+        s.removed = tally.removals("size_cap", &reasons);
         s.kept = census(&self.conn, &pins).map_err(|e| self.err(e))?;
         Ok(s)
     }
@@ -1253,6 +1264,7 @@ impl Pruner {
             self.last_orphan_sweep = Some(Instant::now());
             if n > 0 {
                 s.removed.push(Removal {
+                    policy: s.policy.clone(),
                     reason: "identity no sample refers to".into(),
                     action: "delete",
                     table: "process",
