@@ -261,6 +261,34 @@ fn seed_policy_drops_calm_day_old_samples_only() {
     assert_eq!(open_incident_rows(&c, &f), open_before);
 }
 
+/// `level = detail`: only detail samples go; pinned and open windows stay.
+#[test]
+fn a_detail_only_policy_leaves_baseline_alone() {
+    let f = fixture();
+    let c = Connection::open(&f.path).unwrap();
+    let policy = PrunePolicy {
+        level: LevelFilter::Detail,
+        ..PrunePolicy::older_than("detail_1d", Duration::from_secs(86_400))
+    };
+    let done = pruner(&f, settings())
+        .run_policy(&policy, now(), &mut |_| true)
+        .unwrap();
+    // 29 days of detail hours, less incident C's 181 and the open incident's 360.
+    assert_eq!(done.rows("sample"), 29 * 360 - 181 - 360);
+    assert_eq!(done.rows("process_detail"), (29 * 360 - 181 - 360) * 12);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM sample WHERE level = 0"),
+        43_200
+    );
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM sample WHERE level = 1"),
+        360 + 181 + 360
+    );
+    // The workers of the 27 days without kept detail samples are gone.
+    assert_eq!(count(&c, "SELECT count(*) FROM process"), 302 - 27 * 9);
+    no_dangling_rows(&c);
+}
+
 #[test]
 fn size_cap_takes_the_oldest_unpinned_first_and_shrinks_the_file() {
     let f = fixture();

@@ -902,6 +902,9 @@ fn estimate_size_cap(
 /// pruning again at once.
 pub const CAP_LOW_WATER: f64 = 0.95;
 
+/// How often a long-lived pruner (the daemon's) looks for orphaned identities.
+pub const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(600);
+
 /// Pages returned to the file system per incremental-vacuum step.
 const VACUUM_PAGES: i64 = 1024;
 
@@ -1253,12 +1256,13 @@ impl Pruner {
         Ok(s)
     }
 
-    /// Orphaned identities (at most once a minute), incremental vacuum, sizes after.
+    /// Orphaned identities (at most every [`ORPHAN_SWEEP_EVERY`]: finding them reads all of
+    /// `process_sample`), incremental vacuum, sizes after.
     fn finish(&mut self, mut s: Summary, progress: ProgressFn) -> Result<Summary> {
         let removed_process_rows = s.rows("process_sample") > 0;
         let sweep_due = self
             .last_orphan_sweep
-            .is_none_or(|t| t.elapsed() >= Duration::from_secs(60));
+            .is_none_or(|t| t.elapsed() >= ORPHAN_SWEEP_EVERY);
         if s.complete && removed_process_rows && sweep_due {
             let n = self.remove_orphans(s.now_ms, progress)?;
             self.last_orphan_sweep = Some(Instant::now());
