@@ -20,10 +20,12 @@ use std::time::Duration;
 use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert, Resource};
 use crate::alert::outbox::{self as alert_outbox, OutboxWaker};
 use crate::config::{Config, Escalation as EscalationConfig};
+use crate::daemon::retention::PruneQueue;
 use crate::model::{Level, Sample, TimestampMs};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
 use crate::store::incident::{culprits_of, NewIncident};
 use crate::store::outbox::{AlertKind, Channel};
+use crate::store::retention::{LevelFilter, PrunePolicy};
 use crate::store::{RecorderEvent, Store};
 
 /// A full sample kept in memory, with the id of its (baseline) row in the store.
@@ -54,6 +56,7 @@ pub struct Actions {
     /// For the alert channels and rate limits.
     config: Config,
     waker: OutboxWaker,
+    prune: Option<PruneQueue>,
     esc: EscalationConfig,
     baseline_interval: Duration,
     allow_exec: bool,
@@ -64,10 +67,11 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn new(config: &Config, waker: OutboxWaker) -> Actions {
+    pub fn new(config: &Config, waker: OutboxWaker, prune: Option<PruneQueue>) -> Actions {
         Actions {
             config: config.clone(),
             waker,
+            prune,
             esc: config.escalation.clone(),
             baseline_interval: config.sampler.interval.std(),
             allow_exec: config.rules.allow_exec,
@@ -266,11 +270,22 @@ impl Actions {
                 Action::Notify { summary, body, .. } => {
                     self.raise_from_rule(store, f, kind, summary, body, Channel::Desktop, full)
                 }
-                Action::Prune { policy, .. } => {
-                    events.push(RecorderEvent::now(
-                        "notice",
-                        format!("rule {} asked for prune policy {policy}", f.rule),
-                    ));
+                Action::Prune {
+                    policy,
+                    older_than,
+                    load_below,
+                    keep_incidents,
+                    dry_run,
+                } => {
+                    self.prune(
+                        &f.rule,
+                        policy,
+                        *older_than,
+                        *load_below,
+                        *keep_incidents,
+                        *dry_run,
+                        events,
+                    );
                     Ok(())
                 }
                 Action::Log { message } => {
@@ -290,6 +305,56 @@ impl Actions {
             tracing::warn!("rule {} fired ({})", f.rule, f.severity.as_str());
         } else if f.kind == FiringKind::Clear {
             tracing::info!("rule {} cleared", f.rule);
+        }
+    }
+
+    /// Hands a rule's pruning policy to the retention thread (never run on the sampling path).
+    #[allow(clippy::too_many_arguments)]
+    fn prune(
+        &self,
+        rule: &str,
+        policy: &str,
+        older_than: Option<Duration>,
+        load_below: Option<f64>,
+        keep_incidents: bool,
+        dry_run: bool,
+        events: &mut Vec<RecorderEvent>,
+    ) {
+        let Some(queue) = &self.prune else {
+            tracing::warn!("rule {rule}: prune {policy}: no retention thread here");
+            return;
+        };
+        if policy == "retention" {
+            queue.run_retention();
+            return;
+        }
+        let Some(older_than) = older_than else {
+            // The engine checks this; a policy without an age would prune everything.
+            tracing::error!("rule {rule}: prune {policy}: older_than is required");
+            return;
+        };
+        let p = PrunePolicy {
+            name: format!("rule:{rule}:{policy}"),
+            older_than,
+            level: LevelFilter::Any,
+            load_below,
+            keep_incidents,
+        };
+        events.push(RecorderEvent::now(
+            "notice",
+            format!(
+                "rule {rule} runs prune policy {policy} (older than {}s{}){}",
+                older_than.as_secs(),
+                load_below
+                    .map(|l| format!(", load below {l}"))
+                    .unwrap_or_default(),
+                if dry_run { " as a dry run" } else { "" }
+            ),
+        ));
+        if dry_run {
+            queue.dry_run(p);
+        } else {
+            queue.submit(p);
         }
     }
 

@@ -5,6 +5,7 @@
 mod incidents;
 mod net;
 pub mod output;
+pub mod prune;
 mod rules;
 pub mod time;
 
@@ -111,6 +112,16 @@ pub enum Command {
     Alert {
         #[command(subcommand)]
         command: AlertCommand,
+    },
+    /// Apply the [retention] policies now (or say what would go with --dry-run): what goes
+    /// and what stays, by reason and table.
+    Prune {
+        /// Only say what would go; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Is the daemon recording; last sample's age; gaps; DB size; undelivered alerts.
     Status {
@@ -314,6 +325,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Alert {
             command: AlertCommand::Test { email, desktop },
         } => cmd_alert_test(cli.config.as_deref(), email, desktop),
+        Command::Prune { dry_run, json } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            let db = cli.db.clone().unwrap_or_else(|| config.store.path.clone());
+            prune::run(&config, &db, dry_run, json)
+        }
         Command::Status { json } => {
             let db = db_path(&cli.config, &cli.db)?;
             cmd_status(&db, json)

@@ -16,6 +16,7 @@
 //!   delays a sample. At stop, an attempt in flight gets [`DELIVERY_GRACE`] to finish.
 
 pub mod protect;
+pub mod retention;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use crate::config::Config;
 use crate::model::{Level, Sample};
 use crate::rules::{Engine, EngineState, RulesConfig};
 use crate::store::outbox::Outbox;
+use crate::store::retention::RetentionPolicy;
 use crate::store::{RecorderEvent, Store, StoreError};
 
 /// How long an alert attempt in flight at stop may take to finish before it is cut (and
@@ -54,7 +56,14 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     // Before any thread exists, so every thread inherits priority and I/O class.
     let protections = protect::apply(&config.protect);
     let store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
-    let mut recorder = Recorder::new(config, store)?;
+    // Its own connection and thread: pruning never runs on the sampling path.
+    let retention = retention::RetentionWorker::start(
+        &config.store.path,
+        RetentionPolicy::from_config(&config),
+        config.retention.interval.std(),
+        Duration::from_secs(5),
+    )?;
+    let mut recorder = Recorder::new(config, store, Some(retention.queue()))?;
     for line in &protections {
         tracing::info!("{line}");
         recorder.event(RecorderEvent::now("protect", line.clone()));
@@ -105,6 +114,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                                 tracing::warn!("{line}");
                             }
                             worker.reconfigure(DeliveryConfig::from_config(&c, &host_name(&c)));
+                            retention.reload(RetentionPolicy::from_config(&c), c.retention.interval.std());
                             let _ = tx.send(Control::Reload(Box::new(c)));
                         }
                         Err(e) => tracing::error!("SIGHUP: reload refused, keeping the running configuration: {e}"),
@@ -116,6 +126,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         worker.stop(DELIVERY_GRACE).await;
         anyhow::Ok(())
     })?;
+    retention.stop();
     match sampler.join() {
         Ok(r) => r,
         Err(_) => anyhow::bail!("the sampling thread panicked"),
@@ -141,14 +152,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(config: Config, mut store: Store) -> anyhow::Result<Recorder> {
+    /// `prune`: where rules' prune actions go (the retention thread), if anywhere.
+    pub fn new(
+        config: Config,
+        mut store: Store,
+        prune: Option<retention::PruneQueue>,
+    ) -> anyhow::Result<Recorder> {
         let collector = Collector::new(config.sampler.source);
         let host_name = host_name(&config);
         let now = jiff::Timestamp::now().as_millisecond();
         let alert_waker = OutboxWaker::new();
         let mut r = Recorder {
             engine: None,
-            actions: Actions::new(&config, alert_waker.clone()),
+            actions: Actions::new(&config, alert_waker.clone(), prune),
             saved_rule_states: HashMap::new(),
             host_name,
             pending: VecDeque::new(),
