@@ -590,3 +590,55 @@ fn the_daemon_keeps_the_store_under_a_lowered_cap() {
     assert!(oldest > midnight_today() - 30 * DAY, "nothing old went");
     assert_eq!(d.scalar("PRAGMA integrity_check"), "ok");
 }
+
+/// The shipped `rules/prune_low_load.lua` (the seed's `DELETE FROM savetop WHERE Load<1.4`,
+/// for samples older than a day) through the rule engine, on the same month of data: the
+/// action it returns prunes exactly what the policy above prunes.
+#[test]
+fn the_seeds_pruning_as_a_shipped_rule() {
+    use hogtrap::rules::{Action, Engine, RuleSource, RulesConfig};
+    let f = fixture();
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/prune_low_load.lua");
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut engine = Engine::load(RulesConfig::default(), vec![RuleSource { path, text }]).unwrap();
+    let sample = hogtrap::model::Sample {
+        ts_ms: now(),
+        host_name: "h".into(),
+        cpu_count: 2,
+        ..Default::default()
+    };
+    let eval = engine.evaluate(&sample);
+    let action = eval
+        .firings
+        .iter()
+        .flat_map(|f| f.actions.iter())
+        .find(|a| matches!(a, Action::Prune { .. }))
+        .unwrap_or_else(|| panic!("the rule did not prune: {eval:?}"));
+    let Action::Prune {
+        policy,
+        older_than,
+        load_below,
+        keep_incidents,
+        dry_run,
+    } = action
+    else {
+        unreachable!()
+    };
+    assert!(!dry_run);
+    let p = hogtrap::actions::prune_policy(policy, *older_than, *load_below, *keep_incidents)
+        .expect("an age");
+    assert_eq!(p.older_than, Duration::from_secs(86_400));
+    assert_eq!(p.load_below, Some(1.4));
+    let c = Connection::open(&f.path).unwrap();
+    let open_before = open_incident_rows(&c, &f);
+    let done = pruner(&f, settings())
+        .run_policy(&p, now(), &mut |_| true)
+        .unwrap();
+    assert_eq!(done.rows("sample"), 39_206 + 9_899);
+    assert_eq!(count(&c, "SELECT count(*) FROM sample"), 3_994 + 901);
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM sample WHERE load1 >= 1.4"),
+        30 * 60
+    );
+    assert_eq!(open_incident_rows(&c, &f), open_before);
+}

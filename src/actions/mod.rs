@@ -328,18 +328,12 @@ impl Actions {
             queue.run_retention();
             return;
         }
-        let Some(older_than) = older_than else {
+        let Some(p) = prune_policy(policy, older_than, load_below, keep_incidents) else {
             // The engine checks this; a policy without an age would prune everything.
             tracing::error!("rule {rule}: prune {policy}: older_than is required");
             return;
         };
-        let p = PrunePolicy {
-            name: format!("rule:{rule}:{policy}"),
-            older_than,
-            level: LevelFilter::Any,
-            load_below,
-            keep_incidents,
-        };
+        let older_than = p.older_than;
         events.push(RecorderEvent::now(
             "notice",
             format!(
@@ -616,6 +610,23 @@ impl Actions {
             tracing::error!("exec: cannot start a thread: {e}");
         }
     }
+}
+
+/// The retention policy a rule's `prune { ... }` stands for (structured options, never SQL).
+/// `None` without `older_than`: a policy without an age would prune everything.
+pub fn prune_policy(
+    policy: &str,
+    older_than: Option<Duration>,
+    load_below: Option<f64>,
+    keep_incidents: bool,
+) -> Option<PrunePolicy> {
+    Some(PrunePolicy {
+        name: policy.to_string(),
+        older_than: older_than?,
+        level: LevelFilter::Any,
+        load_below,
+        keep_incidents,
+    })
 }
 
 fn store_incident_closed(store: &Store, id: i64) -> Option<TimestampMs> {
