@@ -39,10 +39,12 @@ pub fn parse_stat(buf: &[u8]) -> Option<(Stat, &[u8])> {
     let rest = buf.get(close + 2..)?;
     let mut it = rest.split(|&b| b == b' ');
     let state = *it.next()?.first()?;
-    // Field numbers as in proc(5); `state` is field 3.
-    let mut fields = [0u64; 40];
+    // Field numbers as in proc(5); `state` is field 3. Only the fields used are parsed.
+    let mut fields = [0u64; 39];
     for (i, f) in it.enumerate().take(fields.len()) {
-        fields[i] = parse_u64(f);
+        if matches!(i + 4, 4 | 14 | 15 | 20 | 22 | 24 | 42) {
+            fields[i] = parse_u64(f);
+        }
     }
     // fields[k] holds proc(5) field k + 4.
     let at = |n: usize| fields[n - 4];
@@ -164,11 +166,7 @@ impl ProcReader {
         use std::fmt::Write;
         self.path.clear();
         let _ = write!(self.path, "{}/{}/{}", self.root, pid, name);
-        self.buf.clear();
-        match File::open(&self.path) {
-            Ok(mut f) => f.read_to_end(&mut self.buf).is_ok(),
-            Err(_) => false,
-        }
+        read_small_file(&self.path, &mut self.buf)
     }
 
     /// Reads every process. `uptime_ms` is the boot-relative time of this pass
@@ -348,6 +346,25 @@ impl ProcReader {
             open_fds,
             wchan,
             cgroup,
+        }
+    }
+}
+
+/// Reads a /proc file into `buf` with plain `read` calls. (`read_to_end` first asks for the
+/// file's size with statx and lseek, which a /proc file cannot answer: two wasted syscalls per
+/// file, per pid, per sample.)
+fn read_small_file(path: &str, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    let Ok(mut f) = File::open(path) else {
+        return false;
+    };
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read(&mut chunk) {
+            Ok(0) => return true,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
         }
     }
 }
