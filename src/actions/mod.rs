@@ -570,6 +570,7 @@ impl Actions {
         // Off the sampling thread; never through a shell.
         let spawned = std::thread::Builder::new()
             .name("rule-exec".into())
+            .stack_size(256 << 10)
             .spawn(move || {
                 let mut child = match std::process::Command::new(&program)
                     .args(&args)

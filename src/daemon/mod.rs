@@ -55,6 +55,12 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load_or_default(config_path.as_deref())?;
     // Before any thread exists, so every thread inherits priority and I/O class.
     let protections = protect::apply(&config.protect);
+    // A few threads share the heap: one malloc arena each would all be locked in memory.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
     // Its own connection and thread: pruning never runs on the sampling path.
     let retention = retention::RetentionWorker::start(
@@ -88,7 +94,8 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
-        .stack_size(4 << 20)
+        // Resident in full under mlockall: keep it small (collection and SQLite need little).
+        .stack_size(1 << 20)
         .spawn(move || recorder.run(rx))
         .context("cannot start the sampling thread")?;
 
