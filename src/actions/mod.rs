@@ -631,13 +631,7 @@ pub fn prune_policy(
 }
 
 fn store_incident_closed(store: &Store, id: i64) -> Option<TimestampMs> {
-    store
-        .connection()
-        .query_row("SELECT closed_ms FROM incident WHERE id = ?1", [id], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
-        .ok()
-        .flatten()
+    store.incident_closed_ms(id).ok().flatten()
 }
 
 /// The host values an incident tracks the peaks of.

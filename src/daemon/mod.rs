@@ -298,17 +298,7 @@ impl Recorder {
 
     /// Records how long the recorder was away and whether it had stopped cleanly.
     fn record_restart_gap(&mut self, now: i64) -> anyhow::Result<()> {
-        let clean = self
-            .store
-            .connection()
-            .query_row(
-                "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
-                 ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .map(|k| k == "stop")
-            .unwrap_or(true);
+        let clean = self.store.last_run_stopped_cleanly()?;
         if let Some((last, _)) = self.store.last_sample_ts()? {
             let away = now - last;
             let interval = self.config.sampler.interval.as_millis() as i64;

@@ -291,6 +291,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Whether the previous run recorded its `stop` (true for a new store).
+    pub fn last_run_stopped_cleanly(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map(|k| k.is_none_or(|k| k == "stop"))
+            .map_err(|e| self.err(e))
+    }
+
     /// The newest OOM kill already recorded, so a restart does not record old ones twice.
     pub fn last_oom_kill_ts(&self) -> Result<Option<TimestampMs>> {
         self.conn
