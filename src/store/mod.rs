@@ -521,17 +521,28 @@ fn upsert_process(
         .query_row(params![p.pid, p.start_time_ms, p.name], |r| r.get(0))
 }
 
+/// A clear error for a store file that is not there (a second connection or a reader must
+/// not create an empty one). `hint` says what to do.
+pub(crate) fn require_existing(path: &Path, hint: &str) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(StoreError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no such store; {hint}"),
+        ),
+    })
+}
+
+/// What to do about a missing store, for readers.
+pub(crate) const START_FIRST: &str =
+    "start `hogtrap run` first or pass -c with the right [store] path";
+
 /// Opens the store read-only for queries. Fails clearly when the file does not exist.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
-    if !path.exists() {
-        return Err(StoreError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no such store; start `hogtrap run` first or pass -c with the right [store] path",
-            ),
-        });
-    }
+    require_existing(path, START_FIRST)?;
     let err = |e| StoreError::from_sqlite(path, e);
     let conn = Connection::open_with_flags(
         path,

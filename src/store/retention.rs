@@ -923,15 +923,7 @@ impl Pruner {
     /// Opens an existing, migrated store for pruning (the daemon's `Store::open` migrates).
     pub fn open(path: &Path, settings: RetentionPolicy, busy_timeout: Duration) -> Result<Pruner> {
         let err = |e| StoreError::from_sqlite(path, e);
-        if !path.exists() {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such store; start `hogtrap run` first or pass -c with the right [store] path",
-                ),
-            });
-        }
+        super::require_existing(path, super::START_FIRST)?;
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -369,6 +369,34 @@ fn read_small_file(path: &str, buf: &mut Vec<u8>) -> bool {
     }
 }
 
+/// The collection floor of SPEC §11: one read of `/proc/[pid]/stat` for every pid, nothing
+/// else. The benchmarks and `examples/stat_floor.rs` measure hogtrap against it. Returns the
+/// bytes read.
+pub fn read_every_stat_once(buf: &mut Vec<u8>) -> usize {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return 0;
+    };
+    let mut n = 0;
+    let mut path = String::with_capacity(32);
+    for e in dir.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
+        else {
+            continue;
+        };
+        path.clear();
+        path.push_str("/proc/");
+        path.push_str(pid);
+        path.push_str("/stat");
+        if read_small_file(&path, buf) {
+            n += buf.len();
+        }
+    }
+    n
+}
+
 /// The kernel cuts `comm` to 15 bytes; where it is cut, take the program's own name from
 /// argv[0] when that name starts with the comm.
 pub fn full_name(comm: &str, cmdline: &[u8]) -> String {
