@@ -28,6 +28,15 @@ use crate::store::outbox::{AlertKind, Channel};
 use crate::store::retention::{LevelFilter, PrunePolicy};
 use crate::store::{RecorderEvent, Store};
 
+/// A rule's own words for an alert: what `email{}` or `notify{}` said.
+struct RuleNote {
+    subject: String,
+    body: String,
+    channel: Channel,
+    /// `low`, `normal` or `critical`; `None`: from the severity.
+    urgency: Option<&'static str>,
+}
+
 /// A full sample kept in memory, with the id of its (baseline) row in the store.
 struct Kept {
     sample_id: i64,
@@ -264,12 +273,38 @@ impl Actions {
                     let incident = store.open_incident_of(&f.rule).ok().flatten();
                     self.start_capture(store, &f.rule, incident, *duration, *interval, full.ts_ms)
                 }
-                Action::Email { subject, body, .. } => {
-                    self.raise_from_rule(store, f, kind, subject, body, Channel::Email, full)
-                }
-                Action::Notify { summary, body, .. } => {
-                    self.raise_from_rule(store, f, kind, summary, body, Channel::Desktop, full)
-                }
+                Action::Email { subject, body, .. } => self.raise_from_rule(
+                    store,
+                    f,
+                    kind,
+                    RuleNote {
+                        subject: subject.clone(),
+                        body: body.clone(),
+                        channel: Channel::Email,
+                        urgency: None,
+                    },
+                    full,
+                ),
+                Action::Notify {
+                    summary,
+                    body,
+                    urgency,
+                } => self.raise_from_rule(
+                    store,
+                    f,
+                    kind,
+                    RuleNote {
+                        subject: summary.clone(),
+                        body: body.clone(),
+                        channel: Channel::Desktop,
+                        urgency: Some(match urgency {
+                            crate::rules::Urgency::Low => "low",
+                            crate::rules::Urgency::Normal => "normal",
+                            crate::rules::Urgency::Critical => "critical",
+                        }),
+                    },
+                    full,
+                ),
                 Action::Prune {
                     policy,
                     older_than,
@@ -359,7 +394,7 @@ impl Actions {
         store: &mut Store,
         id: i64,
         kind: AlertKind,
-        note: Option<(String, String, Channel)>,
+        note: Option<RuleNote>,
         now: TimestampMs,
     ) {
         let conn = store.connection();
@@ -371,9 +406,9 @@ impl Actions {
             serde_json::Value::Object(o) => o.clone().into_iter().collect(),
             _ => BTreeMap::new(),
         };
-        let (title, note, only) = match note {
-            Some((subject, body, channel)) => (subject, Some(body), Some(vec![channel])),
-            None => (i.title.clone(), None, None),
+        let (title, body, only, urgency) = match note {
+            Some(n) => (n.subject, Some(n.body), Some(vec![n.channel]), n.urgency),
+            None => (i.title.clone(), None, None, None),
         };
         let alert = IncidentAlert {
             host: crate::collect::system_host_name_cached(),
@@ -397,9 +432,12 @@ impl Actions {
                     })
                 })
                 .collect(),
-            note,
+            note: body,
         };
-        let new = alert.new_alert(kind, now);
+        let mut new = alert.new_alert(kind, now);
+        if let Some(u) = urgency {
+            new.urgency = u.to_string();
+        }
         if let Err(e) = alert_outbox::raise(store, &self.config, &self.waker, &new, only.as_deref())
         {
             tracing::error!("alert for incident {id} not queued: {e}");
@@ -407,15 +445,12 @@ impl Actions {
     }
 
     /// A rule's own email or notification: about its open incident if it has one.
-    #[allow(clippy::too_many_arguments)]
     fn raise_from_rule(
         &self,
         store: &mut Store,
         f: &Firing,
         kind: AlertKind,
-        subject: &str,
-        body: &str,
-        channel: Channel,
+        note: RuleNote,
         full: &Arc<Sample>,
     ) -> crate::store::Result<()> {
         // At clear the incident was just closed: the newest of the rule's incidents.
@@ -425,20 +460,21 @@ impl Actions {
             None => None,
         };
         match incident {
-            Some(id) => {
-                self.raise(
-                    store,
-                    id,
-                    kind,
-                    Some((subject.to_string(), body.to_string(), channel)),
-                    full.ts_ms,
-                );
-            }
+            Some(id) => self.raise(store, id, kind, Some(note), full.ts_ms),
             None => {
-                let message = crate::alert::AlertMessage::new(subject, body);
-                let new =
+                let message = crate::alert::AlertMessage::new(&note.subject, &note.body);
+                let mut new =
                     crate::alert::compose::new_alert(&f.rule, None, kind, &message, full.ts_ms);
-                alert_outbox::raise(store, &self.config, &self.waker, &new, Some(&[channel]))?;
+                if let Some(u) = note.urgency {
+                    new.urgency = u.to_string();
+                }
+                alert_outbox::raise(
+                    store,
+                    &self.config,
+                    &self.waker,
+                    &new,
+                    Some(&[note.channel]),
+                )?;
             }
         }
         Ok(())
