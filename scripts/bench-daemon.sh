@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the hogtrap daemon at a 1 s interval beside the floor (a minimal reader of every
+# Runs the hogtrap daemon (collect, store and the shipped rules) at a 1 s interval beside the floor (a minimal reader of every
 # /proc/[pid]/stat, examples/stat_floor.rs) and `atop -w FILE 1`, all at once for the same
 # time on the same machine, and reports CPU ms per sample, peak RSS and bytes per stored
 # process row. Ratios to the floor and to atop are what count: the machine is shared.
@@ -35,7 +35,7 @@ interval = "1s"
 [store]
 path = "$work/bench.db"
 [rules]
-dir = "$work/rules"
+dir = "$PWD/rules"
 TOML
 chmod 600 "$work/config.toml"
 

@@ -244,7 +244,11 @@ impl Recorder {
         if let Ok(saved) = self.store.load_rule_states() {
             let mut state = EngineState::default();
             for (rule, json) in saved {
-                if let Ok(s) = serde_json::from_str(&json) {
+                if let Ok(mut s) = serde_json::from_str::<crate::rules::RuleState>(&json) {
+                    // A restart gives a disabled rule another chance (its file may be fixed);
+                    // timers and the rule's own state carry over.
+                    s.disabled = None;
+                    s.consecutive_errors = 0;
                     state.rules.insert(rule.clone(), s);
                 }
                 self.saved_rule_states.insert(rule, json);
