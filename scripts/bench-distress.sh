@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The recorder under distress (SPEC §11): runs the daemon at a 1 s interval, then
 #   1. a CPU + fork storm: 2 × nproc shell loops forking /bin/true plus nproc busy loops;
-#   2. memory pressure: a process that takes all but ~300 MiB of MemAvailable and keeps
+#   2. memory pressure: a process that takes all but MARGIN_MIB (default 300) MiB of MemAvailable and keeps
 #      touching it (oom_score_adj 1000, so it is the OOM killer's first choice);
 # each for SECONDS, and reports the largest gap between consecutive samples, the latest
 # sample and the samples missed, per phase. Run as root (the protections need it).
@@ -62,7 +62,7 @@ pids=()
 sleep 3
 
 avail_kib=$(awk '/MemAvailable/ { print $2 }' /proc/meminfo)
-take_mib=$(( avail_kib / 1024 - 300 ))
+take_mib=$(( avail_kib / 1024 - ${MARGIN_MIB:-300} ))
 /usr/bin/python3 -c "
 import os, time
 open('/proc/self/oom_score_adj', 'w').write('1000')
