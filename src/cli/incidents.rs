@@ -110,7 +110,7 @@ pub fn show(db: &Path, id: i64, json: bool, full: bool) -> anyhow::Result<()> {
     if let serde_json::Value::Object(peak) = &i.peak {
         let parts: Vec<String> = peak
             .iter()
-            .map(|(k, v)| format!("{k} {}", peak_text(k, v)))
+            .map(|(k, v)| format!("{k} {}", output::peak_value(k, v)))
             .collect();
         if !parts.is_empty() {
             writeln!(out, "peak      {}", parts.join(", "))?;
@@ -232,14 +232,5 @@ fn resource_value(resource: &str, v: f64) -> String {
         "cpu" => output::pct(v),
         "mem" => output::bytes(v),
         _ => output::rate(v),
-    }
-}
-
-fn peak_text(key: &str, v: &serde_json::Value) -> String {
-    match v.as_f64() {
-        Some(n) if key.ends_with("_bytes") => output::bytes(n),
-        Some(n) if key.ends_with("_pct") || key.contains("avg10") => output::pct(n),
-        Some(n) => format!("{n}"),
-        None => v.to_string(),
     }
 }

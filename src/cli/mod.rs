@@ -4,6 +4,7 @@
 
 mod incidents;
 pub mod output;
+mod report;
 mod rules;
 pub mod time;
 
@@ -82,6 +83,8 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// One self-contained HTML page about an incident or a range: charts, culprits, alerts, connections.
+    Report(report::ReportArgs),
     /// Check, test and backtest the Lua rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -248,6 +251,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let db = db_path(&cli.config, &cli.db)?;
             incidents::show(&db, id, json, full)
         }
+        Command::Report(args) => report::run(&db_path(&cli.config, &cli.db)?, &args),
         Command::Rules(cmd) => {
             let cfg = Config::load_or_default(cli.config.as_deref())?;
             match cmd {

@@ -15,6 +15,7 @@
 pub mod incident;
 pub mod outbox;
 pub mod query;
+pub mod report;
 pub mod schema;
 
 use std::collections::HashMap;
