@@ -66,6 +66,43 @@ impl fmt::Display for ProcessLabel {
     }
 }
 
+/// The columns of a process in one sample, as `top --at`, `sample` and `show` print it.
+pub const PROCESS_COLUMNS: [&str; 11] = [
+    "PID", "USER", "NAME", "S", "CPU", "RSS", "READ/s", "WRITE/s", "NET/s", "THR", "COMMAND",
+];
+/// The right-aligned (numeric) ones among [`PROCESS_COLUMNS`].
+pub const PROCESS_NUMERIC: [usize; 7] = [0, 4, 5, 6, 7, 8, 9];
+
+/// One process's numbers in one sample, in the units of every other command.
+pub struct ProcessNumbers {
+    pub state: String,
+    pub cpu_pct: f64,
+    pub rss_bytes: f64,
+    pub read_bytes_per_s: f64,
+    pub write_bytes_per_s: f64,
+    /// tx + rx; `None` where network accounting was not available.
+    pub net_bytes_per_s: Option<f64>,
+    pub threads: i64,
+}
+
+/// A row for [`PROCESS_COLUMNS`].
+pub fn process_cells(p: &ProcessLabel, n: &ProcessNumbers) -> Vec<String> {
+    let [pid, user, name] = p.cells();
+    vec![
+        pid,
+        user,
+        name,
+        n.state.clone(),
+        pct(n.cpu_pct),
+        bytes(n.rss_bytes),
+        rate(n.read_bytes_per_s),
+        rate(n.write_bytes_per_s),
+        n.net_bytes_per_s.map(rate).unwrap_or_else(|| "-".into()),
+        n.threads.to_string(),
+        p.command(60),
+    ]
+}
+
 /// A per-sample value of `r` in its unit: CPU % (100 = one core), RSS bytes, bytes/s.
 pub fn resource_value(r: Resource, v: f64) -> String {
     match r {
@@ -203,6 +240,38 @@ mod tests {
         assert_eq!(unknown.to_string(), "gone (pid 7)");
         assert_eq!(unknown.cells()[1], "?");
         assert_eq!(ProcessLabel::new(7, "x", Some("")).user, None);
+    }
+
+    #[test]
+    fn process_rows_have_one_shape() {
+        let p = ProcessLabel::new(9u32, "db", Some("pg")).with_cmdline(Some("postgres -D x"));
+        let n = ProcessNumbers {
+            state: "R".into(),
+            cpu_pct: 150.0,
+            rss_bytes: 2048.0,
+            read_bytes_per_s: 0.0,
+            write_bytes_per_s: 1024.0,
+            net_bytes_per_s: None,
+            threads: 3,
+        };
+        let cells = process_cells(&p, &n);
+        assert_eq!(cells.len(), PROCESS_COLUMNS.len());
+        assert_eq!(
+            cells,
+            [
+                "9",
+                "pg",
+                "db",
+                "R",
+                "150.0%",
+                "2.0 KiB",
+                "0 B/s",
+                "1.0 KiB/s",
+                "-",
+                "3",
+                "postgres -D x"
+            ]
+        );
     }
 
     #[test]
