@@ -61,11 +61,21 @@ pub enum BandKind {
     NoData,
 }
 
+/// How strongly an incident band is drawn: the incident a report is about stands out, the
+/// others in its window stay visible but quiet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Normal,
+    Focus,
+    Faded,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Band {
     pub from_ms: TimestampMs,
     pub to_ms: TimestampMs,
     pub kind: BandKind,
+    pub tone: Tone,
     /// Short text drawn on incident bands; the tooltip of every band.
     pub label: String,
 }
@@ -252,14 +262,21 @@ impl Chart {
             r#"<rect class="plot" x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}"/>"#
         );
 
-        // Bands under everything else.
+        // Bands under everything else. Incident labels go on the first of three rows where
+        // they overlap no other label (about 6 units a character).
         let clip = |t: i64| sx(t.clamp(self.from_ms, self.to_ms) as f64);
+        let mut rows: [Vec<(f64, f64)>; 3] = Default::default();
         for b in &self.bands {
             if b.to_ms < self.from_ms || b.from_ms > self.to_ms {
                 continue;
             }
             let (x0, x1) = (clip(b.from_ms), clip(b.to_ms));
             let w = (x1 - x0).max(1.5);
+            let tone = match b.tone {
+                Tone::Normal => "",
+                Tone::Focus => " focus",
+                Tone::Faded => " faded",
+            };
             let (class, y, h) = match b.kind {
                 BandKind::Incident => ("band-incident", TOP, plot_h),
                 BandKind::NoData => ("band-nodata", TOP, plot_h),
@@ -267,23 +284,26 @@ impl Chart {
             };
             let _ = write!(
                 svg,
-                r#"<rect class="{class}" x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}"><title>{}</title></rect>"#,
+                r#"<rect class="{class}{tone}" x="{x0:.1}" y="{y:.1}" width="{w:.1}" height="{h:.1}"><title>{}</title></rect>"#,
                 escape(&b.label)
             );
             if b.kind == BandKind::Incident {
-                // The label reads rightwards from the band's start, or leftwards from the
-                // plot's edge when it would not fit (about 6 units a character).
                 let width = 6.0 * b.label.chars().count() as f64;
-                let (lx, anchor) = if x0 + 3.0 + width <= LEFT + plot_w {
-                    (x0 + 3.0, "start")
+                let (lx, anchor, span) = if x0 + 3.0 + width <= LEFT + plot_w {
+                    (x0 + 3.0, "start", (x0 + 3.0, x0 + 3.0 + width))
                 } else {
-                    (LEFT + plot_w - 3.0, "end")
+                    let right = LEFT + plot_w - 3.0;
+                    (right, "end", (right - width, right))
                 };
+                let row = (0..rows.len())
+                    .find(|&r| rows[r].iter().all(|&(a, z)| span.1 < a || span.0 > z))
+                    .unwrap_or(0);
+                rows[row].push(span);
                 let _ = write!(
                     svg,
-                    r#"<line class="band-edge" x1="{x0:.1}" y1="{TOP}" x2="{x0:.1}" y2="{:.1}"/><text class="band-label" x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
+                    r#"<line class="band-edge{tone}" x1="{x0:.1}" y1="{TOP}" x2="{x0:.1}" y2="{:.1}"/><text class="band-label{tone}" x="{lx:.1}" y="{:.1}" text-anchor="{anchor}">{}</text>"#,
                     TOP + plot_h,
-                    TOP + 10.0,
+                    TOP + 10.0 + 11.0 * row as f64,
                     escape(&b.label)
                 );
             }

@@ -6,7 +6,7 @@ use std::fmt::Write;
 
 use jiff::tz::TimeZone;
 
-use super::chart::{self, Band, BandKind, Chart, Series, Unit};
+use super::chart::{self, Band, BandKind, Chart, Series, Tone, Unit};
 use super::ReportData;
 use crate::cli::output::{self, ProcessLabel};
 use crate::daemon::human_ms;
@@ -70,8 +70,12 @@ svg.chart text{font:10.5px system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-
 .dashed{stroke-dasharray:5 3;stroke-width:1.2}
 .area{stroke:none;fill-opacity:.85}
 .band-incident{fill:var(--inc);fill-opacity:.10}
+.band-incident.focus{fill-opacity:.15}
+.band-incident.faded{fill:#8a93a3;fill-opacity:.10}
 .band-edge{stroke:var(--inc);stroke-opacity:.7}
+.band-edge.faded{stroke:#8a93a3}
 svg.chart text.band-label{fill:#a61e1e;font-weight:600}
+svg.chart text.band-label.faded{fill:#6b7382;font-weight:400}
 .band-nodata{fill:#8a93a3;fill-opacity:.18}
 .band-capture{fill:#4e79a7;fill-opacity:.55}
 .guide{stroke:#7a8292;stroke-dasharray:6 4}
@@ -221,6 +225,7 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
             from_ms: a,
             to_ms: b,
             kind: BandKind::NoData,
+            tone: Tone::Normal,
             label: format!("no samples for {}", human_ms(b - a)),
         });
     }
@@ -229,6 +234,7 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
             from_ms: c.started_ms,
             to_ms: c.ended_ms,
             kind: BandKind::Capture,
+            tone: Tone::Normal,
             label: format!(
                 "detail capture by {} every {}",
                 c.rule,
@@ -237,11 +243,22 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         });
     }
     for i in &d.incidents {
+        let tone = match &d.focus {
+            None => Tone::Normal,
+            Some(f) if f.id == i.id => Tone::Focus,
+            Some(_) => Tone::Faded,
+        };
         bands.push(Band {
             from_ms: i.opened_ms,
             to_ms: i.closed_ms.unwrap_or(w.to_ms),
             kind: BandKind::Incident,
-            label: format!("#{} {}", i.id, i.rule),
+            tone,
+            // Around the incident of the report, the others are numbers only.
+            label: if tone == Tone::Faded {
+                format!("#{}", i.id)
+            } else {
+                format!("#{} {}", i.id, i.rule)
+            },
         });
     }
     let base = Chart {
@@ -648,7 +665,12 @@ fn incidents_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs)
         ProcessLabel::COLUMNS[2]
     );
     let mut any = false;
-    for (id, culprits) in &d.culprits {
+    // An incident report tables its own culprits; the others are a `hogtrap show` away.
+    let shown = d
+        .culprits
+        .iter()
+        .filter(|(id, _)| d.focus.as_ref().is_none_or(|f| f.id == *id));
+    for (id, culprits) in shown {
         for c in culprits {
             any = true;
             let label = ProcessLabel::new(c.pid, &c.name, c.user.as_deref())
@@ -675,7 +697,23 @@ fn incidents_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs)
     if !any {
         h.push_str("<tr><td colspan=\"8\" class=\"muted\">no culprits recorded</td></tr>");
     }
-    h.push_str("</tbody></table></section>");
+    h.push_str("</tbody></table>");
+    if let Some(f) = &d.focus {
+        let others: Vec<String> = d
+            .incidents
+            .iter()
+            .filter(|i| i.id != f.id)
+            .map(|i| format!("<code>hogtrap show {}</code>", i.id))
+            .collect();
+        if !others.is_empty() {
+            let _ = write!(
+                h,
+                "<p class=\"muted\">The culprits of the other incidents in the window: {}.</p>",
+                others.join(", ")
+            );
+        }
+    }
+    h.push_str("</section>");
 }
 
 fn alerts_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs) -> String) {
