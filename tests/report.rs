@@ -262,8 +262,8 @@ fn report_of_a_real_incident_renders_in_chromium_with_culprits_charts_and_connec
         "CPU areas drawn"
     );
     assert!(
-        dom.matches("class=\"band-incident\"").count() >= 8,
-        "the incident shaded on every chart"
+        dom.matches("class=\"band-incident focus\"").count() >= 8,
+        "the report's incident shaded on every chart"
     );
     for title in [
         "Load per CPU",
