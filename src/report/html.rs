@@ -841,6 +841,177 @@ fn sql_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs) -> St
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::Window;
+    use crate::store::incident::{AlertRow, CulpritRow, IncidentRow};
+    use crate::store::query::ProcessOverRange;
+    use crate::store::report::{ConnectionSummary, HostPoint, ProcessSeries};
+
+    fn host(ts: i64) -> HostPoint {
+        HostPoint {
+            ts_ms: ts,
+            interval_ms: 1000,
+            detail: true,
+            cpu_count: 2,
+            load1: 1.5,
+            load5: 1.0,
+            load15: 0.5,
+            cpu_user_pct: 40.0,
+            cpu_system_pct: 10.0,
+            cpu_iowait_pct: 0.0,
+            cpu_steal_pct: 0.0,
+            mem_total_bytes: 8 << 30,
+            mem_used_bytes: 2 << 30,
+            swap_total_bytes: 0,
+            swap_used_bytes: 0,
+            psi_cpu_some_avg10: Some(5.0),
+            psi_mem_some_avg10: None,
+            psi_io_some_avg10: None,
+            net_rx_bytes_per_s: 0.0,
+            net_tx_bytes_per_s: 0.0,
+            host: "web<1>".into(),
+        }
+    }
+
+    /// Names chosen to break the page if anything were not escaped.
+    fn data(focus: bool) -> ReportData {
+        let incident = IncidentRow {
+            id: 7,
+            rule: "cpu_hog".into(),
+            rule_file: Some("rules/cpu_hog.lua".into()),
+            severity: "warning".into(),
+            title: "CPU hog: <burn> \"x\"".into(),
+            opened_ms: 1_795_662_005_000,
+            updated_ms: 1_795_662_005_000,
+            closed_ms: Some(1_795_662_008_000),
+            peak: serde_json::json!({"load1": 2.5, "mem_used_bytes": 1024}),
+            summary: String::new(),
+        };
+        let series = |name: &str, pid: u32, id: i64| ProcessSeries {
+            process: ProcessOverRange {
+                process_id: id,
+                pid,
+                user: "alice".into(),
+                name: name.into(),
+                cmdline: format!("/bin/{name} --url https://example.org/"),
+                samples: 10,
+                avg: 50.0,
+                peak: 99.0,
+                total: 12.0,
+            },
+            points: (0..10)
+                .map(|i| (1_795_662_000_000 + i * 1000, 50.0))
+                .collect(),
+        };
+        ReportData {
+            window: Window {
+                from_ms: 1_795_662_000_000,
+                to_ms: 1_795_662_009_000,
+                incident_id: focus.then_some(7),
+            },
+            generated_ms: 1_795_662_010_000,
+            focus: focus.then(|| incident.clone()),
+            host: (0..10)
+                .map(|i| host(1_795_662_000_000 + i * 1000))
+                .collect(),
+            top: vec![
+                (
+                    Resource::Cpu,
+                    vec![series("burn<er>", 10, 1), series("talk", 20, 2)],
+                ),
+                (Resource::Mem, vec![series("talk", 20, 2)]),
+                (Resource::Io, Vec::new()),
+                (Resource::Net, vec![series("talk", 20, 2)]),
+            ],
+            incidents: vec![incident],
+            culprits: vec![(
+                7,
+                vec![CulpritRow {
+                    resource: "cpu".into(),
+                    rank: 1,
+                    pid: 10,
+                    name: "burn<er>".into(),
+                    value: 99.0,
+                    user: Some("alice".into()),
+                    cmdline: Some("/bin/burn".into()),
+                }],
+            )],
+            captures: Vec::new(),
+            alerts: vec![AlertRow {
+                id: 1,
+                created_ms: 1_795_662_005_000,
+                incident_id: Some(7),
+                rule: "cpu_hog".into(),
+                channel: "email".into(),
+                kind: "fire".into(),
+                subject: "[hogtrap] <b>".into(),
+                status: "sent".into(),
+                attempts: 1,
+                last_error: None,
+                sent_ms: Some(1_795_662_005_500),
+            }],
+            connections: vec![ConnectionSummary {
+                pid: Some(20),
+                name: Some("talk".into()),
+                user: Some("alice".into()),
+                cmdline: None,
+                protocol: "tcp".into(),
+                remote_addr: "127.0.0.1".into(),
+                remote_port: 8443,
+                sockets: 1,
+                states: "ESTAB".into(),
+                first_ms: 1_795_662_001_000,
+                last_ms: 1_795_662_009_000,
+                tx_bytes: 3.0 * 1024.0 * 1024.0,
+                rx_bytes: 0.0,
+                peak_tx_bytes_per_s: 1024.0,
+                peak_rx_bytes_per_s: 0.0,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_page_is_whole_escaped_and_self_contained() {
+        for focus in [true, false] {
+            let page = render(&data(focus), &TimeZone::UTC);
+            assert!(page.starts_with("<!DOCTYPE html>") && page.trim_end().ends_with("</html>"));
+            for id in [
+                "host",
+                "processes",
+                "incidents",
+                "alerts",
+                "connections",
+                "sql",
+            ] {
+                assert!(page.contains(&format!("<section id=\"{id}\">")), "{id}");
+            }
+            assert_eq!(page.matches("<svg class=\"chart\"").count(), 8);
+            // Escaped everywhere; a URL in a command line is text (a tooltip), never a link.
+            assert!(!page.contains("<burn") && !page.contains("<b>\""));
+            assert!(page.contains("burn&lt;er&gt; (pid 10, alice)"));
+            assert!(!page.contains("<script") && !page.contains("@import"));
+            let outside: Vec<&str> = page
+                .match_indices("href=\"")
+                .map(|(at, _)| &page[at + 6..at + 8])
+                .filter(|v| !v.starts_with('#'))
+                .collect();
+            assert!(outside.is_empty(), "{outside:?}");
+            assert!(page.contains("title=\"/bin/talk --url https://example.org/\""));
+            // The same process has the same color in every chart it is in.
+            let talk: Vec<&str> = page
+                .match_indices("talk (pid 20, alice) <span class=\"val\">")
+                .map(|(at, _)| {
+                    let li = page[..at].rfind("background:").unwrap();
+                    &page[li + 11..li + 18]
+                })
+                .collect();
+            assert_eq!(talk.len(), 3);
+            assert!(talk.iter().all(|c| *c == talk[0]), "{talk:?}");
+            assert!(page.contains("@media print"));
+        }
+        let page = render(&data(true), &TimeZone::UTC);
+        assert!(page.contains("band-incident focus"));
+        assert!(page.contains("<td class=\"num\">8443</td>"));
+    }
 
     #[test]
     fn escapes_markup_and_quotes() {

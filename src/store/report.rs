@@ -241,7 +241,7 @@ pub struct ConnectionSummary {
 }
 
 /// The connections captured in the window, by endpoint and process, most bytes first
-/// (listening sockets left out).
+/// (listening and unconnected UDP sockets left out).
 pub fn connections_between(
     conn: &Connection,
     from: TimestampMs,
@@ -259,7 +259,7 @@ pub fn connections_between(
                    coalesce(max(c.tx_bps), 0) AS peak_tx, coalesce(max(c.rx_bps), 0) AS peak_rx,
                    max(c.sample_id) AS last_sample
             FROM connection c JOIN sample s ON s.id = c.sample_id
-            WHERE s.ts_ms BETWEEN ?1 AND ?2 AND upper(c.state) <> 'LISTEN'
+            WHERE s.ts_ms BETWEEN ?1 AND ?2 AND upper(c.state) NOT IN ('LISTEN', 'UNCONN')
             GROUP BY c.pid, c.protocol, c.remote_addr, c.remote_port)
          SELECT g.pid, p.name, p.user, p.cmdline, g.protocol, g.remote_addr, g.remote_port,
                 g.sockets, g.states, g.first_ms, g.last_ms, g.tx_bytes, g.rx_bytes, g.peak_tx,
