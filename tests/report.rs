@@ -46,45 +46,63 @@ fn artifacts_dir() -> PathBuf {
 }
 
 /// Headless Chromium with every fetch failing: a proxy on the discard port (nothing listens
-/// there) and no name resolution. The page has to render from the file alone.
+/// there) and no name resolution. The page has to render from the file alone. A browser
+/// that hangs (it happens on a loaded machine, at start-up) is killed and started once more.
 fn chromium(args: &[&str], url: &str) -> Output {
     let chromium = support::require_program("chromium", "chromium");
-    let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-            "--hide-scrollbars",
-            "--proxy-server=127.0.0.1:9",
-            "--host-resolver-rules=MAP * ~NOTFOUND",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .args(args)
-        .arg(url)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start chromium");
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let mut last_stderr = String::new();
+    for _attempt in 0..2 {
+        let profile = tempfile::tempdir().unwrap();
+        // Output goes to files, not pipes: a page's DOM is more than a pipe holds, and a
+        // browser blocked on a full pipe never exits.
+        let stdout_path = profile.path().join("stdout");
+        let stderr_path = profile.path().join("stderr");
+        let mut child = Command::new(&chromium)
+            .args([
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--hide-scrollbars",
+                "--proxy-server=127.0.0.1:9",
+                "--host-resolver-rules=MAP * ~NOTFOUND",
+            ])
+            .arg(format!("--user-data-dir={}", profile.path().display()))
+            .args(args)
+            .arg(url)
+            .stdin(Stdio::null())
+            .stdout(std::fs::File::create(&stdout_path).unwrap())
+            .stderr(std::fs::File::create(&stderr_path).unwrap())
+            .spawn()
+            .expect("start chromium");
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                let _ = child.kill();
+                let _ = child.wait();
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        let stderr = std::fs::read(&stderr_path).unwrap_or_default();
+        match status {
+            Some(status) => {
+                return Output {
+                    status,
+                    stdout: std::fs::read(&stdout_path).unwrap_or_default(),
+                    stderr,
+                }
+            }
+            None => last_stderr = String::from_utf8_lossy(&stderr).into_owned(),
         }
-        if started.elapsed() > Duration::from_secs(90) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "chromium did not finish within 90 s: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
     }
+    panic!("chromium {args:?} did not finish within 60 s, twice: {last_stderr}");
 }
 
 fn dump_dom(page: &Path) -> String {
@@ -189,8 +207,12 @@ fn report_of_a_real_incident_renders_in_chromium_with_culprits_charts_and_connec
     let talker = Workload::python("hogtest-talk", TALKER);
     let burner = Workload::cpu_burner("hogtest-burn");
     let burner_pid = burner.pid();
+    // cpu_hog wants >= 90 % of a CPU for 20 s: on a small machine shared with compilers the
+    // burner may not get it. As root, give it the upper hand (best effort otherwise).
+    // SAFETY: setpriority on our own child's pid; no memory is involved.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, burner_pid, -10) };
 
-    let incident = d.wait_for("the cpu_hog incident", Duration::from_secs(60), || {
+    let incident = d.wait_for("the cpu_hog incident", Duration::from_secs(90), || {
         incidents(&d).into_iter().find(|i| i["rule"] == "cpu_hog")
     });
     let id = incident["id"].as_i64().unwrap();

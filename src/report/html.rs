@@ -92,6 +92,9 @@ svg.chart text.empty{text-anchor:middle;font-size:13px}
 table{border-collapse:collapse;width:100%;font-size:13px}
 th,td{padding:4px 8px;border-bottom:1px solid var(--line);text-align:left;vertical-align:top}
 th{background:var(--panel);font-weight:600;white-space:nowrap}
+tr.focus td{background:#fdeeee;font-weight:600}
+.conn th,.conn td{padding:4px 6px}
+.conn td.name{white-space:normal;overflow-wrap:anywhere;max-width:13em}
 .num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
 td.cmd{font-family:ui-monospace,SFMono-Regular,Menlo,Consolas,monospace;font-size:12px;color:var(--muted);overflow-wrap:anywhere}
 td.time,td.name{white-space:nowrap;font-variant-numeric:tabular-nums}
@@ -638,8 +641,13 @@ fn incidents_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs)
     for i in &d.incidents {
         let _ = write!(
             h,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"time\">{}</td>\
+            "<tr{}><td class=\"num\">{}</td><td>{}</td><td>{}</td><td class=\"time\">{}</td>\
              <td class=\"time\">{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+            if d.focus.as_ref().is_some_and(|f| f.id == i.id) {
+                " class=\"focus\""
+            } else {
+                ""
+            },
             i.id,
             escape(&i.rule),
             severity_badge(&i.severity),
@@ -764,12 +772,12 @@ fn connections_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampM
     let _ = write!(
         h,
         "<p class=\"muted\">Sockets seen in detail samples, by process and remote endpoint, most \
-         bytes first (listening sockets left out; at most {}).</p>\
-         <div class=\"wide\"><table><thead><tr><th class=\"num\">{}</th><th>{}</th><th>{}</th><th>Proto</th>\
-         <th>Remote address</th><th class=\"num\">Port</th><th class=\"num\">Sockets</th>\
-         <th class=\"num\">Sent</th><th class=\"num\">Received</th><th class=\"num\">Peak sent/s</th>\
-         <th class=\"num\">Peak recv/s</th><th>State</th><th>First seen</th><th>Last seen</th>\
-         </tr></thead><tbody>",
+         bytes first (listening and unconnected sockets left out; at most {}). Bytes are the \
+         rates times the sample intervals.</p>\
+         <div class=\"wide\"><table class=\"conn\"><thead><tr><th class=\"num\">{}</th><th>{}</th><th>{}</th>\
+         <th>Proto</th><th>Remote address</th><th class=\"num\">Port</th>\
+         <th class=\"num\">Sent</th><th class=\"num\">Received</th><th class=\"num\">Peak sent</th>\
+         <th class=\"num\">Peak received</th><th>Seen</th><th>State</th></tr></thead><tbody>",
         super::MAX_CONNECTIONS,
         ProcessLabel::COLUMNS[0],
         ProcessLabel::COLUMNS[1],
@@ -788,26 +796,33 @@ fn connections_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampM
             }
             None => ["?".into(), "?".into(), "(owner not found)".into()],
         };
+        let seen = if c.first_ms == c.last_ms {
+            clock(c.first_ms)
+        } else {
+            format!("{}–{}", clock(c.first_ms), clock(c.last_ms))
+        };
+        let port = if c.sockets > 1 {
+            format!("{} ({} sockets)", c.remote_port, c.sockets)
+        } else {
+            c.remote_port.to_string()
+        };
         let _ = write!(
             h,
-            "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"name\"><b>{}</b></td><td>{}</td><td>{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
-             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td>\
-             <td class=\"time\">{}</td><td class=\"time\">{}</td></tr>",
+            "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"name\"><b>{}</b></td><td>{}</td>\
+             <td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td>\
+             <td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"time\">{}</td><td>{}</td></tr>",
             escape(&pid),
             escape(&user),
             escape(&name),
             escape(&c.protocol),
             escape(&c.remote_addr),
-            c.remote_port,
-            c.sockets,
+            escape(&port),
             escape(&output::bytes(c.tx_bytes)),
             escape(&output::bytes(c.rx_bytes)),
             escape(&output::rate(c.peak_tx_bytes_per_s)),
             escape(&output::rate(c.peak_rx_bytes_per_s)),
-            escape(&c.states),
-            escape(&clock(c.first_ms)),
-            escape(&clock(c.last_ms)),
+            escape(&seen),
+            escape(&c.states.replace(',', ", ")),
         );
     }
     h.push_str("</tbody></table></div></section>");
