@@ -340,7 +340,7 @@ fn a_range_report_references_nothing_and_renders_with_the_network_off() {
     d.ok(&[
         "report",
         "--from",
-        "10m ago",
+        "20s ago",
         "--to",
         "now",
         "--html",
