@@ -2,7 +2,6 @@
 //! (one read of `/proc/[pid]/stat` per pid), at today's process count and with 1,000 extra
 //! idle processes. Figures go to docs/performance.md.
 
-use std::io::Read;
 use std::process::{Child, Command, Stdio};
 
 use criterion::{criterion_group, criterion_main, Criterion};
@@ -12,23 +11,7 @@ use hogtrap::model::Level;
 
 fn stat_floor() -> usize {
     let mut buf = Vec::with_capacity(1024);
-    let mut n = 0;
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let name = e.file_name();
-        let Some(pid) = name
-            .to_str()
-            .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-        else {
-            continue;
-        };
-        buf.clear();
-        if let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/stat")) {
-            if f.read_to_end(&mut buf).is_ok() {
-                n += buf.len();
-            }
-        }
-    }
-    n
+    hogtrap::collect::linux::procfs::read_every_stat_once(&mut buf)
 }
 
 fn run_group(c: &mut Criterion, label: &str) {

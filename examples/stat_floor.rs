@@ -3,8 +3,6 @@
 //!
 //! Usage: stat_floor [INTERVAL_MS] [SECONDS]
 
-use std::io::Read;
-
 fn main() {
     let mut args = std::env::args().skip(1);
     let interval_ms: u64 = args.next().and_then(|v| v.parse().ok()).unwrap_or(1000);
@@ -13,22 +11,7 @@ fn main() {
     let mut buf = Vec::with_capacity(1024);
     let mut k = 1;
     while start.elapsed().as_secs() < seconds {
-        let mut n = 0usize;
-        for e in std::fs::read_dir("/proc").unwrap().flatten() {
-            let name = e.file_name();
-            let Some(pid) = name
-                .to_str()
-                .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-            else {
-                continue;
-            };
-            buf.clear();
-            if let Ok(mut f) = std::fs::File::open(format!("/proc/{pid}/stat")) {
-                if f.read_to_end(&mut buf).is_ok() {
-                    n += buf.len();
-                }
-            }
-        }
+        let n = hogtrap::collect::linux::procfs::read_every_stat_once(&mut buf);
         std::hint::black_box(n);
         let due = start + std::time::Duration::from_millis(interval_ms * k);
         k += 1;

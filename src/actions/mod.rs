@@ -20,11 +20,22 @@ use std::time::Duration;
 use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert, Resource};
 use crate::alert::outbox::{self as alert_outbox, OutboxWaker};
 use crate::config::{Config, Escalation as EscalationConfig};
+use crate::daemon::retention::PruneQueue;
 use crate::model::{Level, Sample, TimestampMs};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
 use crate::store::incident::{culprits_of, NewIncident};
 use crate::store::outbox::{AlertKind, Channel};
+use crate::store::retention::{LevelFilter, PrunePolicy};
 use crate::store::{RecorderEvent, Store};
+
+/// A rule's own words for an alert: what `email{}` or `notify{}` said.
+struct RuleNote {
+    subject: String,
+    body: String,
+    channel: Channel,
+    /// `low`, `normal` or `critical`; `None`: from the severity.
+    urgency: Option<&'static str>,
+}
 
 /// A full sample kept in memory, with the id of its (baseline) row in the store.
 struct Kept {
@@ -54,6 +65,7 @@ pub struct Actions {
     /// For the alert channels and rate limits.
     config: Config,
     waker: OutboxWaker,
+    prune: Option<PruneQueue>,
     esc: EscalationConfig,
     baseline_interval: Duration,
     allow_exec: bool,
@@ -64,10 +76,11 @@ pub struct Actions {
 }
 
 impl Actions {
-    pub fn new(config: &Config, waker: OutboxWaker) -> Actions {
+    pub fn new(config: &Config, waker: OutboxWaker, prune: Option<PruneQueue>) -> Actions {
         Actions {
             config: config.clone(),
             waker,
+            prune,
             esc: config.escalation.clone(),
             baseline_interval: config.sampler.interval.std(),
             allow_exec: config.rules.allow_exec,
@@ -260,17 +273,54 @@ impl Actions {
                     let incident = store.open_incident_of(&f.rule).ok().flatten();
                     self.start_capture(store, &f.rule, incident, *duration, *interval, full.ts_ms)
                 }
-                Action::Email { subject, body, .. } => {
-                    self.raise_from_rule(store, f, kind, subject, body, Channel::Email, full)
-                }
-                Action::Notify { summary, body, .. } => {
-                    self.raise_from_rule(store, f, kind, summary, body, Channel::Desktop, full)
-                }
-                Action::Prune { policy, .. } => {
-                    events.push(RecorderEvent::now(
-                        "notice",
-                        format!("rule {} asked for prune policy {policy}", f.rule),
-                    ));
+                Action::Email { subject, body, .. } => self.raise_from_rule(
+                    store,
+                    f,
+                    kind,
+                    RuleNote {
+                        subject: subject.clone(),
+                        body: body.clone(),
+                        channel: Channel::Email,
+                        urgency: None,
+                    },
+                    full,
+                ),
+                Action::Notify {
+                    summary,
+                    body,
+                    urgency,
+                } => self.raise_from_rule(
+                    store,
+                    f,
+                    kind,
+                    RuleNote {
+                        subject: summary.clone(),
+                        body: body.clone(),
+                        channel: Channel::Desktop,
+                        urgency: Some(match urgency {
+                            crate::rules::Urgency::Low => "low",
+                            crate::rules::Urgency::Normal => "normal",
+                            crate::rules::Urgency::Critical => "critical",
+                        }),
+                    },
+                    full,
+                ),
+                Action::Prune {
+                    policy,
+                    older_than,
+                    load_below,
+                    keep_incidents,
+                    dry_run,
+                } => {
+                    self.prune(
+                        &f.rule,
+                        policy,
+                        *older_than,
+                        *load_below,
+                        *keep_incidents,
+                        *dry_run,
+                        events,
+                    );
                     Ok(())
                 }
                 Action::Log { message } => {
@@ -293,6 +343,50 @@ impl Actions {
         }
     }
 
+    /// Hands a rule's pruning policy to the retention thread (never run on the sampling path).
+    #[allow(clippy::too_many_arguments)]
+    fn prune(
+        &self,
+        rule: &str,
+        policy: &str,
+        older_than: Option<Duration>,
+        load_below: Option<f64>,
+        keep_incidents: bool,
+        dry_run: bool,
+        events: &mut Vec<RecorderEvent>,
+    ) {
+        let Some(queue) = &self.prune else {
+            tracing::warn!("rule {rule}: prune {policy}: no retention thread here");
+            return;
+        };
+        if policy == "retention" {
+            queue.run_retention();
+            return;
+        }
+        let Some(p) = prune_policy(policy, older_than, load_below, keep_incidents) else {
+            // The engine checks this; a policy without an age would prune everything.
+            tracing::error!("rule {rule}: prune {policy}: older_than is required");
+            return;
+        };
+        let older_than = p.older_than;
+        events.push(RecorderEvent::now(
+            "notice",
+            format!(
+                "rule {rule} runs prune policy {policy} (older than {}s{}){}",
+                older_than.as_secs(),
+                load_below
+                    .map(|l| format!(", load below {l}"))
+                    .unwrap_or_default(),
+                if dry_run { " as a dry run" } else { "" }
+            ),
+        ));
+        if dry_run {
+            queue.dry_run(p);
+        } else {
+            queue.submit(p);
+        }
+    }
+
     /// Queues the standard message about incident `id` (host, rule, severity, values,
     /// culprits, `hogtrap show ID`) on every enabled channel, or on `only`.
     fn raise(
@@ -300,7 +394,7 @@ impl Actions {
         store: &mut Store,
         id: i64,
         kind: AlertKind,
-        note: Option<(String, String, Channel)>,
+        note: Option<RuleNote>,
         now: TimestampMs,
     ) {
         let conn = store.connection();
@@ -312,9 +406,9 @@ impl Actions {
             serde_json::Value::Object(o) => o.clone().into_iter().collect(),
             _ => BTreeMap::new(),
         };
-        let (title, note, only) = match note {
-            Some((subject, body, channel)) => (subject, Some(body), Some(vec![channel])),
-            None => (i.title.clone(), None, None),
+        let (title, body, only, urgency) = match note {
+            Some(n) => (n.subject, Some(n.body), Some(vec![n.channel]), n.urgency),
+            None => (i.title.clone(), None, None, None),
         };
         let alert = IncidentAlert {
             host: crate::collect::system_host_name_cached(),
@@ -338,9 +432,12 @@ impl Actions {
                     })
                 })
                 .collect(),
-            note,
+            note: body,
         };
-        let new = alert.new_alert(kind, now);
+        let mut new = alert.new_alert(kind, now);
+        if let Some(u) = urgency {
+            new.urgency = u.to_string();
+        }
         if let Err(e) = alert_outbox::raise(store, &self.config, &self.waker, &new, only.as_deref())
         {
             tracing::error!("alert for incident {id} not queued: {e}");
@@ -348,15 +445,12 @@ impl Actions {
     }
 
     /// A rule's own email or notification: about its open incident if it has one.
-    #[allow(clippy::too_many_arguments)]
     fn raise_from_rule(
         &self,
         store: &mut Store,
         f: &Firing,
         kind: AlertKind,
-        subject: &str,
-        body: &str,
-        channel: Channel,
+        note: RuleNote,
         full: &Arc<Sample>,
     ) -> crate::store::Result<()> {
         // At clear the incident was just closed: the newest of the rule's incidents.
@@ -366,20 +460,21 @@ impl Actions {
             None => None,
         };
         match incident {
-            Some(id) => {
-                self.raise(
-                    store,
-                    id,
-                    kind,
-                    Some((subject.to_string(), body.to_string(), channel)),
-                    full.ts_ms,
-                );
-            }
+            Some(id) => self.raise(store, id, kind, Some(note), full.ts_ms),
             None => {
-                let message = crate::alert::AlertMessage::new(subject, body);
-                let new =
+                let message = crate::alert::AlertMessage::new(&note.subject, &note.body);
+                let mut new =
                     crate::alert::compose::new_alert(&f.rule, None, kind, &message, full.ts_ms);
-                alert_outbox::raise(store, &self.config, &self.waker, &new, Some(&[channel]))?;
+                if let Some(u) = note.urgency {
+                    new.urgency = u.to_string();
+                }
+                alert_outbox::raise(
+                    store,
+                    &self.config,
+                    &self.waker,
+                    &new,
+                    Some(&[note.channel]),
+                )?;
             }
         }
         Ok(())
@@ -511,6 +606,7 @@ impl Actions {
         // Off the sampling thread; never through a shell.
         let spawned = std::thread::Builder::new()
             .name("rule-exec".into())
+            .stack_size(256 << 10)
             .spawn(move || {
                 let mut child = match std::process::Command::new(&program)
                     .args(&args)
@@ -553,14 +649,25 @@ impl Actions {
     }
 }
 
+/// The retention policy a rule's `prune { ... }` stands for (structured options, never SQL).
+/// `None` without `older_than`: a policy without an age would prune everything.
+pub fn prune_policy(
+    policy: &str,
+    older_than: Option<Duration>,
+    load_below: Option<f64>,
+    keep_incidents: bool,
+) -> Option<PrunePolicy> {
+    Some(PrunePolicy {
+        name: policy.to_string(),
+        older_than: older_than?,
+        level: LevelFilter::Any,
+        load_below,
+        keep_incidents,
+    })
+}
+
 fn store_incident_closed(store: &Store, id: i64) -> Option<TimestampMs> {
-    store
-        .connection()
-        .query_row("SELECT closed_ms FROM incident WHERE id = ?1", [id], |r| {
-            r.get::<_, Option<i64>>(0)
-        })
-        .ok()
-        .flatten()
+    store.incident_closed_ms(id).ok().flatten()
 }
 
 /// The host values an incident tracks the peaks of.

@@ -3,7 +3,9 @@
 //! opens the store read-only. Errors reach the user as one line and a non-zero exit code.
 
 mod incidents;
+mod net;
 pub mod output;
+pub mod prune;
 mod report;
 mod rules;
 pub mod time;
@@ -52,6 +54,27 @@ pub enum Command {
     },
     /// What was running at a time, or the top consumers over a range.
     Top(TopArgs),
+    /// Which processes moved network bytes, with remote endpoints where detail was captured.
+    Net {
+        /// A moment: the sample at or before it.
+        #[arg(long, conflicts_with_all = ["from", "to", "live"])]
+        at: Option<String>,
+        #[arg(long, requires = "to", conflicts_with = "live")]
+        from: Option<String>,
+        #[arg(long, requires = "from")]
+        to: Option<String>,
+        /// Watch now, refreshing every second (like nethogs); no store needed.
+        #[arg(long)]
+        live: bool,
+        /// With --live: stop after this many refreshes.
+        #[arg(long, requires = "live")]
+        count: Option<u64>,
+        /// How many processes to show.
+        #[arg(short = 'n', default_value_t = 10)]
+        n: usize,
+        #[command(flatten)]
+        format: FormatArgs,
+    },
     /// Run a read-only SQL query against the store.
     Sql {
         /// The query, e.g. "SELECT HostName, DateAndTime, Load FROM savetop".
@@ -92,6 +115,16 @@ pub enum Command {
     Alert {
         #[command(subcommand)]
         command: AlertCommand,
+    },
+    /// Apply the [retention] policies now (or say what would go with --dry-run): what goes
+    /// and what stays, by reason and table.
+    Prune {
+        /// Only say what would go; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON instead of tables.
+        #[arg(long)]
+        json: bool,
     },
     /// Is the daemon recording; last sample's age; gaps; DB size; undelivered alerts.
     Status {
@@ -238,6 +271,31 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let db = db_path(&cli.config, &cli.db)?;
             cmd_sql(&db, &query, format)
         }
+        Command::Net {
+            at,
+            from,
+            to,
+            live,
+            count,
+            n,
+            format,
+        } => {
+            if live {
+                return net::live(cli.config.as_deref(), n, count, format.json);
+            }
+            let db = db_path(&cli.config, &cli.db)?;
+            net::recorded(
+                &db,
+                &net::NetArgs {
+                    at: at.as_deref(),
+                    from: from.as_deref(),
+                    to: to.as_deref(),
+                    n,
+                    json: format.json,
+                    csv: format.csv,
+                },
+            )
+        }
         Command::Incidents {
             since,
             rule,
@@ -271,6 +329,11 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
         Command::Alert {
             command: AlertCommand::Test { email, desktop },
         } => cmd_alert_test(cli.config.as_deref(), email, desktop),
+        Command::Prune { dry_run, json } => {
+            let config = Config::load_or_default(cli.config.as_deref())?;
+            let db = cli.db.clone().unwrap_or_else(|| config.store.path.clone());
+            prune::run(&config, &db, dry_run, json)
+        }
         Command::Status { json } => {
             let db = db_path(&cli.config, &cli.db)?;
             cmd_status(&db, json)

@@ -20,6 +20,7 @@ pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 pub struct Config {
     pub sampler: Sampler,
     pub store: Store,
+    pub retention: Retention,
     pub rules: Rules,
     pub escalation: Escalation,
     pub protect: Protect,
@@ -59,6 +60,34 @@ pub struct Store {
     pub busy_timeout: Duration,
     /// Samples kept in memory while the store cannot be written (disk full, locked).
     pub pending_max: usize,
+}
+
+/// How long the record is kept and how big it may grow (see `docs/retention.md`).
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Retention {
+    /// Samples (any level) older than this are removed, unless an incident window pins them.
+    pub baseline: Duration,
+    /// Detail samples older than this become baseline: extras and connections go, and only
+    /// the top processes (`[sampler] top_processes` by each resource) stay.
+    pub detail: Duration,
+    /// An incident's window stays pinned for this long after the incident closed.
+    pub incidents: Duration,
+    /// The window pinned around an incident: this much before it opened and after it closed.
+    pub incident_margin: Duration,
+    /// Total size cap of the store file: the oldest unpinned samples go first.
+    pub max_size: ByteSize,
+    /// How often the age rules run. The size cap is checked more often (see the docs).
+    pub interval: Duration,
+    /// Rows removed per write transaction: small batches keep every sample on time.
+    pub batch_rows: usize,
+    /// Baseline samples older than this are thinned to one per `downsample_to` (off unless
+    /// both are set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downsample_after: Option<Duration>,
+    /// The bucket width of thinning: the sample with the highest load in each bucket stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub downsample_to: Option<Duration>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -169,6 +198,22 @@ impl Default for Store {
             path: PathBuf::from("./hogtrap.db"),
             busy_timeout: Duration::from_millis(500),
             pending_max: 360,
+        }
+    }
+}
+
+impl Default for Retention {
+    fn default() -> Retention {
+        Retention {
+            baseline: Duration::from_secs(14 * 86_400),
+            detail: Duration::from_secs(3 * 86_400),
+            incidents: Duration::from_secs(90 * 86_400),
+            incident_margin: Duration::from_secs(600),
+            max_size: ByteSize(1 << 30),
+            interval: Duration::from_secs(600),
+            batch_rows: 5000,
+            downsample_after: None,
+            downsample_to: None,
         }
     }
 }
@@ -344,6 +389,59 @@ impl Config {
                 "protect.ionice_level",
                 format!("must be between 0 and 7, got {}", self.protect.ionice_level),
             );
+        }
+        let r = &self.retention;
+        if r.baseline.as_millis() < 60_000 {
+            return bad(
+                "retention.baseline",
+                format!("must be at least 1m, got {}", r.baseline),
+            );
+        }
+        if r.detail > r.baseline {
+            return bad(
+                "retention.detail",
+                format!(
+                    "must not exceed retention.baseline ({}), got {}",
+                    r.baseline, r.detail
+                ),
+            );
+        }
+        if r.interval.as_millis() < 1000 {
+            return bad(
+                "retention.interval",
+                format!("must be at least 1s, got {}", r.interval),
+            );
+        }
+        if r.batch_rows == 0 {
+            return bad("retention.batch_rows", "must be at least 1, got 0".into());
+        }
+        if r.max_size.0 < 1 << 20 {
+            return bad(
+                "retention.max_size",
+                format!("must be at least 1MiB, got {} bytes", r.max_size.0),
+            );
+        }
+        match (r.downsample_after, r.downsample_to) {
+            (None, None) => {}
+            (Some(_), None) => {
+                return bad(
+                    "retention.downsample_after",
+                    "needs retention.downsample_to as well (e.g. \"1m\")".into(),
+                )
+            }
+            (None, Some(_)) => {
+                return bad(
+                    "retention.downsample_to",
+                    "needs retention.downsample_after as well (e.g. \"7d\")".into(),
+                )
+            }
+            (Some(_), Some(to)) if to.as_millis() < 1000 => {
+                return bad(
+                    "retention.downsample_to",
+                    format!("must be at least 1s, got {to}"),
+                )
+            }
+            _ => {}
         }
         if self.store.path.as_os_str().is_empty() {
             return bad("store.path", "must not be empty".into());
@@ -584,6 +682,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.starts_with("test.toml:3: [rules]: "), "{e}");
+    }
+
+    #[test]
+    fn retention_keys_parse_and_are_checked() {
+        let c = parse(
+            "[retention]\nbaseline = \"30d\"\nmax_size = \"2GiB\"\ndownsample_after = \"7d\"\ndownsample_to = \"1m\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.retention.baseline, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.retention.max_size, ByteSize(2 << 30));
+        assert_eq!(c.retention.downsample_to, Some(Duration::from_secs(60)));
+        let e = parse("[retention]\ndownsample_after = \"7d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("test.toml:2: retention.downsample_after: needs"),
+            "{e}"
+        );
+        let e = parse("[retention]\nbaseline = \"1d\"\ndetail = \"3d\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("test.toml:3: retention.detail:"), "{e}");
     }
 
     #[test]

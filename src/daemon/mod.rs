@@ -16,6 +16,7 @@
 //!   delays a sample. At stop, an attempt in flight gets [`DELIVERY_GRACE`] to finish.
 
 pub mod protect;
+pub mod retention;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -34,6 +35,7 @@ use crate::config::Config;
 use crate::model::{Level, Sample};
 use crate::rules::{Engine, EngineState, RulesConfig};
 use crate::store::outbox::Outbox;
+use crate::store::retention::RetentionPolicy;
 use crate::store::{RecorderEvent, Store, StoreError};
 
 /// How long an alert attempt in flight at stop may take to finish before it is cut (and
@@ -53,8 +55,21 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load_or_default(config_path.as_deref())?;
     // Before any thread exists, so every thread inherits priority and I/O class.
     let protections = protect::apply(&config.protect);
+    // A few threads share the heap: one malloc arena each would all be locked in memory.
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator tuning; called before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
     let store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
-    let mut recorder = Recorder::new(config, store)?;
+    // Its own connection and thread: pruning never runs on the sampling path.
+    let retention = retention::RetentionWorker::start(
+        &config.store.path,
+        RetentionPolicy::from_config(&config),
+        config.retention.interval.std(),
+        Duration::from_secs(5),
+    )?;
+    let mut recorder = Recorder::new(config, store, Some(retention.queue()))?;
     for line in &protections {
         tracing::info!("{line}");
         recorder.event(RecorderEvent::now("protect", line.clone()));
@@ -79,7 +94,8 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
-        .stack_size(4 << 20)
+        // Resident in full under mlockall: keep it small (collection and SQLite need little).
+        .stack_size(1 << 20)
         .spawn(move || recorder.run(rx))
         .context("cannot start the sampling thread")?;
 
@@ -105,6 +121,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                                 tracing::warn!("{line}");
                             }
                             worker.reconfigure(DeliveryConfig::from_config(&c, &host_name(&c)));
+                            retention.reload(RetentionPolicy::from_config(&c), c.retention.interval.std());
                             let _ = tx.send(Control::Reload(Box::new(c)));
                         }
                         Err(e) => tracing::error!("SIGHUP: reload refused, keeping the running configuration: {e}"),
@@ -116,6 +133,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         worker.stop(DELIVERY_GRACE).await;
         anyhow::Ok(())
     })?;
+    retention.stop();
     match sampler.join() {
         Ok(r) => r,
         Err(_) => anyhow::bail!("the sampling thread panicked"),
@@ -141,14 +159,19 @@ pub struct Recorder {
 }
 
 impl Recorder {
-    pub fn new(config: Config, mut store: Store) -> anyhow::Result<Recorder> {
+    /// `prune`: where rules' prune actions go (the retention thread), if anywhere.
+    pub fn new(
+        config: Config,
+        mut store: Store,
+        prune: Option<retention::PruneQueue>,
+    ) -> anyhow::Result<Recorder> {
         let collector = Collector::new(config.sampler.source);
         let host_name = host_name(&config);
         let now = jiff::Timestamp::now().as_millisecond();
         let alert_waker = OutboxWaker::new();
         let mut r = Recorder {
             engine: None,
-            actions: Actions::new(&config, alert_waker.clone()),
+            actions: Actions::new(&config, alert_waker.clone(), prune),
             saved_rule_states: HashMap::new(),
             host_name,
             pending: VecDeque::new(),
@@ -275,17 +298,7 @@ impl Recorder {
 
     /// Records how long the recorder was away and whether it had stopped cleanly.
     fn record_restart_gap(&mut self, now: i64) -> anyhow::Result<()> {
-        let clean = self
-            .store
-            .connection()
-            .query_row(
-                "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
-                 ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .map(|k| k == "stop")
-            .unwrap_or(true);
+        let clean = self.store.last_run_stopped_cleanly()?;
         if let Some((last, _)) = self.store.last_sample_ts()? {
             let away = now - last;
             let interval = self.config.sampler.interval.as_millis() as i64;

@@ -86,6 +86,9 @@ pub(crate) fn spawn(
     let tid2 = tid.clone();
     std::thread::Builder::new()
         .name("hogtrap-rules".into())
+        // The daemon locks its memory: every thread's whole stack is resident. Lua calls
+        // are bounded (LUAI_MAXCCALLS) well within this.
+        .stack_size(1 << 20)
         .spawn(move || {
             // SAFETY: gettid has no preconditions.
             tid2.store(unsafe { libc::gettid() }, Ordering::SeqCst);

@@ -80,6 +80,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// When the incident closed; `None` while open (or unknown).
+    pub fn incident_closed_ms(&self, id: i64) -> Result<Option<TimestampMs>> {
+        self.conn
+            .query_row("SELECT closed_ms FROM incident WHERE id = ?1", [id], |r| {
+                r.get::<_, Option<i64>>(0)
+            })
+            .optional()
+            .map(|v| v.flatten())
+            .map_err(|e| self.err(e))
+    }
+
     /// The rule's newest incident, open or closed.
     pub fn last_incident_of(&self, rule: &str) -> Result<Option<i64>> {
         self.conn

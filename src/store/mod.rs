@@ -16,6 +16,7 @@ pub mod incident;
 pub mod outbox;
 pub mod query;
 pub mod report;
+pub mod retention;
 pub mod schema;
 
 use std::collections::HashMap;
@@ -88,7 +89,8 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecorderEvent {
     pub ts_ms: TimestampMs,
-    /// `start`, `stop`, `gap`, `late`, `dropped`, `error`, `protect`, `notice`, `reload`.
+    /// `start`, `stop`, `gap`, `late`, `dropped`, `error`, `protect`, `notice`, `reload`,
+    /// `prune`.
     pub kind: &'static str,
     pub from_ms: Option<TimestampMs>,
     pub to_ms: Option<TimestampMs>,
@@ -115,6 +117,9 @@ pub struct Store {
     host_ids: HashMap<String, i64>,
     /// (pid, start_time_ms, name) → process.id; bounded, rebuilt from the table on a miss.
     process_ids: HashMap<(u32, i64, String), i64>,
+    /// `PRAGMA data_version` when `process_ids` was last known good: another connection's
+    /// commit (pruning removes orphaned identities) invalidates the cache.
+    data_version: i64,
 }
 
 const PROCESS_ID_CACHE_MAX: usize = 50_000;
@@ -136,6 +141,7 @@ impl Store {
             "PRAGMA auto_vacuum = INCREMENTAL;
              PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
+             PRAGMA journal_size_limit = 16777216;
              PRAGMA foreign_keys = OFF;
              PRAGMA temp_store = MEMORY;",
         )
@@ -145,6 +151,7 @@ impl Store {
             path: path.to_path_buf(),
             host_ids: HashMap::new(),
             process_ids: HashMap::new(),
+            data_version: 0,
         };
         store.migrate()?;
         Ok(store)
@@ -198,7 +205,12 @@ impl Store {
             .transaction()
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let sample_id = insert_sample(&tx, s, host_id)
-            .and_then(|id| insert_rows(&tx, id, s, &mut self.process_ids, false).map(|_| id))
+            .and_then(|id| {
+                // The write lock is held from here on: no other connection can commit until
+                // this transaction ends, so a cache found valid now stays valid.
+                check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)?;
+                insert_rows(&tx, id, s, &mut self.process_ids, false).map(|_| id)
+            })
             .and_then(|id| tx.commit().map(|_| id));
         match sample_id {
             Ok(id) => Ok(id),
@@ -215,10 +227,11 @@ impl Store {
     pub(crate) fn write_process_rows(&mut self, sample_id: i64, s: &Sample) -> Result<()> {
         let tx = self
             .conn
-            .transaction()
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
-        let r =
-            insert_rows(&tx, sample_id, s, &mut self.process_ids, true).and_then(|_| tx.commit());
+        let r = check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)
+            .and_then(|_| insert_rows(&tx, sample_id, s, &mut self.process_ids, true))
+            .and_then(|_| tx.commit());
         if let Err(e) = r {
             self.process_ids.clear();
             return Err(self.err(e));
@@ -279,6 +292,20 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Whether the previous run recorded its `stop` (true for a new store).
+    pub fn last_run_stopped_cleanly(&self) -> Result<bool> {
+        self.conn
+            .query_row(
+                "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| r.get::<_, String>(0),
+            )
+            .optional()
+            .map(|k| k.is_none_or(|k| k == "stop"))
+            .map_err(|e| self.err(e))
+    }
+
     /// The newest OOM kill already recorded, so a restart does not record old ones twice.
     pub fn last_oom_kill_ts(&self) -> Result<Option<TimestampMs>> {
         self.conn
@@ -301,6 +328,21 @@ impl Store {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+}
+
+/// Forgets cached process ids when another connection committed since they were read (the
+/// pruner removes orphaned identities). Call with the write lock held.
+fn check_identity_cache(
+    tx: &rusqlite::Transaction,
+    data_version: &mut i64,
+    process_ids: &mut HashMap<(u32, i64, String), i64>,
+) -> rusqlite::Result<()> {
+    let version: i64 = tx.query_row("PRAGMA data_version", [], |r| r.get(0))?;
+    if version != *data_version {
+        process_ids.clear();
+        *data_version = version;
+    }
+    Ok(())
 }
 
 /// The per-process, connection and OOM rows of a sample. `keep_existing`: leave rows already
@@ -480,17 +522,28 @@ fn upsert_process(
         .query_row(params![p.pid, p.start_time_ms, p.name], |r| r.get(0))
 }
 
+/// A clear error for a store file that is not there (a second connection or a reader must
+/// not create an empty one). `hint` says what to do.
+pub(crate) fn require_existing(path: &Path, hint: &str) -> Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    Err(StoreError::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("no such store; {hint}"),
+        ),
+    })
+}
+
+/// What to do about a missing store, for readers.
+pub(crate) const START_FIRST: &str =
+    "start `hogtrap run` first or pass -c with the right [store] path";
+
 /// Opens the store read-only for queries. Fails clearly when the file does not exist.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
-    if !path.exists() {
-        return Err(StoreError::Io {
-            path: path.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "no such store; start `hogtrap run` first or pass -c with the right [store] path",
-            ),
-        });
-    }
+    require_existing(path, START_FIRST)?;
     let err = |e| StoreError::from_sqlite(path, e);
     let conn = Connection::open_with_flags(
         path,
@@ -572,6 +625,30 @@ mod tests {
             st.schema_version().unwrap(),
             schema::MIGRATIONS.len() as i64
         );
+    }
+
+    /// Pruning (another connection) may remove an identity the writer has cached; the next
+    /// write must not refer to the removed row.
+    #[test]
+    fn identity_cache_survives_pruning_by_another_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let mut st = Store::open(&path, std::time::Duration::from_millis(100)).unwrap();
+        st.write_sample(&sample(1000, &[7])).unwrap();
+        let other = Connection::open(&path).unwrap();
+        other
+            .execute_batch("DELETE FROM process_sample; DELETE FROM sample; DELETE FROM process;")
+            .unwrap();
+        st.write_sample(&sample(2000, &[7])).unwrap();
+        let dangling: i64 = st
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM process_sample WHERE process_id NOT IN (SELECT id FROM process)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert_eq!(dangling, 0);
     }
 
     #[test]

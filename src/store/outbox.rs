@@ -260,15 +260,7 @@ impl Outbox {
     /// migrated.
     pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Outbox> {
         let err = |e| StoreError::from_sqlite(path, e);
-        if !path.exists() {
-            return Err(StoreError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    "no such store; the outbox opens the store the recorder created",
-                ),
-            });
-        }
+        super::require_existing(path, "the outbox opens the store the recorder created")?;
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(busy_timeout).map_err(err)?;
         conn.execute_batch("PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = OFF;")

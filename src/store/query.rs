@@ -446,3 +446,124 @@ pub fn load_samples(
     }
     Ok(samples.into_iter().map(|(_, s)| s).collect())
 }
+
+/// One process's network traffic over a range (or in one sample).
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Talker {
+    pub pid: u32,
+    pub user: String,
+    pub name: String,
+    pub cmdline: String,
+    /// Bytes sent and received over the range (rate × interval, summed).
+    pub tx_bytes: f64,
+    pub rx_bytes: f64,
+    pub peak_tx_bytes_per_s: i64,
+    pub peak_rx_bytes_per_s: i64,
+    pub samples: i64,
+    /// Remote ends seen at detail level, busiest first.
+    pub remotes: Vec<Remote>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Remote {
+    pub protocol: String,
+    pub addr: String,
+    pub port: u16,
+    pub tx_bytes: f64,
+    pub rx_bytes: f64,
+}
+
+/// Host-wide network over a range: interface totals (loopback excluded) and what no process
+/// accounts for.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, Default)]
+pub struct NetTotals {
+    pub samples: i64,
+    pub tx_bytes: f64,
+    pub rx_bytes: f64,
+    pub unattributed_tx_bytes: f64,
+    pub unattributed_rx_bytes: f64,
+}
+
+/// The processes that moved network bytes between `from` and `to`, busiest first.
+pub fn talkers(
+    conn: &Connection,
+    from: TimestampMs,
+    to: TimestampMs,
+    n: usize,
+) -> rusqlite::Result<Vec<Talker>> {
+    let mut st = conn.prepare(
+        "SELECT p.pid, p.user, p.name, p.cmdline,
+                sum(coalesce(ps.net_tx_bps, 0) * s.interval_ms / 1000.0) AS tx,
+                sum(coalesce(ps.net_rx_bps, 0) * s.interval_ms / 1000.0) AS rx,
+                max(coalesce(ps.net_tx_bps, 0)), max(coalesce(ps.net_rx_bps, 0)), count(*)
+         FROM process_sample ps
+         JOIN sample s ON s.id = ps.sample_id
+         JOIN process p ON p.id = ps.process_id
+         WHERE s.ts_ms BETWEEN ?1 AND ?2 AND (ps.net_tx_bps > 0 OR ps.net_rx_bps > 0)
+         GROUP BY ps.process_id
+         ORDER BY tx + rx DESC LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![from, to, n as i64], |r| {
+        Ok(Talker {
+            pid: r.get(0)?,
+            user: r.get(1)?,
+            name: r.get(2)?,
+            cmdline: r.get(3)?,
+            tx_bytes: r.get(4)?,
+            rx_bytes: r.get(5)?,
+            peak_tx_bytes_per_s: r.get(6)?,
+            peak_rx_bytes_per_s: r.get(7)?,
+            samples: r.get(8)?,
+            remotes: Vec::new(),
+        })
+    })?;
+    let mut talkers = rows.collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut rs = conn.prepare(
+        "SELECT c.protocol, c.remote_addr, c.remote_port,
+                sum(coalesce(c.tx_bps, 0) * s.interval_ms / 1000.0) AS tx,
+                sum(coalesce(c.rx_bps, 0) * s.interval_ms / 1000.0) AS rx
+         FROM connection c JOIN sample s ON s.id = c.sample_id
+         WHERE c.pid = ?1 AND s.ts_ms BETWEEN ?2 AND ?3 AND c.state <> 'listen'
+           AND c.remote_port <> 0
+         GROUP BY c.protocol, c.remote_addr, c.remote_port
+         ORDER BY tx + rx DESC LIMIT 5",
+    )?;
+    for t in &mut talkers {
+        let rows = rs.query_map(params![t.pid, from, to], |r| {
+            Ok(Remote {
+                protocol: r.get(0)?,
+                addr: r.get(1)?,
+                port: r.get(2)?,
+                tx_bytes: r.get(3)?,
+                rx_bytes: r.get(4)?,
+            })
+        })?;
+        t.remotes = rows.collect::<rusqlite::Result<_>>()?;
+    }
+    Ok(talkers)
+}
+
+pub fn net_totals(
+    conn: &Connection,
+    from: TimestampMs,
+    to: TimestampMs,
+) -> rusqlite::Result<NetTotals> {
+    conn.query_row(
+        "SELECT count(*),
+                coalesce(sum(net_tx_bytes_per_s * interval_ms / 1000.0), 0),
+                coalesce(sum(net_rx_bytes_per_s * interval_ms / 1000.0), 0),
+                coalesce(sum(net_unattributed_tx_bytes_per_s * interval_ms / 1000.0), 0),
+                coalesce(sum(net_unattributed_rx_bytes_per_s * interval_ms / 1000.0), 0)
+         FROM sample WHERE ts_ms BETWEEN ?1 AND ?2",
+        params![from, to],
+        |r| {
+            Ok(NetTotals {
+                samples: r.get(0)?,
+                tx_bytes: r.get(1)?,
+                rx_bytes: r.get(2)?,
+                unattributed_tx_bytes: r.get(3)?,
+                unattributed_rx_bytes: r.get(4)?,
+            })
+        },
+    )
+}

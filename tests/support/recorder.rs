@@ -99,12 +99,25 @@ impl Daemon {
     }
 
     pub fn spawn(&mut self) {
+        self.spawn_with_prefix(&[]);
+    }
+
+    /// Starts `hogtrap run` through a prefix command, e.g. `ip netns exec NS`.
+    pub fn spawn_with_prefix(&mut self, prefix: &[&str]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&self.stderr)
             .unwrap();
-        let child = Command::new(hogtrap_bin())
+        let mut cmd = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(hogtrap_bin());
+                c
+            }
+            None => Command::new(hogtrap_bin()),
+        };
+        let child = cmd
             .args(["run", "-c"])
             .arg(&self.config)
             .stdout(Stdio::null())
@@ -251,6 +264,11 @@ pub struct Workload {
 impl Workload {
     /// Runs `python3 -c code` as a process named `name`.
     pub fn python(name: &str, code: &str) -> Workload {
+        Workload::python_with(name, code, &[], &[])
+    }
+
+    /// Like [`Workload::python`], with arguments, through a prefix command (`ip netns exec NS`).
+    pub fn python_with(name: &str, code: &str, args: &[&str], prefix: &[&str]) -> Workload {
         let dir = tempfile::tempdir().unwrap();
         let link = dir.path().join(name);
         let python = Path::new("/usr/bin/python3");
@@ -259,9 +277,18 @@ impl Workload {
             "/usr/bin/python3 is missing: run scripts/install-test-deps.sh"
         );
         std::os::unix::fs::symlink(python, &link).unwrap();
-        let child = Command::new(&link)
+        let mut cmd = match prefix.split_first() {
+            Some((program, rest)) => {
+                let mut c = Command::new(program);
+                c.args(rest).arg(&link);
+                c
+            }
+            None => Command::new(&link),
+        };
+        let child = cmd
             .arg("-c")
             .arg(code)
+            .args(args)
             .current_dir(dir.path())
             .stdout(Stdio::null())
             .spawn()

@@ -70,10 +70,10 @@ impl LinuxCollector {
         let now = host::uptime_ms();
         self.procs.read_all(now, &mut self.snapshots);
         let mut host = self.host.read(now, self.snapshots.len() as u32);
-        let net: Option<NetSample> = self
-            .net
-            .as_mut()
-            .map(|n| n.collect(std::time::Instant::now()));
+        let net: Option<NetSample> = self.net.as_mut().map(|n| {
+            n.set_udp(level == Level::Detail);
+            n.collect(std::time::Instant::now())
+        });
         let interval_ms = self.prev_uptime_ms.map_or(0, |p| (now - p).max(0.0) as u64);
         self.prev_uptime_ms = Some(now);
 

@@ -228,6 +228,8 @@ pub struct NetCollector {
     records: Vec<SocketRecord>,
     keys: Vec<SocketKey>,
     notice_given: bool,
+    /// Whether UDP sockets are dumped (they carry no byte counters: only listed at detail).
+    udp: bool,
 }
 
 impl NetCollector {
@@ -249,6 +251,7 @@ impl NetCollector {
             records: Vec::new(),
             keys: Vec::new(),
             notice_given: false,
+            udp: true,
         })
     }
 
@@ -270,6 +273,12 @@ impl NetCollector {
         ))
     }
 
+    /// Whether to dump UDP sockets too (default on). UDP has no byte counters, so a recorder
+    /// lists UDP sockets only at detail level and skips the two dumps otherwise.
+    pub fn set_udp(&mut self, on: bool) {
+        self.udp = on;
+    }
+
     /// One pass: dump the socket tables, attribute, diff against the previous call.
     pub fn collect(&mut self, now: Instant) -> NetSample {
         let mut sample = NetSample::default();
@@ -283,6 +292,9 @@ impl NetCollector {
         self.records.clear();
         let mut ok = HashSet::new();
         for table in Table::ALL {
+            if !self.udp && table.protocol() == Protocol::Udp {
+                continue;
+            }
             match self.diag.dump(table, &mut self.records) {
                 Ok(_) => {
                     ok.insert(table);

@@ -1,0 +1,262 @@
+//! `hogtrap net`: which processes moved network bytes, and to where. The seed's
+//! tcpdump → lsof → ps in one command, live or after the fact.
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+
+use anyhow::bail;
+
+use super::{output, time};
+use crate::model::Level;
+use crate::store::query::{self, Talker};
+
+pub struct NetArgs<'a> {
+    pub at: Option<&'a str>,
+    pub from: Option<&'a str>,
+    pub to: Option<&'a str>,
+    pub n: usize,
+    pub json: bool,
+    pub csv: bool,
+}
+
+pub fn recorded(db: &Path, a: &NetArgs) -> anyhow::Result<()> {
+    let conn = crate::store::open_read_only(db)?;
+    let (from, to) = match (a.from, a.to, a.at) {
+        (Some(f), Some(t), _) => (
+            time::parse_time(f).map_err(anyhow::Error::msg)?,
+            time::parse_time(t).map_err(anyhow::Error::msg)?,
+        ),
+        (_, _, at) => {
+            let at = time::parse_time(at.unwrap_or("now")).map_err(anyhow::Error::msg)?;
+            let Some(head) = query::sample_at(&conn, at)? else {
+                bail!(
+                    "no sample at or before {} in {}",
+                    time::format_local(at),
+                    db.display()
+                );
+            };
+            (head.ts_ms, head.ts_ms)
+        }
+    };
+    if to < from {
+        bail!("--to is before --from");
+    }
+    let talkers = query::talkers(&conn, from, to, a.n)?;
+    let totals = query::net_totals(&conn, from, to)?;
+    if totals.samples == 0 {
+        bail!(
+            "no samples between {} and {} in {}",
+            time::format_local(from),
+            time::format_local(to),
+            db.display()
+        );
+    }
+    let mut out = std::io::stdout().lock();
+    if a.json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "from_ms": from, "to_ms": to, "totals": totals, "processes": talkers }),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    if a.csv {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record([
+            "pid",
+            "user",
+            "name",
+            "tx_bytes",
+            "rx_bytes",
+            "peak_tx_bps",
+            "peak_rx_bps",
+            "remotes",
+            "cmdline",
+        ])?;
+        for t in &talkers {
+            w.write_record([
+                t.pid.to_string(),
+                t.user.clone(),
+                t.name.clone(),
+                format!("{:.0}", t.tx_bytes),
+                format!("{:.0}", t.rx_bytes),
+                t.peak_tx_bytes_per_s.to_string(),
+                t.peak_rx_bytes_per_s.to_string(),
+                remotes_text(t),
+                t.cmdline.clone(),
+            ])?;
+        }
+        w.flush()?;
+        return Ok(());
+    }
+    if from == to {
+        writeln!(out, "network at {}", time::format_local(from))?;
+    } else {
+        writeln!(
+            out,
+            "network from {} to {} ({} samples)",
+            time::format_local(from),
+            time::format_local(to),
+            totals.samples
+        )?;
+    }
+    writeln!(
+        out,
+        "interfaces (loopback excluded): sent {}, received {}; not attributed to a process: sent {}, received {}\n",
+        output::bytes(totals.tx_bytes),
+        output::bytes(totals.rx_bytes),
+        output::bytes(totals.unattributed_tx_bytes),
+        output::bytes(totals.unattributed_rx_bytes),
+    )?;
+    if talkers.is_empty() {
+        writeln!(out, "no process moved TCP bytes")?;
+        return Ok(());
+    }
+    let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
+    let mut t = output::table(&[
+        pid_h,
+        user_h,
+        name_h,
+        "SENT",
+        "RECEIVED",
+        "PEAK TX/s",
+        "PEAK RX/s",
+        "REMOTE",
+    ]);
+    for k in &talkers {
+        let [pid, user, name] = output::ProcessLabel::new(k.pid, &k.name, Some(&k.user)).cells();
+        t.add_row(vec![
+            pid,
+            user,
+            name,
+            output::bytes(k.tx_bytes),
+            output::bytes(k.rx_bytes),
+            output::rate(k.peak_tx_bytes_per_s as f64),
+            output::rate(k.peak_rx_bytes_per_s as f64),
+            remotes_text(k),
+        ]);
+    }
+    output::align_right(&mut t, &[0, 3, 4, 5, 6]);
+    writeln!(out, "{}", output::render(&t))?;
+    if talkers.iter().all(|k| k.remotes.is_empty()) {
+        writeln!(
+            out,
+            "\n(remote endpoints are recorded at detail level, while a capture runs)"
+        )?;
+    }
+    Ok(())
+}
+
+fn remotes_text(t: &Talker) -> String {
+    t.remotes
+        .iter()
+        .map(|r| {
+            if r.addr.contains(':') {
+                format!("[{}]:{}", r.addr, r.port)
+            } else {
+                format!("{}:{}", r.addr, r.port)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A refreshing view of who moves bytes now, like nethogs. `count`: stop after that many
+/// refreshes (for scripts); the screen is redrawn only on a terminal.
+pub fn live(config: Option<&Path>, n: usize, count: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let cfg = crate::config::Config::load_or_default(config)?;
+    let mut c = crate::collect::Collector::new(cfg.sampler.source);
+    for notice in c.take_notices() {
+        eprintln!("hogtrap: note: {notice}");
+    }
+    let host = crate::collect::system_host_name();
+    let tty = std::io::stdout().is_terminal();
+    let mut done = 0u64;
+    loop {
+        std::thread::sleep(std::time::Duration::from_secs(1));
+        let s = c.sample(Level::Detail, &host);
+        for notice in c.take_notices() {
+            eprintln!("hogtrap: note: {notice}");
+        }
+        let mut procs: Vec<&crate::model::ProcessRow> = s
+            .processes
+            .iter()
+            .filter(|p| {
+                p.net_tx_bytes_per_s.unwrap_or(0.0) + p.net_rx_bytes_per_s.unwrap_or(0.0) > 0.0
+            })
+            .collect();
+        procs.sort_by(|a, b| {
+            let k = |p: &crate::model::ProcessRow| {
+                p.net_tx_bytes_per_s.unwrap_or(0.0) + p.net_rx_bytes_per_s.unwrap_or(0.0)
+            };
+            k(b).total_cmp(&k(a))
+        });
+        procs.truncate(n);
+        let mut out = std::io::stdout().lock();
+        if json {
+            let rows: Vec<serde_json::Value> = procs
+                .iter()
+                .map(|p| {
+                    let remotes: Vec<String> = s
+                        .connections
+                        .iter()
+                        .filter(|c| c.pid == Some(p.id.pid) && c.remote_port != 0)
+                        .map(|c| format!("{}:{}", c.remote_addr, c.remote_port))
+                        .collect();
+                    serde_json::json!({
+                        "pid": p.id.pid, "user": p.id.user, "name": p.id.name,
+                        "tx_bytes_per_s": p.net_tx_bytes_per_s, "rx_bytes_per_s": p.net_rx_bytes_per_s,
+                        "remotes": remotes,
+                    })
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::json!({ "ts_ms": s.ts_ms, "processes": rows })
+            )?;
+        } else {
+            if tty {
+                write!(out, "\x1b[2J\x1b[H")?;
+            }
+            writeln!(
+                out,
+                "{}  {}  interfaces: tx {} rx {} (not attributed: tx {} rx {})   Ctrl-C to quit\n",
+                time::format_local(s.ts_ms),
+                s.host_name,
+                output::rate(s.host.net_tx_bytes_per_s),
+                output::rate(s.host.net_rx_bytes_per_s),
+                output::rate(s.host.net_unattributed_tx_bytes_per_s),
+                output::rate(s.host.net_unattributed_rx_bytes_per_s),
+            )?;
+            let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
+            let mut t = output::table(&[pid_h, user_h, name_h, "TX/s", "RX/s", "REMOTE"]);
+            for p in &procs {
+                let remotes: Vec<String> = s
+                    .connections
+                    .iter()
+                    .filter(|c| c.pid == Some(p.id.pid) && c.remote_port != 0)
+                    .take(3)
+                    .map(|c| format!("{}:{}", c.remote_addr, c.remote_port))
+                    .collect();
+                let [pid, user, name] =
+                    output::ProcessLabel::new(p.id.pid, &p.id.name, Some(&p.id.user)).cells();
+                t.add_row(vec![
+                    pid,
+                    user,
+                    name,
+                    output::rate(p.net_tx_bytes_per_s.unwrap_or(0.0)),
+                    output::rate(p.net_rx_bytes_per_s.unwrap_or(0.0)),
+                    remotes.join(", "),
+                ]);
+            }
+            output::align_right(&mut t, &[0, 3, 4]);
+            writeln!(out, "{}", output::render(&t))?;
+        }
+        out.flush()?;
+        done += 1;
+        if count.is_some_and(|c| done >= c) {
+            return Ok(());
+        }
+    }
+}
