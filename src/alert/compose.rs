@@ -295,10 +295,7 @@ pub fn new_alert(
 }
 
 fn process_label(c: &Culprit) -> String {
-    match &c.user {
-        Some(user) => format!("{} (pid {}, {user})", c.name, c.pid),
-        None => format!("{} (pid {})", c.name, c.pid),
-    }
+    output::ProcessLabel::new(c.pid, &c.name, c.user.as_deref()).to_string()
 }
 
 fn culprit_line(c: &Culprit) -> String {

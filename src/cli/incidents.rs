@@ -7,6 +7,7 @@ use anyhow::{bail, Context};
 
 use super::{output, time};
 use crate::store::incident as inc;
+use crate::store::query::Resource;
 
 pub fn list(
     db: &Path,
@@ -110,7 +111,7 @@ pub fn show(db: &Path, id: i64, json: bool, full: bool) -> anyhow::Result<()> {
     if let serde_json::Value::Object(peak) = &i.peak {
         let parts: Vec<String> = peak
             .iter()
-            .map(|(k, v)| format!("{k} {}", peak_text(k, v)))
+            .map(|(k, v)| format!("{k} {}", output::peak_value(k, v)))
             .collect();
         if !parts.is_empty() {
             writeln!(out, "peak      {}", parts.join(", "))?;
@@ -120,16 +121,22 @@ pub fn show(db: &Path, id: i64, json: bool, full: bool) -> anyhow::Result<()> {
     if culprits.is_empty() {
         writeln!(out, "  none recorded")?;
     } else {
-        let mut t = output::table(&["", "#", "PID", "USER", "NAME", "VALUE", "COMMAND"]);
+        let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
+        let mut t = output::table(&["", "#", pid_h, user_h, name_h, "VALUE", "COMMAND"]);
         for c in &culprits {
+            let label = output::ProcessLabel::new(c.pid, &c.name, c.user.as_deref())
+                .with_cmdline(c.cmdline.as_deref());
+            let [pid, user, name] = label.cells();
             t.add_row(vec![
                 c.resource.to_uppercase(),
                 c.rank.to_string(),
-                c.pid.to_string(),
-                c.user.clone().unwrap_or_default(),
-                c.name.clone(),
-                resource_value(&c.resource, c.value),
-                output::short(c.cmdline.as_deref().unwrap_or(""), 50),
+                pid,
+                user,
+                name,
+                Resource::parse(&c.resource)
+                    .map(|r| output::resource_value(r, c.value))
+                    .unwrap_or_else(|| c.value.to_string()),
+                label.command(50),
             ]);
         }
         output::align_right(&mut t, &[1, 2, 5]);
@@ -170,7 +177,11 @@ pub fn show(db: &Path, id: i64, json: bool, full: bool) -> anyhow::Result<()> {
             output::pct(p.cpu_busy_pct),
             output::bytes(p.mem_used_bytes as f64),
             match (&p.top_name, p.top_pid, p.top_cpu_pct) {
-                (Some(n), Some(pid), Some(c)) => format!("{n} (pid {pid}) {c:.1}%"),
+                (Some(n), Some(pid), Some(c)) => format!(
+                    "{} {}",
+                    output::ProcessLabel::new(pid, n, None),
+                    output::pct(c)
+                ),
                 _ => String::new(),
             },
         ]);
@@ -225,21 +236,4 @@ fn indent(s: &str) -> String {
         .map(|l| format!("  {l}"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-fn resource_value(resource: &str, v: f64) -> String {
-    match resource {
-        "cpu" => output::pct(v),
-        "mem" => output::bytes(v),
-        _ => output::rate(v),
-    }
-}
-
-fn peak_text(key: &str, v: &serde_json::Value) -> String {
-    match v.as_f64() {
-        Some(n) if key.ends_with("_bytes") => output::bytes(n),
-        Some(n) if key.ends_with("_pct") || key.contains("avg10") => output::pct(n),
-        Some(n) => format!("{n}"),
-        None => v.to_string(),
-    }
 }

@@ -6,6 +6,7 @@ mod incidents;
 mod net;
 pub mod output;
 pub mod prune;
+mod report;
 mod rules;
 pub mod time;
 
@@ -105,6 +106,8 @@ pub enum Command {
         #[arg(long)]
         full: bool,
     },
+    /// One self-contained HTML page about an incident or a range: charts, culprits, alerts, connections.
+    Report(report::ReportArgs),
     /// Check, test and backtest the Lua rules.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -306,6 +309,7 @@ fn dispatch(cli: Cli) -> anyhow::Result<()> {
             let db = db_path(&cli.config, &cli.db)?;
             incidents::show(&db, id, json, full)
         }
+        Command::Report(args) => report::run(&db_path(&cli.config, &cli.db)?, &args),
         Command::Rules(cmd) => {
             let cfg = Config::load_or_default(cli.config.as_deref())?;
             match cmd {
@@ -423,24 +427,24 @@ fn cmd_sample(config: Option<&Path>, json: bool, all: bool) -> anyhow::Result<()
     )?;
     let mut rows: Vec<&crate::model::ProcessRow> = s.processes.iter().collect();
     rows.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct));
-    let mut t = output::table(&[
-        "PID", "USER", "NAME", "S", "CPU%", "RSS", "READ/s", "WRITE/s", "THR", "COMMAND",
-    ]);
+    let mut t = output::table(&output::PROCESS_COLUMNS);
     for p in rows {
-        t.add_row(vec![
-            p.id.pid.to_string(),
-            p.id.user.clone(),
-            p.id.name.clone(),
-            p.state.to_string(),
-            format!("{:.1}", p.cpu_pct),
-            output::bytes(p.rss_bytes as f64),
-            output::rate(p.read_bytes_per_s),
-            output::rate(p.write_bytes_per_s),
-            p.threads.to_string(),
-            output::short(&p.id.cmdline, 60),
-        ]);
+        let label = output::ProcessLabel::new(p.id.pid, &p.id.name, Some(&p.id.user))
+            .with_cmdline(Some(&p.id.cmdline));
+        t.add_row(output::process_cells(
+            &label,
+            &output::ProcessNumbers {
+                state: p.state.to_string(),
+                cpu_pct: p.cpu_pct,
+                rss_bytes: p.rss_bytes as f64,
+                read_bytes_per_s: p.read_bytes_per_s,
+                write_bytes_per_s: p.write_bytes_per_s,
+                net_bytes_per_s: net_rate(p.net_tx_bytes_per_s, p.net_rx_bytes_per_s),
+                threads: p.threads as i64,
+            },
+        ));
     }
-    output::align_right(&mut t, &[0, 4, 5, 6, 7, 8]);
+    output::align_right(&mut t, &output::PROCESS_NUMERIC);
     writeln!(out, "{}", output::render(&t))?;
     Ok(())
 }
@@ -472,25 +476,15 @@ fn cmd_top(db: &Path, a: &TopArgs) -> anyhow::Result<()> {
             return Ok(());
         }
         let (avg_h, peak_h, total_h) = match a.by {
-            By::Cpu => ("AVG CPU%", "PEAK CPU%", "CPU-SECONDS"),
+            By::Cpu => ("AVG CPU", "PEAK CPU", "CPU TIME"),
             By::Mem => ("AVG RSS", "PEAK RSS", "PEAK RSS"),
             By::Io => ("AVG IO/s", "PEAK IO/s", "TOTAL IO"),
             By::Net => ("AVG NET/s", "PEAK NET/s", "TOTAL NET"),
         };
+        let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
         let header = [
-            "PID", "USER", "NAME", "SAMPLES", avg_h, peak_h, total_h, "COMMAND",
+            pid_h, user_h, name_h, "SAMPLES", avg_h, peak_h, total_h, "COMMAND",
         ];
-        let fmt = |v: f64, total: bool| match a.by {
-            By::Cpu => format!("{v:.1}"),
-            By::Mem => output::bytes(v),
-            By::Io | By::Net => {
-                if total {
-                    output::bytes(v)
-                } else {
-                    output::rate(v)
-                }
-            }
-        };
         if a.format.csv {
             let mut w = csv::Writer::from_writer(out);
             w.write_record(header)?;
@@ -519,15 +513,18 @@ fn cmd_top(db: &Path, a: &TopArgs) -> anyhow::Result<()> {
         )?;
         let mut t = output::table(&header);
         for r in &rows {
+            let label = output::ProcessLabel::new(r.pid, &r.name, Some(&r.user))
+                .with_cmdline(Some(&r.cmdline));
+            let [pid, user, name] = label.cells();
             t.add_row(vec![
-                r.pid.to_string(),
-                r.user.clone(),
-                r.name.clone(),
+                pid,
+                user,
+                name,
                 r.samples.to_string(),
-                fmt(r.avg, false),
-                fmt(r.peak, false),
-                fmt(r.total, true),
-                output::short(&r.cmdline, 60),
+                output::resource_value(by, r.avg),
+                output::resource_value(by, r.peak),
+                output::resource_total(by, r.total),
+                label.command(60),
             ]);
         }
         output::align_right(&mut t, &[0, 3, 4, 5, 6]);
@@ -554,6 +551,7 @@ fn cmd_top(db: &Path, a: &TopArgs) -> anyhow::Result<()> {
     let header = [
         "PID", "USER", "NAME", "S", "CPU%", "RSS", "READ/s", "WRITE/s", "THR", "COMMAND",
     ];
+    // CSV keeps raw numbers (and its columns); people get the shared process row.
     if a.format.csv {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(header)?;
@@ -585,24 +583,37 @@ fn cmd_top(db: &Path, a: &TopArgs) -> anyhow::Result<()> {
         output::bytes(head.mem_used_bytes as f64),
         head.procs_total
     )?;
-    let mut t = output::table(&header);
+    let mut t = output::table(&output::PROCESS_COLUMNS);
     for p in &rows {
-        t.add_row(vec![
-            p.pid.to_string(),
-            p.user.clone(),
-            p.name.clone(),
-            p.state.clone(),
-            format!("{:.1}", p.cpu_pct),
-            output::bytes(p.rss_bytes as f64),
-            output::rate(p.read_bytes_per_s as f64),
-            output::rate(p.write_bytes_per_s as f64),
-            p.threads.to_string(),
-            output::short(&p.cmdline, 60),
-        ]);
+        let label =
+            output::ProcessLabel::new(p.pid, &p.name, Some(&p.user)).with_cmdline(Some(&p.cmdline));
+        t.add_row(output::process_cells(
+            &label,
+            &output::ProcessNumbers {
+                state: p.state.clone(),
+                cpu_pct: p.cpu_pct,
+                rss_bytes: p.rss_bytes as f64,
+                read_bytes_per_s: p.read_bytes_per_s as f64,
+                write_bytes_per_s: p.write_bytes_per_s as f64,
+                net_bytes_per_s: net_rate(
+                    p.net_tx_bytes_per_s.map(|v| v as f64),
+                    p.net_rx_bytes_per_s.map(|v| v as f64),
+                ),
+                threads: p.threads,
+            },
+        ));
     }
-    output::align_right(&mut t, &[0, 4, 5, 6, 7, 8]);
+    output::align_right(&mut t, &output::PROCESS_NUMERIC);
     writeln!(out, "{}", output::render(&t))?;
     Ok(())
+}
+
+/// A process's tx + rx, when network accounting saw it.
+fn net_rate(tx: Option<f64>, rx: Option<f64>) -> Option<f64> {
+    match (tx, rx) {
+        (None, None) => None,
+        (tx, rx) => Some(tx.unwrap_or(0.0) + rx.unwrap_or(0.0)),
+    }
 }
 
 fn cmd_sql(db: &Path, sql: &str, f: FormatArgs) -> anyhow::Result<()> {

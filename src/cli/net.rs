@@ -112,10 +112,11 @@ pub fn recorded(db: &Path, a: &NetArgs) -> anyhow::Result<()> {
         writeln!(out, "no process moved TCP bytes")?;
         return Ok(());
     }
+    let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
     let mut t = output::table(&[
-        "PID",
-        "USER",
-        "NAME",
+        pid_h,
+        user_h,
+        name_h,
         "SENT",
         "RECEIVED",
         "PEAK TX/s",
@@ -123,10 +124,11 @@ pub fn recorded(db: &Path, a: &NetArgs) -> anyhow::Result<()> {
         "REMOTE",
     ]);
     for k in &talkers {
+        let [pid, user, name] = output::ProcessLabel::new(k.pid, &k.name, Some(&k.user)).cells();
         t.add_row(vec![
-            k.pid.to_string(),
-            k.user.clone(),
-            k.name.clone(),
+            pid,
+            user,
+            name,
             output::bytes(k.tx_bytes),
             output::bytes(k.rx_bytes),
             output::rate(k.peak_tx_bytes_per_s as f64),
@@ -227,7 +229,8 @@ pub fn live(config: Option<&Path>, n: usize, count: Option<u64>, json: bool) -> 
                 output::rate(s.host.net_unattributed_tx_bytes_per_s),
                 output::rate(s.host.net_unattributed_rx_bytes_per_s),
             )?;
-            let mut t = output::table(&["PID", "USER", "NAME", "TX/s", "RX/s", "REMOTE"]);
+            let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
+            let mut t = output::table(&[pid_h, user_h, name_h, "TX/s", "RX/s", "REMOTE"]);
             for p in &procs {
                 let remotes: Vec<String> = s
                     .connections
@@ -236,10 +239,12 @@ pub fn live(config: Option<&Path>, n: usize, count: Option<u64>, json: bool) -> 
                     .take(3)
                     .map(|c| format!("{}:{}", c.remote_addr, c.remote_port))
                     .collect();
+                let [pid, user, name] =
+                    output::ProcessLabel::new(p.id.pid, &p.id.name, Some(&p.id.user)).cells();
                 t.add_row(vec![
-                    p.id.pid.to_string(),
-                    p.id.user.clone(),
-                    p.id.name.clone(),
+                    pid,
+                    user,
+                    name,
                     output::rate(p.net_tx_bytes_per_s.unwrap_or(0.0)),
                     output::rate(p.net_rx_bytes_per_s.unwrap_or(0.0)),
                     remotes.join(", "),

@@ -351,7 +351,7 @@ pub struct IncidentRow {
     pub summary: String,
 }
 
-fn incident_row(r: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
+pub(super) fn incident_row(r: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
     let peak: String = r.get(8)?;
     Ok(IncidentRow {
         id: r.get(0)?,
@@ -367,7 +367,7 @@ fn incident_row(r: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
     })
 }
 
-const INCIDENT_COLUMNS: &str =
+pub(super) const INCIDENT_COLUMNS: &str =
     "id, rule, rule_file, severity, title, opened_ms, updated_ms, closed_ms, peak_json, summary";
 
 pub fn list_incidents(
@@ -517,6 +517,8 @@ pub fn captures(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<Cap
 pub struct AlertRow {
     pub id: i64,
     pub created_ms: TimestampMs,
+    pub incident_id: Option<i64>,
+    pub rule: String,
     pub channel: String,
     pub kind: String,
     pub subject: String,
@@ -526,24 +528,31 @@ pub struct AlertRow {
     pub sent_ms: Option<TimestampMs>,
 }
 
+pub(super) const ALERT_COLUMNS: &str =
+    "id, created_ms, incident_id, rule, channel, kind, subject, \
+     status, attempts, last_error, sent_ms";
+
+pub(super) fn alert_row(r: &rusqlite::Row) -> rusqlite::Result<AlertRow> {
+    Ok(AlertRow {
+        id: r.get(0)?,
+        created_ms: r.get(1)?,
+        incident_id: r.get(2)?,
+        rule: r.get(3)?,
+        channel: r.get(4)?,
+        kind: r.get(5)?,
+        subject: r.get(6)?,
+        status: r.get(7)?,
+        attempts: r.get(8)?,
+        last_error: r.get(9)?,
+        sent_ms: r.get(10)?,
+    })
+}
+
 pub fn alerts_of_incident(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<AlertRow>> {
-    let mut st = conn.prepare(
-        "SELECT id, created_ms, channel, kind, subject, status, attempts, last_error, sent_ms
-         FROM alert WHERE incident_id = ?1 ORDER BY created_ms",
-    )?;
-    let rows = st.query_map([incident_id], |r| {
-        Ok(AlertRow {
-            id: r.get(0)?,
-            created_ms: r.get(1)?,
-            channel: r.get(2)?,
-            kind: r.get(3)?,
-            subject: r.get(4)?,
-            status: r.get(5)?,
-            attempts: r.get(6)?,
-            last_error: r.get(7)?,
-            sent_ms: r.get(8)?,
-        })
-    })?;
+    let mut st = conn.prepare(&format!(
+        "SELECT {ALERT_COLUMNS} FROM alert WHERE incident_id = ?1 ORDER BY created_ms"
+    ))?;
+    let rows = st.query_map([incident_id], alert_row)?;
     rows.collect()
 }
 

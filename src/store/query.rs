@@ -17,8 +17,24 @@ pub enum Resource {
 }
 
 impl Resource {
+    pub const ALL: [Resource; 4] = [Resource::Cpu, Resource::Mem, Resource::Io, Resource::Net];
+
+    /// The name used in `incident_culprit.resource`, rules and `--by`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Cpu => "cpu",
+            Resource::Mem => "mem",
+            Resource::Io => "io",
+            Resource::Net => "net",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Resource> {
+        Resource::ALL.into_iter().find(|r| r.name() == text)
+    }
+
     /// The per-row value, in the resource's unit (%, bytes, bytes/s, bytes/s).
-    fn expr(self) -> &'static str {
+    pub(super) fn expr(self) -> &'static str {
         match self {
             Resource::Cpu => "ps.cpu_pct_x100 / 100.0",
             Resource::Mem => "ps.rss_kib * 1024",
@@ -120,6 +136,8 @@ pub fn processes_of_sample(
 /// One process's consumption over a range.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProcessOverRange {
+    /// `process.id`: one process identity (pid, start time, name).
+    pub process_id: i64,
     pub pid: u32,
     pub user: String,
     pub name: String,
@@ -147,7 +165,8 @@ pub fn top_over_range(
         Resource::Io | Resource::Net => format!("sum({x} * s.interval_ms / 1000.0)"),
     };
     let sql = format!(
-        "SELECT p.pid, p.user, p.name, p.cmdline, count(*), avg({x}), max({x}), {total} AS t
+        "SELECT p.pid, p.user, p.name, p.cmdline, count(*), avg({x}), max({x}), {total} AS t,
+                p.id
          FROM process_sample ps
          JOIN sample s ON s.id = ps.sample_id
          JOIN process p ON p.id = ps.process_id
@@ -158,6 +177,7 @@ pub fn top_over_range(
     let mut st = conn.prepare(&sql)?;
     let rows = st.query_map(params![from, to, n as i64], |r| {
         Ok(ProcessOverRange {
+            process_id: r.get(8)?,
             pid: r.get(0)?,
             user: r.get(1)?,
             name: r.get(2)?,
