@@ -47,7 +47,7 @@ rule {
       end
     end
     for _, c in ipairs(s.connections) do
-      if c.remote_addr ~= "" and c.state == "ESTABLISHED" and not allowed(c.remote_addr) then
+      if c.remote_addr ~= "" and c.state == "ESTAB" and not allowed(c.remote_addr) then
         local remote = c.remote_addr .. ":" .. c.remote_port
         local name = c.pid and proc_name(s, c.pid) or "?"
         return true, { pid = c.pid or -1, name = name, remote = remote, reason = "talks to " .. remote }
