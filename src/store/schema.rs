@@ -3,7 +3,7 @@
 //! Every table and column is documented in `docs/schema.md` (a test keeps the two in step).
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 const V1: &str = r#"
 CREATE TABLE host (
@@ -301,4 +301,10 @@ CREATE TABLE prune_log (
     from_ms   INTEGER,
     to_ms     INTEGER
 );
+"#;
+
+/// The outbox's rate limit and digest look up a rule's recent alerts per channel and status on
+/// the sampling path: index them.
+const V3: &str = r#"
+CREATE INDEX alert_rule_window ON alert(rule, channel, status, created_ms);
 "#;
