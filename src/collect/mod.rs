@@ -91,6 +91,23 @@ pub fn system_host_name_cached() -> String {
     NAME.get_or_init(system_host_name).clone()
 }
 
+/// Longest command line stored: a linker's can run to tens of KiB, and an identity is stored
+/// for every process that ever makes a top list.
+pub const CMDLINE_MAX_BYTES: usize = 4096;
+
+/// Cuts a command line to [`CMDLINE_MAX_BYTES`] (on a character boundary), marking the cut.
+pub fn cap_cmdline(mut s: String) -> String {
+    if s.len() > CMDLINE_MAX_BYTES {
+        let mut end = CMDLINE_MAX_BYTES - "…".len();
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push('…');
+    }
+    s
+}
+
 /// Indices of the union of the top `n` items by each key, in ascending index order. Items
 /// whose key is zero are not "top" of anything.
 pub fn top_union(len: usize, n: usize, keys: &[&dyn Fn(usize) -> f64]) -> Vec<usize> {
@@ -113,6 +130,15 @@ pub fn top_union(len: usize, n: usize, keys: &[&dyn Fn(usize) -> f64]) -> Vec<us
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn long_command_lines_are_capped() {
+        let long = "é".repeat(5000);
+        let capped = cap_cmdline(long);
+        assert!(capped.len() <= CMDLINE_MAX_BYTES);
+        assert!(capped.ends_with('…'));
+        assert_eq!(cap_cmdline("ls -l".into()), "ls -l");
+    }
 
     #[test]
     fn union_of_tops() {

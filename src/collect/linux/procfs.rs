@@ -303,7 +303,8 @@ impl ProcReader {
             Vec::new()
         };
         let name = full_name(&p.comm, &cmdline);
-        let cmdline = cap_cmdline(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+        let cmdline =
+            crate::collect::cap_cmdline(String::from_utf8_lossy(&cmdline).replace('\0', " "));
         self.path.clear();
         self.path.push_str(&format!("{}/{}", self.root, p.pid));
         let uid = std::fs::metadata(&self.path).map(|m| m.uid()).unwrap_or(0);
@@ -397,23 +398,6 @@ pub fn read_every_stat_once(buf: &mut Vec<u8>) -> usize {
     n
 }
 
-/// Longest command line stored: a linker's can run to tens of KiB, and an identity is stored
-/// for every process that ever makes a top list.
-pub const CMDLINE_MAX_BYTES: usize = 4096;
-
-/// Cuts a command line to [`CMDLINE_MAX_BYTES`] (on a character boundary), marking the cut.
-pub fn cap_cmdline(mut s: String) -> String {
-    if s.len() > CMDLINE_MAX_BYTES {
-        let mut end = CMDLINE_MAX_BYTES - "…".len();
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        s.truncate(end);
-        s.push('…');
-    }
-    s
-}
-
 /// The kernel cuts `comm` to 15 bytes; where it is cut, take the program's own name from
 /// argv[0] when that name starts with the comm.
 pub fn full_name(comm: &str, cmdline: &[u8]) -> String {
@@ -498,15 +482,6 @@ mod tests {
         let t = b"rchar: 5\nwchar: 6\nsyscr: 1\nsyscw: 1\nread_bytes: 4096\nwrite_bytes: 8192\ncancelled_write_bytes: 0\n";
         assert_eq!(parse_io(t), Some((4096, 8192)));
         assert_eq!(parse_io(b"rchar: 1\n"), None);
-    }
-
-    #[test]
-    fn long_command_lines_are_capped() {
-        let long = "é".repeat(5000);
-        let capped = cap_cmdline(long);
-        assert!(capped.len() <= CMDLINE_MAX_BYTES);
-        assert!(capped.ends_with('…'));
-        assert_eq!(cap_cmdline("ls -l".into()), "ls -l");
     }
 
     #[test]
