@@ -114,7 +114,12 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                 _ = term.recv() => break,
                 _ = int.recv() => break,
                 _ = hup.recv() => {
-                    match Config::load_or_default(config_path.as_deref()) {
+                    // Validate everything (the config, then the rules) before applying
+                    // anything: on any error the running configuration and rules stay.
+                    match Config::load_or_default(config_path.as_deref())
+                        .map_err(|e| e.to_string())
+                        .and_then(|c| rules_compile(&c).map(|_| c))
+                    {
                         Ok(c) => {
                             tracing::info!("SIGHUP: configuration reloaded");
                             for (_, line) in alert_preflight(&c) {
@@ -538,6 +543,23 @@ impl Recorder {
             &self.config.sampler.interval.as_millis().to_string(),
         );
         self.event(RecorderEvent::now("reload", "configuration reloaded"));
+    }
+}
+
+/// Compiles the configured rules in a throwaway engine; the error names file and line.
+fn rules_compile(c: &Config) -> Result<(), String> {
+    if !c.rules.dir.exists() {
+        return Ok(()); // recording without rules, as at start
+    }
+    let errors: Vec<String> = crate::rules::check(&c.rules.dir, &rules_config(c))
+        .into_iter()
+        .filter(|d| d.level == crate::rules::DiagnosticLevel::Error)
+        .map(|d| d.to_string())
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors.join("; "))
     }
 }
 
