@@ -23,27 +23,38 @@ fn top_names_the_cpu_memory_and_io_hogs() {
     let d = Daemon::start(ONE_SECOND);
     d.wait_samples(4, Duration::from_secs(30));
 
-    let first = top_first(&d, "cpu");
-    assert_eq!(first["name"], "hogtest-cpu", "{first}");
+    // Each must lead its ranking in a recent sample (a moment of contention from another
+    // process on a 2-CPU machine can take one sample; it cannot take them all).
+    let leads = |by: &str, name: &str, ok: &dyn Fn(&serde_json::Value) -> bool| {
+        d.wait_for(
+            &format!("{name} first by {by}"),
+            Duration::from_secs(15),
+            || {
+                let first = top_first(&d, by);
+                (first["name"] == name && ok(&first)).then_some(first)
+            },
+        )
+    };
+    let first = leads("cpu", "hogtest-cpu", &|p| {
+        p["cpu_pct"].as_f64().unwrap() >= 75.0
+    });
     assert_eq!(first["pid"], cpu.pid());
     let cpu_pct = first["cpu_pct"].as_f64().unwrap();
     assert!((75.0..=105.0).contains(&cpu_pct), "burner at {cpu_pct}%");
 
-    let first = top_first(&d, "mem");
-    assert_eq!(first["name"], "hogtest-mem", "{first}");
+    let want = 300.0 * 1024.0 * 1024.0;
+    let first = leads("mem", "hogtest-mem", &|_| true);
     assert_eq!(first["pid"], mem.pid());
     let rss = first["rss_bytes"].as_f64().unwrap();
-    let want = 300.0 * 1024.0 * 1024.0;
     assert!(
         (rss - want).abs() / want < 0.10,
         "holder RSS {rss} not within 10% of {want}"
     );
 
-    let first = top_first(&d, "io");
-    assert_eq!(first["name"], "hogtest-io", "{first}");
+    let first = leads("io", "hogtest-io", &|p| {
+        p["write_bytes_per_s"].as_f64().unwrap() > 1_000_000.0
+    });
     assert_eq!(first["pid"], io.pid());
-    let w = first["write_bytes_per_s"].as_f64().unwrap();
-    assert!(w > 1_000_000.0, "writer at {w} B/s");
 
     // The human table names them too.
     let table = d.ok(&["top", "--at", "now", "--by", "cpu", "-n", "5"]);
