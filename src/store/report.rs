@@ -49,41 +49,37 @@ pub fn host_series(
     from: TimestampMs,
     to: TimestampMs,
 ) -> rusqlite::Result<Vec<HostPoint>> {
-    let mut st = conn.prepare(
-        "SELECT s.ts_ms, s.interval_ms, s.level, s.cpu_count, s.load1, s.load5, s.load15,
-                s.cpu_user_pct, s.cpu_system_pct, s.cpu_iowait_pct, s.cpu_steal_pct,
-                s.mem_total_bytes, s.mem_used_bytes, s.swap_total_bytes, s.swap_used_bytes,
-                s.psi_cpu_some_avg10, s.psi_mem_some_avg10, s.psi_io_some_avg10,
-                s.net_rx_bytes_per_s, s.net_tx_bytes_per_s, h.name
-         FROM sample s JOIN host h ON h.id = s.host_id
-         WHERE s.ts_ms BETWEEN ?1 AND ?2 ORDER BY s.ts_ms",
-    )?;
-    let rows = st.query_map([from, to], |r| {
-        Ok(HostPoint {
-            ts_ms: r.get(0)?,
-            interval_ms: r.get(1)?,
-            detail: r.get::<_, i64>(2)? == 1,
-            cpu_count: r.get(3)?,
-            load1: r.get(4)?,
-            load5: r.get(5)?,
-            load15: r.get(6)?,
-            cpu_user_pct: r.get(7)?,
-            cpu_system_pct: r.get(8)?,
-            cpu_iowait_pct: r.get(9)?,
-            cpu_steal_pct: r.get(10)?,
-            mem_total_bytes: r.get(11)?,
-            mem_used_bytes: r.get(12)?,
-            swap_total_bytes: r.get(13)?,
-            swap_used_bytes: r.get(14)?,
-            psi_cpu_some_avg10: r.get(15)?,
-            psi_mem_some_avg10: r.get(16)?,
-            psi_io_some_avg10: r.get(17)?,
-            net_rx_bytes_per_s: r.get(18)?,
-            net_tx_bytes_per_s: r.get(19)?,
-            host: r.get(20)?,
+    // The host rows as every reader of samples sees them (one query for them all).
+    let samples = super::query::load_samples(conn, from, to, false)?;
+    Ok(samples
+        .into_iter()
+        .map(|s| {
+            let h = s.host;
+            HostPoint {
+                ts_ms: s.ts_ms,
+                interval_ms: s.interval_ms as i64,
+                detail: s.level == crate::model::Level::Detail,
+                cpu_count: s.cpu_count as i64,
+                load1: h.load1,
+                load5: h.load5,
+                load15: h.load15,
+                cpu_user_pct: h.cpu_user_pct,
+                cpu_system_pct: h.cpu_system_pct,
+                cpu_iowait_pct: h.cpu_iowait_pct,
+                cpu_steal_pct: h.cpu_steal_pct,
+                mem_total_bytes: h.mem_total_bytes as i64,
+                mem_used_bytes: h.mem_used_bytes as i64,
+                swap_total_bytes: h.swap_total_bytes as i64,
+                swap_used_bytes: h.swap_used_bytes as i64,
+                psi_cpu_some_avg10: h.psi_cpu.map(|p| p.some_avg10),
+                psi_mem_some_avg10: h.psi_memory.map(|p| p.some_avg10),
+                psi_io_some_avg10: h.psi_io.map(|p| p.some_avg10),
+                net_rx_bytes_per_s: h.net_rx_bytes_per_s,
+                net_tx_bytes_per_s: h.net_tx_bytes_per_s,
+                host: s.host_name,
+            }
         })
-    })?;
-    rows.collect()
+        .collect())
 }
 
 /// The first and last sample times in the store.
