@@ -92,6 +92,18 @@ pub struct IncidentAlert {
     pub note: Option<String>,
 }
 
+/// Label/value rows of an HTML table, escaped.
+fn push_rows<K: AsRef<str>, V: AsRef<str>>(html: &mut String, rows: &[(K, V)]) {
+    for (k, v) in rows {
+        let _ = writeln!(
+            html,
+            "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
+            escape_markup(k.as_ref()),
+            escape_markup(v.as_ref())
+        );
+    }
+}
+
 /// The desktop urgency for a severity.
 pub fn severity_urgency(severity: &str) -> Urgency {
     match severity.to_ascii_lowercase().as_str() {
@@ -201,14 +213,7 @@ impl IncidentAlert {
             String::from("<!DOCTYPE html>\n<html><body style=\"font-family: sans-serif\">\n");
         let _ = writeln!(html, "<h2>{}</h2>", escape_markup(&headline));
         html.push_str("<table>\n");
-        for (k, v) in &facts {
-            let _ = writeln!(
-                html,
-                "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-                escape_markup(k),
-                escape_markup(v)
-            );
-        }
+        push_rows(&mut html, &facts);
         html.push_str("</table>\n");
         if !values.is_empty() {
             let what = if kind == AlertKind::Clear {
@@ -217,14 +222,7 @@ impl IncidentAlert {
                 "What tripped it"
             };
             let _ = writeln!(html, "<h3>{what}</h3>\n<table>");
-            for (k, v) in &values {
-                let _ = writeln!(
-                    html,
-                    "<tr><th align=\"left\">{}</th><td>{}</td></tr>",
-                    escape_markup(k),
-                    escape_markup(v)
-                );
-            }
+            push_rows(&mut html, &values);
             html.push_str("</table>\n");
         }
         if !culprits.is_empty() {
