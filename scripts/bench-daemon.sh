@@ -5,6 +5,10 @@
 # process row. Ratios to the floor and to atop are what count: the machine is shared.
 #
 # Usage: scripts/bench-daemon.sh [SECONDS] [EXTRA_IDLE_PROCESSES]
+#
+# BASELINE_BIN=/path/to/older/hogtrap runs that binary too, beside the new one, with the same
+# config and its own store, and reports new / baseline: how a change moved the cost, measured
+# in the same seconds on the same machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
@@ -18,7 +22,7 @@ command -v atop >/dev/null || { echo "atop is missing: run scripts/install-test-
 work=$(mktemp -d)
 idle_pids=()
 cleanup() {
-  for p in "${idle_pids[@]}" ${hog_pid:-} ${floor_pid:-} ${atop_pid:-}; do kill "$p" 2>/dev/null || true; done
+  for p in "${idle_pids[@]}" ${hog_pid:-} ${base_pid:-} ${floor_pid:-} ${atop_pid:-}; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   rm -rf "$work"
 }
@@ -38,6 +42,12 @@ path = "$work/bench.db"
 dir = "$PWD/rules"
 TOML
 chmod 600 "$work/config.toml"
+if [ -n "${BASELINE_BIN:-}" ]; then
+  sed "s#$work/bench.db#$work/base.db#" "$work/config.toml" >"$work/base.toml"
+  chmod 600 "$work/base.toml"
+  "$BASELINE_BIN" run -c "$work/base.toml" 2>"$work/base.log" &
+  base_pid=$!
+fi
 
 "$bin" run -c "$work/config.toml" 2>"$work/hogtrap.log" &
 hog_pid=$!
@@ -56,7 +66,9 @@ procs=$(ls -d /proc/[0-9]* | wc -l)
 hog_ticks=$(ticks $hog_pid); hog_hwm=$(hwm_kib $hog_pid)
 floor_ticks=$(ticks $floor_pid 2>/dev/null || echo 0); floor_hwm=$(hwm_kib $floor_pid 2>/dev/null || echo 0)
 atop_ticks=$(ticks $atop_pid); atop_hwm=$(hwm_kib $atop_pid)
+if [ -n "${base_pid:-}" ]; then base_ticks=$(ticks $base_pid); base_hwm=$(hwm_kib $base_pid); fi
 kill -TERM $hog_pid; wait $hog_pid || true
+if [ -n "${base_pid:-}" ]; then kill -TERM $base_pid; wait $base_pid || true; fi
 
 q() { "$bin" --db "$work/bench.db" sql --csv "$1" | tail -n 1; }
 samples=$(q "SELECT count(*) FROM sample")
@@ -74,6 +86,12 @@ printf "%-10s %14s %12s\n" "" "CPU ms/sample" "peak RSS"
 printf "%-10s %14s %9s KiB\n" "hogtrap" "$hog_ms" "$hog_hwm"
 printf "%-10s %14s %9s KiB\n" "floor" "$floor_ms" "$floor_hwm"
 printf "%-10s %14s %9s KiB\n" "atop" "$atop_ms" "$atop_hwm"
+if [ -n "${base_pid:-}" ]; then
+  base_samples=$("$bin" --db "$work/base.db" sql --csv "SELECT count(*) FROM sample" | tail -n 1)
+  base_ms=$(ms_per "$base_ticks" "$base_samples")
+  printf "%-10s %14s %9s KiB\n" "baseline" "$base_ms" "$base_hwm"
+  awk -v h="$hog_ms" -v b="$base_ms" 'BEGIN { printf "hogtrap / baseline = %.2f\n", h / b }'
+fi
 awk -v h="$hog_ms" -v f="$floor_ms" -v a="$atop_ms" 'BEGIN {
   printf "hogtrap / floor = %.2f   hogtrap / atop = %.2f\n", h / f, h / a }'
 awk -v b="$row_bytes" -v r="$rows" -v s="$samples" -v fb="$file_bytes" 'BEGIN {
