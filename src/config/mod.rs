@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::files::{self, StrictModesError};
+
 /// The embedded default, used when `hogtrap run` is given no config file.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
 
@@ -539,29 +541,20 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
     None
 }
 
-/// Like sshd's StrictModes: a file that steers a root daemon must not be writable by group or
-/// others, nor owned by someone other than the user running hogtrap (or root).
+/// Like sshd's StrictModes (see [`files::check_strict_modes`]), worded for the config file.
+/// A file that cannot be inspected passes: reading it will report the error with its cause.
 pub fn check_file_is_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        // Reading will report the error with its cause.
-        Err(_) => return Ok(()),
-    };
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(format!(
-            "refusing a file owned by uid {} (hogtrap runs as uid {me}); chown it",
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
+    match files::check_strict_modes(path) {
+        Ok(()) | Err(StrictModesError::Metadata(_)) => Ok(()),
+        Err(StrictModesError::Unsafe(file)) if file.foreign_owner() => Err(format!(
+            "refusing a file owned by uid {} (hogtrap runs as uid {}); chown it",
+            file.owner, file.euid
+        )),
+        Err(StrictModesError::Unsafe(file)) => Err(format!(
             "refusing a file writable by group or others (mode {:o}); run chmod go-w on it",
-            meta.mode() & 0o7777
-        ));
+            file.mode
+        )),
     }
-    Ok(())
 }
 
 #[cfg(test)]
