@@ -4,8 +4,10 @@
 //! and the line; a config that loads is complete (every key has a default, see
 //! `config.toml.example`); with no file at all, [`Config::default`] is the embedded default.
 
+pub mod alert;
 mod units;
 
+pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
 pub use units::{ByteSize, Duration};
 
 use std::path::{Path, PathBuf};
@@ -27,8 +29,8 @@ pub struct Config {
     pub escalation: Escalation,
     pub protect: Protect,
     pub alerts: Alerts,
-    pub email: crate::alert::EmailConfig,
-    pub desktop: crate::alert::DesktopConfig,
+    pub email: EmailConfig,
+    pub desktop: DesktopConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -468,7 +470,7 @@ impl Config {
             return bad("alerts.give_up_after", "must be longer than 0s".into());
         }
         let section_err =
-            |e: crate::alert::ConfigError| Err((format!("{}.{}", e.section, e.key), e.problem));
+            |e: alert::ConfigError| Err((format!("{}.{}", e.section, e.key), e.problem));
         if let Err(e) = self.email.validate() {
             return section_err(e);
         }
