@@ -300,7 +300,7 @@ impl Recorder {
     }
 
     /// What wakes the alert delivery task; alerts are raised with
-    /// `alert::outbox::raise(&mut store, &config, &waker, ...)`.
+    /// `alert::outbox::raise(&mut store, &RaiseConfig::from_config(&config), &waker, ...)`.
     pub fn alert_waker(&self) -> OutboxWaker {
         self.alert_waker.clone()
     }
