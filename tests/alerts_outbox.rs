@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hogtrap::alert::compose::{new_alert, IncidentAlert};
-use hogtrap::alert::outbox::{raise, Delivery, DeliveryConfig, OutboxWaker};
+use hogtrap::alert::outbox::{raise, Delivery, DeliveryConfig, OutboxWaker, RaiseConfig};
 use hogtrap::alert::{Culprit, EmailConfig, Resource, SmtpTls};
 use hogtrap::config::{Config, Duration as ConfigDuration};
 use hogtrap::store::outbox::{AlertKind, Channel, Outbox};
@@ -96,7 +96,14 @@ impl Rig {
 
     fn fire(&mut self, kind: AlertKind, incident: Option<i64>, now: i64) {
         let alert = burner_alert(incident, T0).new_alert(kind, now);
-        raise(&mut self.store, &self.config, &self.waker, &alert, None).unwrap();
+        raise(
+            &mut self.store,
+            &RaiseConfig::from_config(&self.config),
+            &self.waker,
+            &alert,
+            None,
+        )
+        .unwrap();
     }
 
     fn rows(&self, sql: &str) -> Vec<(i64, String, String)> {
@@ -198,7 +205,14 @@ async fn reminders_while_open_and_a_recovery_message_on_clear() {
     let mut clear = burner_alert(Some(7), T0);
     clear.closed_ms = Some(T0 + 40 * MIN);
     let clear = clear.new_alert(AlertKind::Clear, T0 + 40 * MIN);
-    raise(&mut rig.store, &rig.config, &rig.waker, &clear, None).unwrap();
+    raise(
+        &mut rig.store,
+        &RaiseConfig::from_config(&rig.config),
+        &rig.waker,
+        &clear,
+        None,
+    )
+    .unwrap();
     assert_eq!(rig.delivery.pass(T0 + 40 * MIN).await.unwrap().sent, 1);
     // No more reminders once it is closed.
     let r = rig.delivery.pass(T0 + 120 * MIN).await.unwrap();
@@ -326,7 +340,14 @@ fn server_down_then_up_across_restarts_delivers_exactly_once() {
         config.store.path = daemon.db.clone();
         let now = jiff::Timestamp::now().as_millisecond();
         let alert = burner_alert(Some(7), now).new_alert(AlertKind::Fire, now);
-        let rows = raise(&mut store, &config, &OutboxWaker::new(), &alert, None).unwrap();
+        let rows = raise(
+            &mut store,
+            &RaiseConfig::from_config(&config),
+            &OutboxWaker::new(),
+            &alert,
+            None,
+        )
+        .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].channel, Channel::Email);
     }
@@ -413,7 +434,14 @@ fn a_hanging_mail_server_delays_no_sample() {
         let config = Config::load(&daemon.config).unwrap();
         let now = jiff::Timestamp::now().as_millisecond();
         let alert = burner_alert(None, now).new_alert(AlertKind::Fire, now);
-        raise(&mut store, &config, &OutboxWaker::new(), &alert, None).unwrap();
+        raise(
+            &mut store,
+            &RaiseConfig::from_config(&config),
+            &OutboxWaker::new(),
+            &alert,
+            None,
+        )
+        .unwrap();
     }
     daemon.spawn();
     let timed_out = |d: &Daemon| {
@@ -507,7 +535,14 @@ async fn desktop_alerts_go_through_the_outbox_to_notification_daemon() {
     let now = jiff::Timestamp::now().as_millisecond();
     let message = burner_alert(Some(7), now).message(AlertKind::Fire, now);
     let alert = new_alert("cpu_hog", Some(7), AlertKind::Fire, &message, now);
-    let rows = raise(&mut rig.store, &rig.config, &rig.waker, &alert, None).unwrap();
+    let rows = raise(
+        &mut rig.store,
+        &RaiseConfig::from_config(&rig.config),
+        &rig.waker,
+        &alert,
+        None,
+    )
+    .unwrap();
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].channel, Channel::Desktop);
     let r = rig.delivery.pass(now).await.unwrap();

@@ -438,8 +438,13 @@ impl Actions {
         if let Some(u) = urgency {
             new.urgency = u.to_string();
         }
-        if let Err(e) = alert_outbox::raise(store, &self.config, &self.waker, &new, only.as_deref())
-        {
+        if let Err(e) = alert_outbox::raise(
+            store,
+            &alert_outbox::RaiseConfig::from_config(&self.config),
+            &self.waker,
+            &new,
+            only.as_deref(),
+        ) {
             tracing::error!("alert for incident {id} not queued: {e}");
         }
     }
@@ -470,7 +475,7 @@ impl Actions {
                 }
                 alert_outbox::raise(
                     store,
-                    &self.config,
+                    &alert_outbox::RaiseConfig::from_config(&self.config),
                     &self.waker,
                     &new,
                     Some(&[note.channel]),

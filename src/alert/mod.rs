@@ -10,14 +10,16 @@
 //!   sampler.
 
 pub mod compose;
-pub mod config;
 pub mod desktop;
 pub mod email;
 pub mod message;
 pub mod outbox;
 
+/// The `[email]` and `[desktop]` sections live with the rest of the config, in
+/// `config::alert`; these paths keep `alert::config::…` and `alert::EmailConfig` working.
+pub use crate::config::alert as config;
+pub use crate::config::alert::{ConfigError, DesktopConfig, EmailConfig, SmtpTls};
 pub use compose::{Culprit, IncidentAlert, Resource};
-pub use config::{ConfigError, DesktopConfig, EmailConfig, SmtpTls};
 pub use desktop::{relay_main, send_desktop, send_desktop_with, Relay, RELAY_SUBCOMMAND};
 pub use email::{check_secret_file_mode, email_preflight, send_email};
 pub use message::{AlertMessage, Urgency};

@@ -70,16 +70,44 @@ impl DeliveryConfig {
     }
 }
 
+/// What queueing an alert needs from the config: which channels are enabled, and the
+/// rate limit. Small and `Copy`, so the caller need not hand over the whole config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RaiseConfig {
+    /// `[email] enabled`.
+    pub email: bool,
+    /// `[desktop] enabled`.
+    pub desktop: bool,
+    /// `[alerts] rate_limit`: at most one message per rule and channel in this window;
+    /// zero means no limit.
+    pub rate_limit: Duration,
+}
+
+impl RaiseConfig {
+    pub fn from_config(config: &Config) -> RaiseConfig {
+        RaiseConfig {
+            email: config.email.enabled,
+            desktop: config.desktop.enabled,
+            rate_limit: config.alerts.rate_limit.std(),
+        }
+    }
+
+    /// The channels an alert goes to: every enabled one.
+    pub fn channels(&self) -> Vec<Channel> {
+        let mut out = Vec::new();
+        if self.email {
+            out.push(Channel::Email);
+        }
+        if self.desktop {
+            out.push(Channel::Desktop);
+        }
+        out
+    }
+}
+
 /// The channels an alert goes to: every enabled one.
 pub fn enabled_channels(config: &Config) -> Vec<Channel> {
-    let mut out = Vec::new();
-    if config.email.enabled {
-        out.push(Channel::Email);
-    }
-    if config.desktop.enabled {
-        out.push(Channel::Desktop);
-    }
-    out
+    RaiseConfig::from_config(config).channels()
 }
 
 /// Wakes the delivery task; cheap, callable from any thread (the sampler's included).
@@ -102,23 +130,20 @@ impl OutboxWaker {
 /// task. Returns the rows written: none when no channel is enabled.
 pub fn raise(
     store: &mut Store,
-    config: &Config,
+    config: &RaiseConfig,
     waker: &OutboxWaker,
     alert: &NewAlert,
     only: Option<&[Channel]>,
 ) -> Result<Vec<Enqueued>, StoreError> {
-    let channels: Vec<Channel> = enabled_channels(config)
+    let channels: Vec<Channel> = config
+        .channels()
         .into_iter()
         .filter(|c| only.is_none_or(|list| list.contains(c)))
         .collect();
     if channels.is_empty() {
         return Ok(Vec::new());
     }
-    let rows = store.enqueue_alert(
-        alert,
-        &channels,
-        config.alerts.rate_limit.as_millis() as i64,
-    )?;
+    let rows = store.enqueue_alert(alert, &channels, config.rate_limit.as_millis() as i64)?;
     // Held rows too: the task schedules their digest for the end of the window.
     waker.wake();
     Ok(rows)
@@ -551,12 +576,25 @@ mod tests {
             body_html: None,
             urgency: "normal".into(),
         };
-        assert!(raise(&mut store, &config, &waker, &alert, None)
-            .unwrap()
-            .is_empty());
+        assert!(raise(
+            &mut store,
+            &RaiseConfig::from_config(&config),
+            &waker,
+            &alert,
+            None
+        )
+        .unwrap()
+        .is_empty());
         config.desktop.enabled = true;
         config.email.enabled = true;
-        let rows = raise(&mut store, &config, &waker, &alert, Some(&[Channel::Email])).unwrap();
+        let rows = raise(
+            &mut store,
+            &RaiseConfig::from_config(&config),
+            &waker,
+            &alert,
+            Some(&[Channel::Email]),
+        )
+        .unwrap();
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0].channel, Channel::Email);
     }

@@ -357,11 +357,7 @@ fn cmd_sample(config: Option<&Path>, json: bool, all: bool) -> anyhow::Result<()
     let mut c = crate::collect::Collector::new(cfg.sampler.source);
     // The collector primes its counters on creation; wait so rates cover a real interval.
     std::thread::sleep(std::time::Duration::from_millis(500));
-    let host = if cfg.sampler.host_name.is_empty() {
-        crate::collect::system_host_name()
-    } else {
-        cfg.sampler.host_name.clone()
-    };
+    let host = crate::collect::host_name(&cfg.sampler);
     let level = if all {
         crate::model::Level::Detail
     } else {
@@ -697,11 +693,7 @@ fn cmd_alert_test(config: Option<&Path>, email: bool, desktop: bool) -> anyhow::
             "no alert channel is enabled in {where_}: set [email] enabled = true or [desktop]              enabled = true, or name one with --email / --desktop"
         );
     }
-    let host = if cfg.sampler.host_name.is_empty() {
-        crate::collect::system_host_name()
-    } else {
-        cfg.sampler.host_name.clone()
-    };
+    let host = crate::collect::host_name(&cfg.sampler);
     let message =
         crate::alert::compose::test_message(&host, jiff::Timestamp::now().as_millisecond());
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -13,7 +13,7 @@ pub mod linux;
 pub mod net;
 pub mod portable;
 
-use crate::config::Source;
+use crate::config::{Sampler, Source};
 use crate::model::{Level, Sample};
 
 pub enum Collector {
@@ -77,6 +77,15 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
         connections: Vec::new(),
         oom_kills: full.oom_kills.clone(),
         filesystems: full.filesystems.clone(),
+    }
+}
+
+/// The host name a sample carries: `[sampler] host_name` when set, else the system's.
+pub fn host_name(sampler: &Sampler) -> String {
+    if sampler.host_name.is_empty() {
+        system_host_name()
+    } else {
+        sampler.host_name.clone()
     }
 }
 

@@ -4,13 +4,17 @@
 //! and the line; a config that loads is complete (every key has a default, see
 //! `config.toml.example`); with no file at all, [`Config::default`] is the embedded default.
 
+pub mod alert;
 mod units;
 
+pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
 pub use units::{ByteSize, Duration};
 
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+
+use crate::files::{self, StrictModesError};
 
 /// The embedded default, used when `hogtrap run` is given no config file.
 pub const EMBEDDED_DEFAULT: &str = include_str!("default.toml");
@@ -25,8 +29,8 @@ pub struct Config {
     pub escalation: Escalation,
     pub protect: Protect,
     pub alerts: Alerts,
-    pub email: crate::alert::EmailConfig,
-    pub desktop: crate::alert::DesktopConfig,
+    pub email: EmailConfig,
+    pub desktop: DesktopConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -315,163 +319,196 @@ impl Config {
         Ok(config)
     }
 
-    /// Checks that go beyond types. Returns the offending key and why.
-    fn validate(&self) -> Result<(), (String, String)> {
-        let bad = |k: &str, m: String| Err((k.to_string(), m));
-        if self.sampler.interval.as_millis() < 100 {
+    /// Checks that go beyond types, section by section; the first problem wins.
+    fn validate(&self) -> Result<(), Invalid> {
+        self.sampler.validate()?;
+        // The escalation checks sit either side of the rules checks: this is the order in
+        // which problems have always been reported.
+        self.escalation.validate_detail_interval()?;
+        self.rules.validate()?;
+        self.escalation.validate_max_capture()?;
+        self.protect.validate()?;
+        self.retention.validate()?;
+        self.store.validate()?;
+        self.alerts.validate()?;
+        let section_key = |e: alert::ConfigError| (format!("{}.{}", e.section, e.key), e.problem);
+        self.email.validate().map_err(section_key)?;
+        self.desktop.validate().map_err(section_key)?;
+        Ok(())
+    }
+}
+
+/// A value that parsed but cannot work: the dotted key and why.
+type Invalid = (String, String);
+
+fn bad(key: &str, message: impl Into<String>) -> Result<(), Invalid> {
+    Err((key.to_string(), message.into()))
+}
+
+impl Sampler {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.interval.as_millis() < 100 {
             return bad(
                 "sampler.interval",
-                format!("must be at least 100ms, got {}", self.sampler.interval),
+                format!("must be at least 100ms, got {}", self.interval),
             );
         }
-        if self.sampler.top_processes == 0 {
-            return bad("sampler.top_processes", "must be at least 1, got 0".into());
+        if self.top_processes == 0 {
+            return bad("sampler.top_processes", "must be at least 1, got 0");
         }
-        if self.escalation.detail_interval.as_millis() < 100 {
+        Ok(())
+    }
+}
+
+impl Escalation {
+    fn validate_detail_interval(&self) -> Result<(), Invalid> {
+        if self.detail_interval.as_millis() < 100 {
             return bad(
                 "escalation.detail_interval",
-                format!(
-                    "must be at least 100ms, got {}",
-                    self.escalation.detail_interval
-                ),
+                format!("must be at least 100ms, got {}", self.detail_interval),
             );
         }
-        if self.rules.instruction_budget < 1000 {
-            return bad(
-                "rules.instruction_budget",
-                format!(
-                    "must be at least 1000, got {}",
-                    self.rules.instruction_budget
-                ),
-            );
-        }
-        if self.rules.memory_limit.0 < (1 << 20) {
-            return bad(
-                "rules.memory_limit",
-                format!(
-                    "must be at least 1MiB, got {} bytes",
-                    self.rules.memory_limit.0
-                ),
-            );
-        }
-        if self.rules.max_consecutive_errors == 0 {
-            return bad(
-                "rules.max_consecutive_errors",
-                "must be at least 1, got 0".into(),
-            );
-        }
-        if self.escalation.max_capture < self.escalation.detail_interval {
+        Ok(())
+    }
+
+    fn validate_max_capture(&self) -> Result<(), Invalid> {
+        if self.max_capture < self.detail_interval {
             return bad(
                 "escalation.max_capture",
                 format!(
                     "must be at least escalation.detail_interval ({}), got {}",
-                    self.escalation.detail_interval, self.escalation.max_capture
+                    self.detail_interval, self.max_capture
                 ),
             );
         }
-        if !(-1000..=1000).contains(&self.protect.oom_score_adj) {
+        Ok(())
+    }
+}
+
+impl Rules {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.instruction_budget < 1000 {
+            return bad(
+                "rules.instruction_budget",
+                format!("must be at least 1000, got {}", self.instruction_budget),
+            );
+        }
+        if self.memory_limit.0 < (1 << 20) {
+            return bad(
+                "rules.memory_limit",
+                format!("must be at least 1MiB, got {} bytes", self.memory_limit.0),
+            );
+        }
+        if self.max_consecutive_errors == 0 {
+            return bad("rules.max_consecutive_errors", "must be at least 1, got 0");
+        }
+        Ok(())
+    }
+}
+
+impl Protect {
+    fn validate(&self) -> Result<(), Invalid> {
+        if !(-1000..=1000).contains(&self.oom_score_adj) {
             return bad(
                 "protect.oom_score_adj",
-                format!(
-                    "must be between -1000 and 1000, got {}",
-                    self.protect.oom_score_adj
-                ),
+                format!("must be between -1000 and 1000, got {}", self.oom_score_adj),
             );
         }
-        if !(-20..=19).contains(&self.protect.nice) {
+        if !(-20..=19).contains(&self.nice) {
             return bad(
                 "protect.nice",
-                format!("must be between -20 and 19, got {}", self.protect.nice),
+                format!("must be between -20 and 19, got {}", self.nice),
             );
         }
-        if self.protect.ionice_level > 7 {
+        if self.ionice_level > 7 {
             return bad(
                 "protect.ionice_level",
-                format!("must be between 0 and 7, got {}", self.protect.ionice_level),
+                format!("must be between 0 and 7, got {}", self.ionice_level),
             );
         }
-        let r = &self.retention;
-        if r.baseline.as_millis() < 60_000 {
+        Ok(())
+    }
+}
+
+impl Retention {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.baseline.as_millis() < 60_000 {
             return bad(
                 "retention.baseline",
-                format!("must be at least 1m, got {}", r.baseline),
+                format!("must be at least 1m, got {}", self.baseline),
             );
         }
-        if r.detail > r.baseline {
+        if self.detail > self.baseline {
             return bad(
                 "retention.detail",
                 format!(
                     "must not exceed retention.baseline ({}), got {}",
-                    r.baseline, r.detail
+                    self.baseline, self.detail
                 ),
             );
         }
-        if r.interval.as_millis() < 1000 {
+        if self.interval.as_millis() < 1000 {
             return bad(
                 "retention.interval",
-                format!("must be at least 1s, got {}", r.interval),
+                format!("must be at least 1s, got {}", self.interval),
             );
         }
-        if r.batch_rows == 0 {
-            return bad("retention.batch_rows", "must be at least 1, got 0".into());
+        if self.batch_rows == 0 {
+            return bad("retention.batch_rows", "must be at least 1, got 0");
         }
-        if r.max_size.0 < 1 << 20 {
+        if self.max_size.0 < 1 << 20 {
             return bad(
                 "retention.max_size",
-                format!("must be at least 1MiB, got {} bytes", r.max_size.0),
+                format!("must be at least 1MiB, got {} bytes", self.max_size.0),
             );
         }
-        match (r.downsample_after, r.downsample_to) {
-            (None, None) => {}
-            (Some(_), None) => {
-                return bad(
-                    "retention.downsample_after",
-                    "needs retention.downsample_to as well (e.g. \"1m\")".into(),
-                )
-            }
-            (None, Some(_)) => {
-                return bad(
-                    "retention.downsample_to",
-                    "needs retention.downsample_after as well (e.g. \"7d\")".into(),
-                )
-            }
-            (Some(_), Some(to)) if to.as_millis() < 1000 => {
-                return bad(
-                    "retention.downsample_to",
-                    format!("must be at least 1s, got {to}"),
-                )
-            }
-            _ => {}
+        match (self.downsample_after, self.downsample_to) {
+            (None, None) => Ok(()),
+            (Some(_), None) => bad(
+                "retention.downsample_after",
+                "needs retention.downsample_to as well (e.g. \"1m\")",
+            ),
+            (None, Some(_)) => bad(
+                "retention.downsample_to",
+                "needs retention.downsample_after as well (e.g. \"7d\")",
+            ),
+            (Some(_), Some(to)) if to.as_millis() < 1000 => bad(
+                "retention.downsample_to",
+                format!("must be at least 1s, got {to}"),
+            ),
+            (Some(_), Some(_)) => Ok(()),
         }
-        if self.store.path.as_os_str().is_empty() {
-            return bad("store.path", "must not be empty".into());
+    }
+}
+
+impl Store {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.path.as_os_str().is_empty() {
+            return bad("store.path", "must not be empty");
         }
-        let a = &self.alerts;
-        if a.retry_initial.as_millis() < 100 {
+        Ok(())
+    }
+}
+
+impl Alerts {
+    fn validate(&self) -> Result<(), Invalid> {
+        if self.retry_initial.as_millis() < 100 {
             return bad(
                 "alerts.retry_initial",
-                format!("must be at least 100ms, got {}", a.retry_initial),
+                format!("must be at least 100ms, got {}", self.retry_initial),
             );
         }
-        if a.retry_max < a.retry_initial {
+        if self.retry_max < self.retry_initial {
             return bad(
                 "alerts.retry_max",
                 format!(
                     "must not be shorter than retry_initial ({}), got {}",
-                    a.retry_initial, a.retry_max
+                    self.retry_initial, self.retry_max
                 ),
             );
         }
-        if a.give_up_after.as_millis() == 0 {
-            return bad("alerts.give_up_after", "must be longer than 0s".into());
-        }
-        let section_err =
-            |e: crate::alert::ConfigError| Err((format!("{}.{}", e.section, e.key), e.problem));
-        if let Err(e) = self.email.validate() {
-            return section_err(e);
-        }
-        if let Err(e) = self.desktop.validate() {
-            return section_err(e);
+        if self.give_up_after.as_millis() == 0 {
+            return bad("alerts.give_up_after", "must be longer than 0s");
         }
         Ok(())
     }
@@ -488,14 +525,10 @@ fn invalid(path: &Path, text: &str, key: &str, e: &toml::de::Error) -> ConfigErr
     let (key, message) = match message.strip_prefix("unknown field `") {
         Some(rest) => {
             let field = rest.split('`').next().unwrap_or("");
-            let full = if key.is_empty() || key.ends_with(field) {
-                if key.is_empty() {
-                    field.to_string()
-                } else {
-                    key.to_string()
-                }
-            } else if key.is_empty() {
+            let full = if key.is_empty() {
                 field.to_string()
+            } else if key.ends_with(field) {
+                key.to_string()
             } else {
                 format!("{key}.{field}")
             };
@@ -539,29 +572,20 @@ fn line_of_key(text: &str, dotted: &str) -> Option<usize> {
     None
 }
 
-/// Like sshd's StrictModes: a file that steers a root daemon must not be writable by group or
-/// others, nor owned by someone other than the user running hogtrap (or root).
+/// Like sshd's StrictModes (see [`files::check_strict_modes`]), worded for the config file.
+/// A file that cannot be inspected passes: reading it will report the error with its cause.
 pub fn check_file_is_private(path: &Path) -> Result<(), String> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = match std::fs::metadata(path) {
-        Ok(m) => m,
-        // Reading will report the error with its cause.
-        Err(_) => return Ok(()),
-    };
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(format!(
-            "refusing a file owned by uid {} (hogtrap runs as uid {me}); chown it",
-            meta.uid()
-        ));
-    }
-    if meta.mode() & 0o022 != 0 {
-        return Err(format!(
+    match files::check_strict_modes(path) {
+        Ok(()) | Err(StrictModesError::Metadata(_)) => Ok(()),
+        Err(StrictModesError::Unsafe(file)) if file.foreign_owner() => Err(format!(
+            "refusing a file owned by uid {} (hogtrap runs as uid {}); chown it",
+            file.owner, file.euid
+        )),
+        Err(StrictModesError::Unsafe(file)) => Err(format!(
             "refusing a file writable by group or others (mode {:o}); run chmod go-w on it",
-            meta.mode() & 0o7777
-        ));
+            file.mode
+        )),
     }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -125,7 +125,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                             for (_, line) in alert_preflight(&c) {
                                 tracing::warn!("{line}");
                             }
-                            worker.reconfigure(DeliveryConfig::from_config(&c, &host_name(&c)));
+                            worker.reconfigure(DeliveryConfig::from_config(&c, &collect::host_name(&c.sampler)));
                             retention.reload(RetentionPolicy::from_config(&c), c.retention.interval.std());
                             let _ = tx.send(Control::Reload(Box::new(c)));
                         }
@@ -171,7 +171,7 @@ impl Recorder {
         prune: Option<retention::PruneQueue>,
     ) -> anyhow::Result<Recorder> {
         let collector = Collector::new(config.sampler.source);
-        let host_name = host_name(&config);
+        let host_name = collect::host_name(&config.sampler);
         let now = jiff::Timestamp::now().as_millisecond();
         let alert_waker = OutboxWaker::new();
         let mut r = Recorder {
@@ -300,7 +300,7 @@ impl Recorder {
     }
 
     /// What wakes the alert delivery task; alerts are raised with
-    /// `alert::outbox::raise(&mut store, &config, &waker, ...)`.
+    /// `alert::outbox::raise(&mut store, &RaiseConfig::from_config(&config), &waker, ...)`.
     pub fn alert_waker(&self) -> OutboxWaker {
         self.alert_waker.clone()
     }
@@ -536,7 +536,7 @@ impl Recorder {
         let store_path = self.config.store.path.clone();
         self.config = new;
         self.config.store.path = store_path;
-        self.host_name = host_name(&self.config);
+        self.host_name = collect::host_name(&self.config.sampler);
         self.actions.reconfigure(&self.config);
         let _ = self.store.set_state(
             "interval_ms",
@@ -598,14 +598,6 @@ fn alert_preflight(config: &Config) -> Vec<(tracing::Level, String)> {
 
 fn is_retryable(e: &StoreError) -> bool {
     e.is_transient() || matches!(e, StoreError::Io { .. })
-}
-
-fn host_name(c: &Config) -> String {
-    if c.sampler.host_name.is_empty() {
-        collect::system_host_name()
-    } else {
-        c.sampler.host_name.clone()
-    }
 }
 
 /// "3m12s"-style text for a span of milliseconds.

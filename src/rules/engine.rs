@@ -17,6 +17,7 @@ use std::time::Instant;
 use super::history::HistoryRing;
 use super::types::*;
 use super::worker::{self, Reply, Request, RuleMeta, WorkerHandle};
+use crate::files::{self, StrictModesError};
 use crate::model::{HostRow, ProcessIdentity, ProcessRow, Psi, Sample, TimestampMs};
 
 pub use super::worker::RuleSource;
@@ -457,38 +458,38 @@ fn engine_error(message: String) -> RuleError {
 // ---- files ----
 
 /// Refuses a file or directory that group or others can write, or that is owned by someone
-/// other than the user running hogtrap or root (as sshd's StrictModes does).
+/// other than the user running hogtrap or root (as sshd's StrictModes does; see
+/// [`files::check_strict_modes`]).
 pub fn check_file_permissions(path: &Path) -> Result<(), RulesError> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(path).map_err(|source| RulesError::Io {
+    let file = match files::check_strict_modes(path) {
+        Ok(()) => return Ok(()),
+        Err(StrictModesError::Metadata(source)) => {
+            return Err(RulesError::Io {
+                path: path.to_path_buf(),
+                source,
+            })
+        }
+        Err(StrictModesError::Unsafe(file)) => file,
+    };
+    let reason = if file.writable_by_others() {
+        format!(
+            "writable by group or others (mode {:04o}); run: chmod go-w {}",
+            file.mode,
+            path.display()
+        )
+    } else {
+        format!(
+            "owned by uid {}, not by the user running hogtrap (uid {}) or root; run: chown {} {}",
+            file.owner,
+            file.euid,
+            file.euid,
+            path.display()
+        )
+    };
+    Err(RulesError::Permissions {
         path: path.to_path_buf(),
-        source,
-    })?;
-    let mode = meta.mode() & 0o7777;
-    // The sticky bit makes a world-writable directory (like /tmp) safe against replacement
-    // only for files we own, so we still refuse it.
-    if mode & 0o022 != 0 {
-        return Err(RulesError::Permissions {
-            path: path.to_path_buf(),
-            reason: format!(
-                "writable by group or others (mode {mode:04o}); run: chmod go-w {}",
-                path.display()
-            ),
-        });
-    }
-    // SAFETY: geteuid has no preconditions.
-    let me = unsafe { libc::geteuid() };
-    if meta.uid() != me && meta.uid() != 0 {
-        return Err(RulesError::Permissions {
-            path: path.to_path_buf(),
-            reason: format!(
-                "owned by uid {}, not by the user running hogtrap (uid {me}) or root; run: chown {me} {}",
-                meta.uid(),
-                path.display()
-            ),
-        });
-    }
-    Ok(())
+        reason,
+    })
 }
 
 /// The `*.lua` files of `dir` in name order, read and (if `strict`) permission-checked.
