@@ -11,6 +11,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod format;
 pub mod model;
 pub mod report;
 pub mod rules;
