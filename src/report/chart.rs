@@ -19,7 +19,7 @@ use std::fmt::Write;
 
 use jiff::tz::TimeZone;
 
-use super::html::escape;
+use crate::format::escape_html as escape;
 use crate::model::TimestampMs;
 
 /// More points than this (about one per horizontal pixel) are bucketed.
@@ -433,7 +433,7 @@ impl Chart {
                 LEFT + plot_w,
                 TOP - 4.0,
                 if self.stacked { "the mean" } else { "the peak" },
-                crate::daemon::human_ms(b)
+                crate::format::human_ms(b)
             );
         }
         svg.push_str("</svg>");
