@@ -1,9 +1,12 @@
 //! Sizes, rates and percentages: `2.0 KiB`, `1.0 KiB/s`, `99.4%`, and the size grammar of
 //! the config (`"512MiB"`, `"2GB"`).
 
+/// The binary units [`bytes`] and the report's chart axes count in.
+pub const BYTE_UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+
 /// Bytes in binary units: `512 B`, `2.0 KiB`, `3.0 MiB` … `PiB`.
 pub fn bytes(n: f64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    const UNITS: [&str; 6] = BYTE_UNITS;
     let mut v = n;
     let mut u = 0;
     while v.abs() >= 1024.0 && u < UNITS.len() - 1 {

@@ -494,7 +494,7 @@ pub fn tick_label(unit: Unit, v: f64, ticks: &[f64]) -> String {
         Unit::Plain => num(v, step),
         Unit::Percent => format!("{}%", num(v, step)),
         Unit::Bytes | Unit::BytesPerSecond => {
-            const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+            const UNITS: [&str; 6] = crate::format::size::BYTE_UNITS;
             let top = ticks.last().copied().unwrap_or(v).max(1.0);
             let mut u = 0;
             let mut base = 1.0;
