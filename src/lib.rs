@@ -12,6 +12,7 @@ pub mod collect;
 pub mod config;
 pub mod daemon;
 pub mod files;
+pub mod format;
 pub mod model;
 pub mod report;
 pub mod rules;

@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::message::{escape_markup, AlertMessage, Urgency};
-use crate::cli::{output, time::format_local};
+use super::message::{AlertMessage, Urgency};
+use crate::format::{self as output, escape_markup, format_local};
 use crate::model::TimestampMs;
 use crate::store::outbox::{AlertKind, HeldAlert, NewAlert, OpenIncidentAlert};
 
@@ -141,7 +141,7 @@ impl IncidentAlert {
                     "Still {} on {} after {}: {}",
                     self.severity.to_ascii_lowercase(),
                     self.host,
-                    crate::daemon::human_ms(now_ms - self.opened_ms),
+                    crate::format::human_ms(now_ms - self.opened_ms),
                     self.title
                 ),
             ),
@@ -164,7 +164,7 @@ impl IncidentAlert {
                 format!(
                     "{} (lasted {})",
                     format_local(closed),
-                    crate::daemon::human_ms(closed - self.opened_ms)
+                    crate::format::human_ms(closed - self.opened_ms)
                 ),
             ));
         }
@@ -378,7 +378,7 @@ pub fn digest_message(
 pub fn reminder_message(open: &OpenIncidentAlert, now_ms: TimestampMs) -> AlertMessage {
     let lead = format!(
         "Still open after {} (since {}); the first alert follows.\n\n",
-        crate::daemon::human_ms(now_ms - open.opened_ms),
+        crate::format::human_ms(now_ms - open.opened_ms),
         format_local(open.opened_ms)
     );
     let urgency = match open.urgency.as_str() {

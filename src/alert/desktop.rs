@@ -27,8 +27,9 @@ use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::config::{format_duration, DesktopConfig};
-use super::message::{escape_markup, AlertMessage, Urgency};
+use super::message::{AlertMessage, Urgency};
 use super::SendError;
+use crate::format::escape_markup;
 
 /// The hidden subcommand of `hogtrap` that runs [`relay_main`]; `main` dispatches it before
 /// anything else (no argument parsing, no logging, no runtime).

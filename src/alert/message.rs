@@ -6,6 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::format::escape_markup;
+
 /// How urgent an alert is; maps to the desktop notification urgency.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -75,22 +77,6 @@ impl AlertMessage {
             .collect::<Vec<_>>()
             .join(" ")
     }
-}
-
-/// Escapes `&`, `<`, `>` and `"` for HTML text and for the desktop body, whose markup
-/// subset would otherwise swallow text such as `<defunct>`.
-pub fn escape_markup(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            _ => out.push(c),
-        }
-    }
-    out
 }
 
 /// A minimal HTML rendering of plain text (monospace, escaped), for callers that have no

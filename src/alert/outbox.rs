@@ -390,7 +390,7 @@ impl Delivery {
                         AttemptOutcome::GiveUp {
                             error: format!(
                                 "{e}; gave up {} after the alert was raised (give_up_after = {})",
-                                crate::daemon::human_ms(age),
+                                crate::format::human_ms(age),
                                 self.config.alerts.give_up_after
                             ),
                             result: "failed",
@@ -402,7 +402,7 @@ impl Delivery {
                         tracing::warn!(
                             "alert {}: {e}; next attempt in {}",
                             alert.id,
-                            crate::daemon::human_ms(wait)
+                            crate::format::human_ms(wait)
                         );
                         AttemptOutcome::Retry {
                             error: e.to_string(),

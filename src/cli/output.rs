@@ -1,148 +1,14 @@
-//! How things look to people: aligned tables, sizes and rates in human units. One place, so a
-//! process looks the same in every command (`top`, `show`, `net`, `sample`), in alerts and in
-//! the HTML report: [`ProcessLabel`] names it, [`resource_value`] and [`resource_total`] give
-//! its numbers their units.
-
-use std::fmt;
+//! The terminal side of how things look: aligned tables, and query values as text or JSON.
+//! Units, process labels and times are [`crate::format`]'s, re-exported here so every
+//! command file keeps its `output::` paths.
 
 use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use rusqlite::types::Value;
 
-use crate::store::query::Resource;
-
-/// A process as people see it: `name (pid N, user)` in running text (legends, timelines,
-/// alerts) and the columns `PID USER NAME` in tables, always in that order.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct ProcessLabel {
-    pub pid: i64,
-    pub name: String,
-    /// `None` when the store does not know it (a culprit whose process row was pruned).
-    pub user: Option<String>,
-    pub cmdline: Option<String>,
-}
-
-impl ProcessLabel {
-    /// The table columns [`ProcessLabel::cells`] fills.
-    pub const COLUMNS: [&'static str; 3] = ["PID", "USER", "NAME"];
-
-    pub fn new(pid: impl Into<i64>, name: &str, user: Option<&str>) -> ProcessLabel {
-        ProcessLabel {
-            pid: pid.into(),
-            name: name.to_string(),
-            user: user.filter(|u| !u.is_empty()).map(str::to_string),
-            cmdline: None,
-        }
-    }
-
-    pub fn with_cmdline(mut self, cmdline: Option<&str>) -> ProcessLabel {
-        self.cmdline = cmdline.filter(|c| !c.is_empty()).map(str::to_string);
-        self
-    }
-
-    /// PID, USER, NAME (`?` for an unknown user).
-    pub fn cells(&self) -> [String; 3] {
-        [
-            self.pid.to_string(),
-            self.user.clone().unwrap_or_else(|| "?".to_string()),
-            self.name.clone(),
-        ]
-    }
-
-    /// The command line cut to `max` characters, or empty.
-    pub fn command(&self, max: usize) -> String {
-        self.cmdline
-            .as_deref()
-            .map(|c| short(c, max))
-            .unwrap_or_default()
-    }
-}
-
-impl fmt::Display for ProcessLabel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.user {
-            Some(user) => write!(f, "{} (pid {}, {user})", self.name, self.pid),
-            None => write!(f, "{} (pid {})", self.name, self.pid),
-        }
-    }
-}
-
-/// The columns of a process in one sample, as `top --at`, `sample` and `show` print it.
-pub const PROCESS_COLUMNS: [&str; 11] = [
-    "PID", "USER", "NAME", "S", "CPU", "RSS", "READ/s", "WRITE/s", "NET/s", "THR", "COMMAND",
-];
-/// The right-aligned (numeric) ones among [`PROCESS_COLUMNS`].
-pub const PROCESS_NUMERIC: [usize; 7] = [0, 4, 5, 6, 7, 8, 9];
-
-/// One process's numbers in one sample, in the units of every other command.
-pub struct ProcessNumbers {
-    pub state: String,
-    pub cpu_pct: f64,
-    pub rss_bytes: f64,
-    pub read_bytes_per_s: f64,
-    pub write_bytes_per_s: f64,
-    /// tx + rx; `None` where network accounting was not available.
-    pub net_bytes_per_s: Option<f64>,
-    pub threads: i64,
-}
-
-/// A row for [`PROCESS_COLUMNS`].
-pub fn process_cells(p: &ProcessLabel, n: &ProcessNumbers) -> Vec<String> {
-    let [pid, user, name] = p.cells();
-    vec![
-        pid,
-        user,
-        name,
-        n.state.clone(),
-        pct(n.cpu_pct),
-        bytes(n.rss_bytes),
-        rate(n.read_bytes_per_s),
-        rate(n.write_bytes_per_s),
-        n.net_bytes_per_s.map(rate).unwrap_or_else(|| "-".into()),
-        n.threads.to_string(),
-        p.command(60),
-    ]
-}
-
-/// A per-sample value of `r` in its unit: CPU % (100 = one core), RSS bytes, bytes/s.
-pub fn resource_value(r: Resource, v: f64) -> String {
-    match r {
-        Resource::Cpu => pct(v),
-        Resource::Mem => bytes(v),
-        Resource::Io | Resource::Net => rate(v),
-    }
-}
-
-/// A total of `r` over a range: CPU time, peak RSS, bytes moved.
-pub fn resource_total(r: Resource, v: f64) -> String {
-    match r {
-        Resource::Cpu => cpu_seconds(v),
-        Resource::Mem | Resource::Io | Resource::Net => bytes(v),
-    }
-}
-
-/// One of an incident's peak values (`peak_json`), in the unit its key names.
-pub fn peak_value(key: &str, v: &serde_json::Value) -> String {
-    match (v.as_f64(), v.as_str()) {
-        (Some(n), _) if key.ends_with("_bytes") => bytes(n),
-        (Some(n), _) if key.ends_with("_pct") || key.contains("avg10") => pct(n),
-        (Some(n), _) => format!("{}", (n * 100.0).round() / 100.0),
-        (None, Some(s)) => s.to_string(),
-        _ => v.to_string(),
-    }
-}
-
-/// CPU time, e.g. `42.0 s`, `12m 03s`.
-pub fn cpu_seconds(s: f64) -> String {
-    if s < 600.0 {
-        format!("{s:.1} s")
-    } else if s < 3600.0 {
-        let m = (s / 60.0).floor();
-        format!("{m:.0}m {:02.0}s", (s - m * 60.0).floor())
-    } else {
-        let h = (s / 3600.0).floor();
-        format!("{h:.0}h {:02.0}m", ((s - h * 3600.0) / 60.0).floor())
-    }
-}
+pub use crate::format::{
+    bytes, cpu_seconds, pct, peak_value, process_cells, rate, resource_total, resource_value,
+    short, ProcessLabel, ProcessNumbers, PROCESS_COLUMNS, PROCESS_NUMERIC,
+};
 
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
@@ -169,40 +35,6 @@ pub fn align_right(t: &mut Table, columns: &[usize]) {
     }
 }
 
-pub fn bytes(n: f64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n;
-    let mut u = 0;
-    while v.abs() >= 1024.0 && u < UNITS.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{v:.0} {}", UNITS[0])
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-pub fn rate(n: f64) -> String {
-    format!("{}/s", bytes(n))
-}
-
-pub fn pct(v: f64) -> String {
-    format!("{v:.1}%")
-}
-
-/// Cuts a command line to fit a terminal row.
-pub fn short(s: &str, max: usize) -> String {
-    if s.chars().count() <= max {
-        s.to_string()
-    } else {
-        let mut t: String = s.chars().take(max.saturating_sub(1)).collect();
-        t.push('…');
-        t
-    }
-}
-
 pub fn value_text(v: &Value) -> String {
     match v {
         Value::Null => String::new(),
@@ -222,69 +54,5 @@ pub fn value_json(v: &Value) -> serde_json::Value {
             .unwrap_or(serde_json::Value::Null),
         Value::Text(s) => s.clone().into(),
         Value::Blob(b) => format!("<{} bytes>", b.len()).into(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_process_reads_the_same_in_text_and_tables() {
-        let p = ProcessLabel::new(4242u32, "hogtest-burn", Some("alice"))
-            .with_cmdline(Some("python3 -c while True: pass"));
-        assert_eq!(p.to_string(), "hogtest-burn (pid 4242, alice)");
-        assert_eq!(p.cells(), ["4242", "alice", "hogtest-burn"]);
-        assert_eq!(p.command(10), "python3 -…");
-        let unknown = ProcessLabel::new(7, "gone", None);
-        assert_eq!(unknown.to_string(), "gone (pid 7)");
-        assert_eq!(unknown.cells()[1], "?");
-        assert_eq!(ProcessLabel::new(7, "x", Some("")).user, None);
-    }
-
-    #[test]
-    fn process_rows_have_one_shape() {
-        let p = ProcessLabel::new(9u32, "db", Some("pg")).with_cmdline(Some("postgres -D x"));
-        let n = ProcessNumbers {
-            state: "R".into(),
-            cpu_pct: 150.0,
-            rss_bytes: 2048.0,
-            read_bytes_per_s: 0.0,
-            write_bytes_per_s: 1024.0,
-            net_bytes_per_s: None,
-            threads: 3,
-        };
-        let cells = process_cells(&p, &n);
-        assert_eq!(cells.len(), PROCESS_COLUMNS.len());
-        assert_eq!(
-            cells,
-            [
-                "9",
-                "pg",
-                "db",
-                "R",
-                "150.0%",
-                "2.0 KiB",
-                "0 B/s",
-                "1.0 KiB/s",
-                "-",
-                "3",
-                "postgres -D x"
-            ]
-        );
-    }
-
-    #[test]
-    fn units_per_resource() {
-        assert_eq!(resource_value(Resource::Cpu, 99.44), "99.4%");
-        assert_eq!(
-            resource_value(Resource::Mem, 3.0 * 1024.0 * 1024.0),
-            "3.0 MiB"
-        );
-        assert_eq!(resource_value(Resource::Net, 2048.0), "2.0 KiB/s");
-        assert_eq!(resource_total(Resource::Io, 2048.0), "2.0 KiB");
-        assert_eq!(resource_total(Resource::Cpu, 42.04), "42.0 s");
-        assert_eq!(cpu_seconds(723.0), "12m 03s");
-        assert_eq!(cpu_seconds(3.0 * 3600.0 + 7.0 * 60.0), "3h 07m");
     }
 }

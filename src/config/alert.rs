@@ -323,25 +323,19 @@ fn default_app_name() -> String {
     "hogtrap".to_owned()
 }
 
-/// Parses a positive duration written for people: `"10s"`, `"1m 30s"`, `"500ms"`, `"2h"`
-/// (jiff's friendly format; ISO 8601 such as `"PT10S"` is accepted too).
+/// Parses a positive duration in the one duration grammar ([`crate::format::parse_duration`]):
+/// `"10s"`, `"1m 30s"`, `"500ms"`, `"2h"`, ISO 8601 such as `"PT10S"`. Zero is refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let signed: jiff::SignedDuration = text
-        .trim()
-        .parse()
-        .map_err(|e| format!("{text:?} is not a duration like \"10s\" or \"1m 30s\" ({e})"))?;
-    if signed.is_negative() || signed.is_zero() {
+    let d = crate::format::parse_duration(text)?;
+    if d.is_zero() {
         return Err(format!("{text:?}: the duration must be positive"));
     }
-    Duration::try_from(signed).map_err(|e| format!("{text:?}: {e}"))
+    Ok(d)
 }
 
 /// Formats a duration the way `parse_duration` reads it back.
 pub fn format_duration(duration: Duration) -> String {
-    match jiff::SignedDuration::try_from(duration) {
-        Ok(d) => format!("{d:#}"),
-        Err(_) => format!("{}s", duration.as_secs()),
-    }
+    crate::format::duration_text(duration)
 }
 
 mod duration_string {

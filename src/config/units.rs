@@ -1,4 +1,5 @@
-//! Human units in the config: durations ("10s", "5m", "14d") and sizes ("512MiB").
+//! Human units in the config: durations ("10s", "5m", "14d") and sizes ("512MiB"), as serde
+//! types; the grammar of each is [`crate::format`]'s, the one every layer reads.
 
 use std::fmt;
 
@@ -23,15 +24,13 @@ impl Duration {
         self.0
     }
     pub fn parse(s: &str) -> Result<Duration, String> {
-        humantime::parse_duration(s.trim())
-            .map(Duration)
-            .map_err(|e| format!("expected a duration like \"10s\", got \"{s}\" ({e})"))
+        crate::format::parse_duration(s).map(Duration)
     }
 }
 
 impl fmt::Display for Duration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", humantime::format_duration(self.0))
+        f.write_str(&crate::format::duration_text(self.0))
     }
 }
 
@@ -82,9 +81,7 @@ pub struct ByteSize(pub u64);
 
 impl ByteSize {
     pub fn parse(s: &str) -> Result<ByteSize, String> {
-        parse_size::parse_size(s.trim())
-            .map(ByteSize)
-            .map_err(|e| format!("expected a size like \"512MiB\", got \"{s}\" ({e})"))
+        crate::format::parse_size(s).map(ByteSize)
     }
 }
 

@@ -32,6 +32,8 @@ use crate::actions::Actions;
 use crate::alert::outbox::{self as alert_outbox, Delivery, DeliveryConfig, OutboxWaker};
 use crate::collect::{self, Collector};
 use crate::config::Config;
+/// Re-exported for the cli command files that still name `daemon::human_ms`.
+pub use crate::format::human_ms;
 use crate::model::{Level, Sample};
 use crate::rules::{Engine, EngineState, RulesConfig};
 use crate::store::outbox::Outbox;
@@ -598,17 +600,4 @@ fn alert_preflight(config: &Config) -> Vec<(tracing::Level, String)> {
 
 fn is_retryable(e: &StoreError) -> bool {
     e.is_transient() || matches!(e, StoreError::Io { .. })
-}
-
-/// "3m12s"-style text for a span of milliseconds.
-pub fn human_ms(ms: i64) -> String {
-    let d = Duration::from_millis(ms.max(0) as u64);
-    let secs = d.as_secs();
-    if secs < 1 {
-        format!("{ms}ms")
-    } else {
-        humantime::format_duration(Duration::from_secs(secs))
-            .to_string()
-            .replace(' ', "")
-    }
 }

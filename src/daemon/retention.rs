@@ -182,7 +182,7 @@ fn report(pruner: &mut Pruner, s: &Summary, started_ms: i64) {
     let msg = format!(
         "{}: {samples} sample(s) and {rows} row(s) in all removed in {}, store {} -> {} bytes{}",
         s.policy,
-        super::human_ms(ended - started_ms),
+        crate::format::human_ms(ended - started_ms),
         s.size.file_bytes_before,
         s.size.file_bytes_after,
         if s.complete { "" } else { " (stopped early)" }

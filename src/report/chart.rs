@@ -19,7 +19,7 @@ use std::fmt::Write;
 
 use jiff::tz::TimeZone;
 
-use super::html::escape;
+use crate::format::escape_html as escape;
 use crate::model::TimestampMs;
 
 /// More points than this (about one per horizontal pixel) are bucketed.
@@ -433,7 +433,7 @@ impl Chart {
                 LEFT + plot_w,
                 TOP - 4.0,
                 if self.stacked { "the mean" } else { "the peak" },
-                crate::daemon::human_ms(b)
+                crate::format::human_ms(b)
             );
         }
         svg.push_str("</svg>");
@@ -494,7 +494,7 @@ pub fn tick_label(unit: Unit, v: f64, ticks: &[f64]) -> String {
         Unit::Plain => num(v, step),
         Unit::Percent => format!("{}%", num(v, step)),
         Unit::Bytes | Unit::BytesPerSecond => {
-            const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+            const UNITS: [&str; 6] = crate::format::size::BYTE_UNITS;
             let top = ticks.last().copied().unwrap_or(v).max(1.0);
             let mut u = 0;
             let mut base = 1.0;

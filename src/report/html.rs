@@ -8,26 +8,9 @@ use jiff::tz::TimeZone;
 
 use super::chart::{self, Band, BandKind, Chart, Series, Tone, Unit};
 use super::ReportData;
-use crate::cli::output::{self, ProcessLabel};
-use crate::daemon::human_ms;
+use crate::format::{self as output, escape_html as escape, human_ms, ProcessLabel};
 use crate::model::TimestampMs;
 use crate::store::query::Resource;
-
-/// Escapes text for HTML content and double-quoted attributes.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// Series colors (Tableau 10 without its grey): distinct on screen and on paper.
 const PALETTE: [&str; 9] = [

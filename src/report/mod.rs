@@ -6,7 +6,7 @@
 //! turns it into the page. Guarantees: the page references nothing outside itself (no URL,
 //! no script, no font or image to fetch), so it opens the same offline, in a mail
 //! attachment or years later; a process is named as everywhere else in hogtrap
-//! ([`crate::cli::output::ProcessLabel`]).
+//! ([`crate::format::ProcessLabel`]).
 
 pub mod chart;
 pub mod html;

@@ -1,0 +1,22 @@
+//! How things look and parse, one of each, for every layer: durations (one grammar for every
+//! place a user writes one: the config, the alert config, Lua rules and rule tests), sizes,
+//! rates and percentages, local time, how a process is labelled, and markup escaping.
+//!
+//! The floor of the program: this module imports only [`crate::model`], so `alert`, `report`,
+//! `cli`, `daemon` and `store` can all use it without importing each other. Tests compare
+//! rendered text, so a formatter here changes the output of every command, alert and report.
+
+pub mod duration;
+pub mod escape;
+pub mod process;
+pub mod size;
+pub mod time;
+
+pub use duration::{cpu_seconds, duration_text, human_ms, parse_duration};
+pub use escape::{escape_html, escape_markup};
+pub use process::{
+    peak_value, process_cells, resource_total, resource_value, short, ProcessLabel, ProcessNumbers,
+    PROCESS_COLUMNS, PROCESS_NUMERIC,
+};
+pub use size::{bytes, parse_size, pct, rate};
+pub use time::{format_local, parse_time, parse_time_at};
