@@ -143,7 +143,7 @@ mod tests {
             id: 7,
             rule: "cpu_hog".into(),
             rule_file: None,
-            severity: "warning".into(),
+            severity: crate::model::Severity::Warning,
             title: "t".into(),
             opened_ms: opened,
             updated_ms: opened,
