@@ -14,6 +14,7 @@ use hogtrap::alert::compose::{new_alert, IncidentAlert};
 use hogtrap::alert::outbox::{raise, Delivery, DeliveryConfig, OutboxWaker, RaiseConfig};
 use hogtrap::alert::{Culprit, EmailConfig, Resource, SmtpTls};
 use hogtrap::config::{Config, Duration as ConfigDuration};
+use hogtrap::model::Severity;
 use hogtrap::store::outbox::{AlertKind, Channel, Outbox};
 use hogtrap::store::Store;
 use support::recorder::Daemon;
@@ -43,7 +44,7 @@ fn burner_alert(incident_id: Option<i64>, opened_ms: i64) -> IncidentAlert {
         host: "web1".into(),
         incident_id,
         rule: "cpu_hog".into(),
-        severity: "critical".into(),
+        severity: Severity::Critical,
         title: "one process holds a CPU".into(),
         opened_ms,
         closed_ms: None,

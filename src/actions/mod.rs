@@ -17,11 +17,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert, Resource};
+use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert};
 use crate::alert::outbox::{self as alert_outbox, OutboxWaker};
 use crate::config::{Config, Escalation as EscalationConfig};
 use crate::daemon::retention::PruneQueue;
-use crate::model::{Level, Sample, TimestampMs};
+use crate::model::{Level, Resource, Sample, Severity, TimestampMs, Urgency};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
 use crate::store::incident::{culprits_of, NewIncident};
 use crate::store::outbox::{AlertKind, Channel};
@@ -33,8 +33,8 @@ struct RuleNote {
     subject: String,
     body: String,
     channel: Channel,
-    /// `low`, `normal` or `critical`; `None`: from the severity.
-    urgency: Option<&'static str>,
+    /// `None`: from the severity.
+    urgency: Option<Urgency>,
 }
 
 /// A full sample kept in memory, with the id of its (baseline) row in the store.
@@ -180,7 +180,7 @@ impl Actions {
                 store,
                 &d.rule,
                 &d.file.display().to_string(),
-                "warning",
+                Severity::Warning,
                 &title,
                 "",
                 full,
@@ -243,7 +243,7 @@ impl Actions {
                         store,
                         &f.rule,
                         &file,
-                        severity.as_str(),
+                        *severity,
                         title,
                         body.as_deref().unwrap_or(""),
                         full,
@@ -297,11 +297,7 @@ impl Actions {
                         subject: summary.clone(),
                         body: body.clone(),
                         channel: Channel::Desktop,
-                        urgency: Some(match urgency {
-                            crate::rules::Urgency::Low => "low",
-                            crate::rules::Urgency::Normal => "normal",
-                            crate::rules::Urgency::Critical => "critical",
-                        }),
+                        urgency: Some(*urgency),
                     },
                     full,
                 ),
@@ -414,29 +410,27 @@ impl Actions {
             host: crate::collect::system_host_name_cached(),
             incident_id: Some(id),
             rule: i.rule.clone(),
-            severity: i.severity.clone(),
+            severity: i.severity,
             title,
             opened_ms: i.opened_ms,
             closed_ms: i.closed_ms,
             values,
             culprits: culprits
                 .into_iter()
-                .filter_map(|c| {
-                    Some(AlertCulprit {
-                        resource: Resource::parse(&c.resource)?,
-                        pid: c.pid as u32,
-                        name: c.name,
-                        user: c.user,
-                        cmdline: c.cmdline,
-                        value: c.value,
-                    })
+                .map(|c| AlertCulprit {
+                    resource: c.resource,
+                    pid: c.pid as u32,
+                    name: c.name,
+                    user: c.user,
+                    cmdline: c.cmdline,
+                    value: c.value,
                 })
                 .collect(),
             note: body,
         };
         let mut new = alert.new_alert(kind, now);
         if let Some(u) = urgency {
-            new.urgency = u.to_string();
+            new.urgency = u;
         }
         if let Err(e) = alert_outbox::raise(
             store,
@@ -471,7 +465,7 @@ impl Actions {
                 let mut new =
                     crate::alert::compose::new_alert(&f.rule, None, kind, &message, full.ts_ms);
                 if let Some(u) = note.urgency {
-                    new.urgency = u.to_string();
+                    new.urgency = u;
                 }
                 alert_outbox::raise(
                     store,
@@ -493,7 +487,7 @@ impl Actions {
         store: &mut Store,
         rule: &str,
         file: &str,
-        severity: &str,
+        severity: Severity,
         title: &str,
         summary: &str,
         full: &Arc<Sample>,
@@ -525,7 +519,7 @@ impl Actions {
         store.link_samples(id, &linked)?;
         let top = culprits
             .iter()
-            .find(|c| c.resource == "cpu")
+            .find(|c| c.resource == Resource::Cpu)
             .map(|c| format!("; top CPU: {} (pid {}) at {:.0}%", c.name, c.pid, c.value))
             .unwrap_or_default();
         tracing::warn!("incident {id} opened by rule {rule}: {title}{top}; see: hogtrap show {id}");
@@ -718,7 +712,7 @@ fn update_peaks(
     store: &mut Store,
     id: i64,
     s: &Sample,
-    severity: Option<&str>,
+    severity: Option<Severity>,
 ) -> crate::store::Result<()> {
     let old: serde_json::Value = serde_json::from_str(&store.peak_json(id)?).unwrap_or_default();
     let mut peak: BTreeMap<String, serde_json::Value> = match old {

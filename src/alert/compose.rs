@@ -10,51 +10,29 @@
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
-use super::message::{AlertMessage, Urgency};
+use super::message::AlertMessage;
 use crate::format::{self as output, escape_markup, format_local};
-use crate::model::TimestampMs;
-use crate::store::outbox::{AlertKind, HeldAlert, NewAlert, OpenIncidentAlert};
+use crate::model::{AlertKind, Severity, TimestampMs, Urgency};
+use crate::store::outbox::{HeldAlert, NewAlert, OpenIncidentAlert};
 
-/// What a culprit process is a culprit for; its `value` is in this resource's unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Resource {
-    /// CPU %, 100 = one core.
-    Cpu,
-    /// Resident memory, bytes.
-    Memory,
-    /// Disk read + write, bytes/s.
-    Io,
-    /// Network tx + rx, bytes/s.
-    Network,
+pub use crate::model::Resource;
+
+/// How a resource is named in a message.
+fn resource_label(r: Resource) -> &'static str {
+    match r {
+        Resource::Cpu => "CPU",
+        Resource::Mem => "memory",
+        Resource::Io => "disk I/O",
+        Resource::Net => "network",
+    }
 }
 
-impl Resource {
-    /// Reads the names used in `incident_culprit.resource` and by rules.
-    pub fn parse(text: &str) -> Option<Resource> {
-        match text.to_ascii_lowercase().as_str() {
-            "cpu" => Some(Resource::Cpu),
-            "mem" | "memory" | "rss" => Some(Resource::Memory),
-            "io" | "disk" => Some(Resource::Io),
-            "net" | "network" => Some(Resource::Network),
-            _ => None,
-        }
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Resource::Cpu => "CPU",
-            Resource::Memory => "memory",
-            Resource::Io => "disk I/O",
-            Resource::Network => "network",
-        }
-    }
-
-    fn format(self, value: f64) -> String {
-        match self {
-            Resource::Cpu => output::pct(value),
-            Resource::Memory => output::bytes(value),
-            Resource::Io | Resource::Network => output::rate(value),
-        }
+/// A culprit's value in its resource's unit.
+fn resource_format(r: Resource, value: f64) -> String {
+    match r {
+        Resource::Cpu => output::pct(value),
+        Resource::Mem => output::bytes(value),
+        Resource::Io | Resource::Net => output::rate(value),
     }
 }
 
@@ -77,8 +55,7 @@ pub struct IncidentAlert {
     /// `None` for an alert without an incident (the message then points to `hogtrap top`).
     pub incident_id: Option<i64>,
     pub rule: String,
-    /// `info`, `warning` or `critical`.
-    pub severity: String,
+    pub severity: Severity,
     /// One line, e.g. "load per CPU 3.2 for 2m".
     pub title: String,
     pub opened_ms: TimestampMs,
@@ -105,11 +82,11 @@ fn push_rows<K: AsRef<str>, V: AsRef<str>>(html: &mut String, rows: &[(K, V)]) {
 }
 
 /// The desktop urgency for a severity.
-pub fn severity_urgency(severity: &str) -> Urgency {
-    match severity.to_ascii_lowercase().as_str() {
-        "critical" | "crit" | "error" => Urgency::Critical,
-        "info" | "notice" => Urgency::Low,
-        _ => Urgency::Normal,
+pub fn severity_urgency(severity: Severity) -> Urgency {
+    match severity {
+        Severity::Critical => Urgency::Critical,
+        Severity::Info => Urgency::Low,
+        Severity::Warning => Urgency::Normal,
     }
 }
 
@@ -125,7 +102,7 @@ impl IncidentAlert {
     /// The message for a rule firing (`Fire`, `Notice`), clearing (`Clear`) or still
     /// open (`Reminder`, with `now_ms` to say for how long).
     pub fn message(&self, kind: AlertKind, now_ms: TimestampMs) -> AlertMessage {
-        let severity = self.severity.to_ascii_uppercase();
+        let severity = self.severity.as_str().to_ascii_uppercase();
         let incident = self
             .incident_id
             .map(|id| format!(" (incident {id})"))
@@ -139,7 +116,7 @@ impl IncidentAlert {
                 format!("STILL {severity}"),
                 format!(
                     "Still {} on {} after {}: {}",
-                    self.severity.to_ascii_lowercase(),
+                    self.severity,
                     self.host,
                     crate::format::human_ms(now_ms - self.opened_ms),
                     self.title
@@ -155,7 +132,7 @@ impl IncidentAlert {
         let mut facts: Vec<(&str, String)> = vec![
             ("host", self.host.clone()),
             ("rule", self.rule.clone()),
-            ("severity", self.severity.to_ascii_lowercase()),
+            ("severity", self.severity.to_string()),
             ("opened", format_local(self.opened_ms)),
         ];
         if let Some(closed) = self.closed_ms {
@@ -235,9 +212,9 @@ impl IncidentAlert {
                 let _ = writeln!(
                     html,
                     "<tr><td>{}</td><td>{}</td><td align=\"right\">{}</td><td><code>{}</code></td></tr>",
-                    c.resource.label(),
+                    resource_label(c.resource),
                     escape_markup(&process_label(c)),
-                    escape_markup(&c.resource.format(c.value)),
+                    escape_markup(&resource_format(c.resource, c.value)),
                     escape_markup(c.cmdline.as_deref().unwrap_or(""))
                 );
             }
@@ -259,7 +236,7 @@ impl IncidentAlert {
             urgency: Some(if kind == AlertKind::Clear {
                 Urgency::Low
             } else {
-                severity_urgency(&self.severity)
+                severity_urgency(self.severity)
             }),
             message_id: None,
         }
@@ -288,7 +265,7 @@ pub fn new_alert(
         subject: message.one_line_subject(),
         body_text: message.text.clone(),
         body_html: message.html.clone(),
-        urgency: message.urgency.unwrap_or_default().as_str().to_owned(),
+        urgency: message.urgency.unwrap_or_default(),
     }
 }
 
@@ -299,8 +276,8 @@ fn process_label(c: &Culprit) -> String {
 fn culprit_line(c: &Culprit) -> String {
     let mut line = format!(
         "{:8}  {:>10}  {}",
-        c.resource.label(),
-        c.resource.format(c.value),
+        resource_label(c.resource),
+        resource_format(c.resource, c.value),
         process_label(c)
     );
     if let Some(cmd) = c.cmdline.as_deref().filter(|s| !s.is_empty()) {
@@ -359,11 +336,7 @@ pub fn digest_message(
     let mut urgency = Urgency::Low;
     if let Some(last) = held.last() {
         let _ = write!(text, "\nThe newest one in full:\n\n{}", last.body_text);
-        urgency = match last.urgency.as_str() {
-            "critical" => Urgency::Critical,
-            "low" => Urgency::Low,
-            _ => Urgency::Normal,
-        };
+        urgency = last.urgency;
     }
     AlertMessage {
         subject,
@@ -381,11 +354,7 @@ pub fn reminder_message(open: &OpenIncidentAlert, now_ms: TimestampMs) -> AlertM
         crate::format::human_ms(now_ms - open.opened_ms),
         format_local(open.opened_ms)
     );
-    let urgency = match open.urgency.as_str() {
-        "critical" => Urgency::Critical,
-        "low" => Urgency::Low,
-        _ => Urgency::Normal,
-    };
+    let urgency = open.urgency;
     AlertMessage {
         subject: format!("[reminder] {}", open.subject),
         text: format!("{lead}{}", open.body_text),
@@ -429,7 +398,7 @@ mod tests {
             host: "web1".into(),
             incident_id: Some(7),
             rule: "load_spike".into(),
-            severity: "critical".into(),
+            severity: Severity::Critical,
             title: "load per CPU 3.2 for 2m".into(),
             opened_ms: 1_764_000_000_000,
             closed_ms: None,
@@ -439,7 +408,7 @@ mod tests {
             ]),
             culprits: vec![
                 Culprit {
-                    resource: Resource::Memory,
+                    resource: Resource::Mem,
                     pid: 17,
                     name: "java".into(),
                     user: Some("app".into()),
@@ -529,10 +498,10 @@ mod tests {
                 id: i,
                 created_ms: 1_764_000_000_000 + i * 10_000,
                 incident_id: None,
-                kind: "fire".into(),
+                kind: AlertKind::Fire,
                 subject: format!("load spike {i}"),
                 body_text: format!("body {i}"),
-                urgency: "critical".into(),
+                urgency: Urgency::Critical,
             })
             .collect();
         let m = digest_message("web1", "load_spike", "10m", &held);

@@ -8,25 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::format::escape_markup;
 
-/// How urgent an alert is; maps to the desktop notification urgency.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Urgency {
-    Low,
-    #[default]
-    Normal,
-    Critical,
-}
-
-impl Urgency {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::Low => "low",
-            Urgency::Normal => "normal",
-            Urgency::Critical => "critical",
-        }
-    }
-}
+pub use crate::model::Urgency;
 
 /// One alert, ready to send on any channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

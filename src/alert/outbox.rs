@@ -28,7 +28,7 @@ use super::compose::{digest_message, new_alert, reminder_message};
 use super::config::{DesktopConfig, EmailConfig};
 use super::desktop::{send_desktop_with, Relay};
 use super::email::send_email;
-use super::message::{AlertMessage, Urgency};
+use super::message::AlertMessage;
 use crate::config::{Alerts, Config};
 use crate::model::TimestampMs;
 use crate::store::outbox::{
@@ -355,11 +355,7 @@ impl Delivery {
                 subject: alert.subject.clone(),
                 text: alert.body_text.clone(),
                 html: alert.body_html.clone(),
-                urgency: Some(match alert.urgency.as_str() {
-                    "critical" => Urgency::Critical,
-                    "low" => Urgency::Low,
-                    _ => Urgency::Normal,
-                }),
+                urgency: Some(alert.urgency),
                 message_id: Some(message_id(alert, &self.config.host)),
             };
             let result = match alert.channel {
@@ -541,6 +537,7 @@ impl Worker {
 mod tests {
     use super::*;
     use crate::config::Duration as ConfigDuration;
+    use crate::model::Urgency;
 
     #[test]
     fn backoff_doubles_up_to_the_cap() {
@@ -574,7 +571,7 @@ mod tests {
             subject: "s".into(),
             body_text: "b".into(),
             body_html: None,
-            urgency: "normal".into(),
+            urgency: Urgency::Normal,
         };
         assert!(raise(
             &mut store,

@@ -6,8 +6,8 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use super::{output, time};
+use crate::model::Level;
 use crate::store::incident as inc;
-use crate::store::query::Resource;
 
 pub fn list(
     db: &Path,
@@ -41,7 +41,7 @@ pub fn list(
         t.add_row(vec![
             r.id.to_string(),
             r.rule.clone(),
-            r.severity.clone(),
+            r.severity.to_string(),
             time::format_local(r.opened_ms),
             r.closed_ms
                 .map(time::format_local)
@@ -128,21 +128,19 @@ pub fn show(db: &Path, id: i64, json: bool, full: bool) -> anyhow::Result<()> {
                 .with_cmdline(c.cmdline.as_deref());
             let [pid, user, name] = label.cells();
             t.add_row(vec![
-                c.resource.to_uppercase(),
+                c.resource.as_str().to_uppercase(),
                 c.rank.to_string(),
                 pid,
                 user,
                 name,
-                Resource::parse(&c.resource)
-                    .map(|r| output::resource_value(r, c.value))
-                    .unwrap_or_else(|| c.value.to_string()),
+                output::resource_value(c.resource, c.value),
                 label.command(50),
             ]);
         }
         output::align_right(&mut t, &[1, 2, 5]);
         writeln!(out, "{}", indent(&output::render(&t)))?;
     }
-    let detail = timeline.iter().filter(|p| p.level == "detail").count();
+    let detail = timeline.iter().filter(|p| p.level == Level::Detail).count();
     writeln!(
         out,
         "\nTimeline ({} samples, {} in detail{})",
@@ -172,7 +170,7 @@ pub fn show(db: &Path, id: i64, json: bool, full: bool) -> anyhow::Result<()> {
         };
         t.add_row(vec![
             format!("{}{mark}", time::format_local(p.ts_ms)),
-            p.level.clone(),
+            p.level.to_string(),
             format!("{:.2}", p.load1),
             output::pct(p.cpu_busy_pct),
             output::bytes(p.mem_used_bytes as f64),

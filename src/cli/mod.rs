@@ -821,7 +821,7 @@ fn cmd_status(db: &Path, json: bool) -> anyhow::Result<()> {
             "last       {} ({} ago, {})",
             time::format_local(t),
             crate::daemon::human_ms(a),
-            st.last_level.as_deref().unwrap_or("?")
+            st.last_level.map_or("?", |l| l.as_str())
         )?,
         _ => writeln!(out, "last       no samples yet")?,
     }

@@ -6,8 +6,7 @@ use std::fmt;
 
 use super::duration::cpu_seconds;
 use super::size::{bytes, pct, rate};
-// `Resource` moves to `crate::model` with the one vocabulary; this path follows it then.
-use crate::store::query::Resource;
+use crate::model::Resource;
 
 /// A process as people see it: `name (pid N, user)` in running text (legends, timelines,
 /// alerts) and the columns `PID USER NAME` in tables, always in that order.

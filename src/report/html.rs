@@ -9,8 +9,8 @@ use jiff::tz::TimeZone;
 use super::chart::{self, Band, BandKind, Chart, Series, Tone, Unit};
 use super::ReportData;
 use crate::format::{self as output, escape_html as escape, human_ms, ProcessLabel};
+use crate::model::Resource;
 use crate::model::TimestampMs;
-use crate::store::query::Resource;
 
 /// Series colors (Tableau 10 without its grey): distinct on screen and on paper.
 const PALETTE: [&str; 9] = [
@@ -171,7 +171,7 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
                     .as_deref()
                     .map(|f| format!(" <span class=\"muted\">({})</span>", escape(f)))
                     .unwrap_or_default(),
-                severity_badge(&i.severity)
+                severity_badge(i.severity.as_str())
             ),
         );
         fact("opened", escape(&local(i.opened_ms)));
@@ -633,7 +633,7 @@ fn incidents_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs)
             },
             i.id,
             escape(&i.rule),
-            severity_badge(&i.severity),
+            severity_badge(i.severity.as_str()),
             escape(&local(i.opened_ms)),
             i.closed_ms
                 .map(|c| escape(&local(c)))
@@ -667,15 +667,13 @@ fn incidents_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs)
             let label = ProcessLabel::new(c.pid, &c.name, c.user.as_deref())
                 .with_cmdline(c.cmdline.as_deref());
             let [pid, user, name] = label.cells();
-            let value = Resource::parse(&c.resource)
-                .map(|r| output::resource_value(r, c.value))
-                .unwrap_or_else(|| c.value.to_string());
+            let value = output::resource_value(c.resource, c.value);
             let _ = write!(
                 h,
                 "<tr><td class=\"num\">{id}</td><td>{}</td><td class=\"num\">{}</td>\
                  <td class=\"num\">{}</td><td>{}</td><td class=\"name\"><b>{}</b></td><td class=\"num\">{}</td>\
                  <td class=\"cmd\">{}</td></tr>",
-                escape(&c.resource.to_uppercase()),
+                escape(&c.resource.as_str().to_uppercase()),
                 c.rank,
                 escape(&pid),
                 escape(&user),
@@ -731,7 +729,7 @@ fn alerts_section(h: &mut String, d: &ReportData, local: &dyn Fn(TimestampMs) ->
             a.incident_id.map(|i| i.to_string()).unwrap_or_default(),
             escape(&a.rule),
             escape(&a.channel),
-            escape(&a.kind),
+            escape(a.kind.as_str()),
             escape(&a.subject),
             escape(&a.status),
             escape(&a.status),
@@ -876,7 +874,7 @@ mod tests {
             id: 7,
             rule: "cpu_hog".into(),
             rule_file: Some("rules/cpu_hog.lua".into()),
-            severity: "warning".into(),
+            severity: crate::model::Severity::Warning,
             title: "CPU hog: <burn> \"x\"".into(),
             opened_ms: 1_795_662_005_000,
             updated_ms: 1_795_662_005_000,
@@ -924,7 +922,7 @@ mod tests {
             culprits: vec![(
                 7,
                 vec![CulpritRow {
-                    resource: "cpu".into(),
+                    resource: Resource::Cpu,
                     rank: 1,
                     pid: 10,
                     name: "burn<er>".into(),
@@ -940,7 +938,7 @@ mod tests {
                 incident_id: Some(7),
                 rule: "cpu_hog".into(),
                 channel: "email".into(),
-                kind: "fire".into(),
+                kind: crate::model::AlertKind::Fire,
                 subject: "[hogtrap] <b>".into(),
                 status: "sent".into(),
                 attempts: 1,

@@ -13,9 +13,9 @@ pub mod html;
 
 use rusqlite::Connection;
 
+use crate::model::Resource;
 use crate::model::TimestampMs;
 use crate::store::incident::{self as inc, AlertRow, CulpritRow, IncidentRow};
-use crate::store::query::Resource;
 use crate::store::report as q;
 
 /// Processes charted per resource.
@@ -143,7 +143,7 @@ mod tests {
             id: 7,
             rule: "cpu_hog".into(),
             rule_file: None,
-            severity: "warning".into(),
+            severity: crate::model::Severity::Warning,
             title: "t".into(),
             opened_ms: opened,
             updated_ms: opened,

@@ -132,7 +132,7 @@ impl Opts<'_> {
     fn severity(&self, key: &str) -> Result<Option<Severity>, String> {
         match self.string(key)? {
             None => Ok(None),
-            Some(s) => Severity::parse(&s).map(Some).ok_or_else(|| {
+            Some(s) => s.parse::<Severity>().ok().map(Some).ok_or_else(|| {
                 format!(
                     "{}: {key} must be \"info\", \"warning\" or \"critical\", not {s:?}",
                     self.what

@@ -52,41 +52,9 @@ impl Default for RulesConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Severity {
-    Info,
-    #[default]
-    Warning,
-    Critical,
-}
-
-impl Severity {
-    pub fn parse(text: &str) -> Option<Severity> {
-        match text {
-            "info" => Some(Severity::Info),
-            "warning" => Some(Severity::Warning),
-            "critical" => Some(Severity::Critical),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Severity::Info => "info",
-            Severity::Warning => "warning",
-            Severity::Critical => "critical",
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Urgency {
-    Low,
-    #[default]
-    Normal,
-    Critical,
-}
+/// A rule's severity and a notification's urgency are the model's words; the Lua-facing
+/// parsing (which words a rule may write, and the error it gets) stays in `api`.
+pub use crate::model::{Severity, Urgency};
 
 /// A decision a rule handler made. The engine performs none of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -9,13 +9,12 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, Store};
-use crate::model::{Sample, TimestampMs};
+use crate::model::{AlertKind, Level, Resource, Sample, Severity, TimestampMs};
 
 /// A process an incident blames.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Culprit {
-    /// `cpu`, `mem`, `io` or `net`.
-    pub resource: String,
+    pub resource: Resource,
     pub rank: u32,
     pub pid: u32,
     pub start_time_ms: TimestampMs,
@@ -29,11 +28,11 @@ pub struct Culprit {
 pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
     let mut out = Vec::new();
     type Key = fn(&crate::model::ProcessRow) -> f64;
-    let keys: [(&str, Key); 4] = [
-        ("cpu", |p| p.cpu_pct),
-        ("mem", |p| p.rss_bytes as f64),
-        ("io", |p| p.read_bytes_per_s + p.write_bytes_per_s),
-        ("net", |p| {
+    let keys: [(Resource, Key); 4] = [
+        (Resource::Cpu, |p| p.cpu_pct),
+        (Resource::Mem, |p| p.rss_bytes as f64),
+        (Resource::Io, |p| p.read_bytes_per_s + p.write_bytes_per_s),
+        (Resource::Net, |p| {
             p.net_tx_bytes_per_s.unwrap_or(0.0) + p.net_rx_bytes_per_s.unwrap_or(0.0)
         }),
     ];
@@ -43,7 +42,7 @@ pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
         v.sort_by(|a, b| key(b).total_cmp(&key(a)));
         for (i, p) in v.into_iter().take(n).enumerate() {
             out.push(Culprit {
-                resource: resource.to_string(),
+                resource,
                 rank: i as u32 + 1,
                 pid: p.id.pid,
                 start_time_ms: p.id.start_time_ms,
@@ -59,7 +58,7 @@ pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
 pub struct NewIncident<'a> {
     pub rule: &'a str,
     pub rule_file: &'a str,
-    pub severity: &'a str,
+    pub severity: Severity,
     pub title: &'a str,
     pub summary: &'a str,
     pub opened_ms: TimestampMs,
@@ -160,7 +159,7 @@ impl Store {
         id: i64,
         updated_ms: TimestampMs,
         peak_json: &str,
-        severity: Option<&str>,
+        severity: Option<Severity>,
     ) -> Result<()> {
         self.conn
             .execute(
@@ -342,7 +341,7 @@ pub struct IncidentRow {
     pub id: i64,
     pub rule: String,
     pub rule_file: Option<String>,
-    pub severity: String,
+    pub severity: Severity,
     pub title: String,
     pub opened_ms: TimestampMs,
     pub updated_ms: TimestampMs,
@@ -399,7 +398,7 @@ pub fn incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<IncidentR
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct CulpritRow {
-    pub resource: String,
+    pub resource: Resource,
     pub rank: i64,
     pub pid: i64,
     pub name: String,
@@ -434,7 +433,7 @@ pub fn culprits(conn: &Connection, id: i64) -> rusqlite::Result<Vec<CulpritRow>>
 pub struct TimelinePoint {
     pub sample_id: i64,
     pub ts_ms: TimestampMs,
-    pub level: String,
+    pub level: Level,
     pub load1: f64,
     pub cpu_busy_pct: f64,
     pub mem_used_bytes: i64,
@@ -468,7 +467,7 @@ pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoin
         Ok(TimelinePoint {
             sample_id: r.get(0)?,
             ts_ms: r.get(1)?,
-            level: super::level_name(r.get(2)?).to_string(),
+            level: r.get(2)?,
             load1: r.get(3)?,
             cpu_busy_pct: r.get(4)?,
             mem_used_bytes: r.get(5)?,
@@ -520,7 +519,7 @@ pub struct AlertRow {
     pub incident_id: Option<i64>,
     pub rule: String,
     pub channel: String,
-    pub kind: String,
+    pub kind: AlertKind,
     pub subject: String,
     pub status: String,
     pub attempts: i64,

@@ -18,13 +18,14 @@ pub mod query;
 pub mod report;
 pub mod retention;
 pub mod schema;
+mod vocab;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, ErrorCode, OpenFlags, OptionalExtension};
 
-use crate::model::{Level, Sample, TimestampMs};
+use crate::model::{Sample, TimestampMs};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -456,7 +457,7 @@ fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqli
     .execute(params![
         s.ts_ms,
         host_id,
-        s.level.as_i64(),
+        s.level,
         s.interval_ms as i64,
         s.late_ms as i64,
         s.cpu_count,
@@ -557,14 +558,6 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
     conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
         .map_err(err)?;
     Ok(conn)
-}
-
-/// The level a row was stored at.
-pub fn level_name(level: i64) -> &'static str {
-    match Level::from_i64(level) {
-        Level::Baseline => "baseline",
-        Level::Detail => "detail",
-    }
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, StoreError};
-use crate::model::TimestampMs;
+pub use crate::model::AlertKind;
+use crate::model::{TimestampMs, Urgency};
 
 /// A delivery channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -56,34 +57,6 @@ impl Channel {
     }
 }
 
-/// Why an alert was written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum AlertKind {
-    /// A rule fired (an incident opened or escalated).
-    Fire,
-    /// The incident cleared: the recovery message.
-    Clear,
-    /// The incident is still open after `reminder_every`.
-    Reminder,
-    /// A summary of the alerts a rate limit held back. Never held itself.
-    Digest,
-    /// Anything else a rule sends (a scheduled report, a log-style message).
-    Notice,
-}
-
-impl AlertKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Fire => "fire",
-            AlertKind::Clear => "clear",
-            AlertKind::Reminder => "reminder",
-            AlertKind::Digest => "digest",
-            AlertKind::Notice => "notice",
-        }
-    }
-}
-
 /// An alert to queue, the same on every channel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewAlert {
@@ -94,8 +67,7 @@ pub struct NewAlert {
     pub subject: String,
     pub body_text: String,
     pub body_html: Option<String>,
-    /// `low`, `normal` or `critical`.
-    pub urgency: String,
+    pub urgency: Urgency,
 }
 
 /// One row [`enqueue`] wrote.
@@ -115,11 +87,11 @@ pub struct DueAlert {
     pub incident_id: Option<i64>,
     pub rule: String,
     pub channel: Channel,
-    pub kind: String,
+    pub kind: AlertKind,
     pub subject: String,
     pub body_text: String,
     pub body_html: Option<String>,
-    pub urgency: String,
+    pub urgency: Urgency,
     /// Attempts made before this one.
     pub attempts: i64,
 }
@@ -141,10 +113,10 @@ pub struct HeldAlert {
     pub id: i64,
     pub created_ms: TimestampMs,
     pub incident_id: Option<i64>,
-    pub kind: String,
+    pub kind: AlertKind,
     pub subject: String,
     pub body_text: String,
-    pub urgency: String,
+    pub urgency: Urgency,
 }
 
 /// An open incident that has had a `fire` alert on a channel, for reminders.
@@ -160,7 +132,7 @@ pub struct OpenIncidentAlert {
     pub subject: String,
     pub body_text: String,
     pub body_html: Option<String>,
-    pub urgency: String,
+    pub urgency: Urgency,
 }
 
 /// How an attempt ended.
@@ -239,7 +211,7 @@ fn insert(
         alert.incident_id,
         alert.rule,
         channel.as_str(),
-        alert.kind.as_str(),
+        alert.kind,
         alert.subject,
         alert.body_text,
         alert.body_html,
@@ -592,7 +564,7 @@ pub struct UndeliveredAlert {
     pub created_ms: TimestampMs,
     pub rule: String,
     pub channel: String,
-    pub kind: String,
+    pub kind: AlertKind,
     pub subject: String,
     pub status: String,
     pub attempts: i64,
@@ -707,7 +679,7 @@ mod tests {
             subject: format!("{rule} at {ts}"),
             body_text: "body".into(),
             body_html: None,
-            urgency: "normal".into(),
+            urgency: Urgency::Normal,
         }
     }
 

@@ -5,42 +5,17 @@
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::model::TimestampMs;
+use crate::model::{Level, TimestampMs};
 
-/// What a ranking is by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Resource {
-    Cpu,
-    Mem,
-    Io,
-    Net,
-}
+pub use crate::model::Resource;
 
-impl Resource {
-    pub const ALL: [Resource; 4] = [Resource::Cpu, Resource::Mem, Resource::Io, Resource::Net];
-
-    /// The name used in `incident_culprit.resource`, rules and `--by`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Resource::Cpu => "cpu",
-            Resource::Mem => "mem",
-            Resource::Io => "io",
-            Resource::Net => "net",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Resource> {
-        Resource::ALL.into_iter().find(|r| r.name() == text)
-    }
-
-    /// The per-row value, in the resource's unit (%, bytes, bytes/s, bytes/s).
-    pub(super) fn expr(self) -> &'static str {
-        match self {
-            Resource::Cpu => "ps.cpu_pct_x100 / 100.0",
-            Resource::Mem => "ps.rss_kib * 1024",
-            Resource::Io => "(ps.read_bps + ps.write_bps)",
-            Resource::Net => "(coalesce(ps.net_tx_bps, 0) + coalesce(ps.net_rx_bps, 0))",
-        }
+/// The per-row value of a resource, in its unit (%, bytes, bytes/s, bytes/s).
+pub(super) fn expr(r: Resource) -> &'static str {
+    match r {
+        Resource::Cpu => "ps.cpu_pct_x100 / 100.0",
+        Resource::Mem => "ps.rss_kib * 1024",
+        Resource::Io => "(ps.read_bps + ps.write_bps)",
+        Resource::Net => "(coalesce(ps.net_tx_bps, 0) + coalesce(ps.net_rx_bps, 0))",
     }
 }
 
@@ -66,7 +41,7 @@ pub struct SampleHead {
     pub sample_id: i64,
     pub ts_ms: TimestampMs,
     pub host: String,
-    pub level: String,
+    pub level: Level,
     pub load1: f64,
     pub cpu_busy_pct: f64,
     pub mem_used_bytes: i64,
@@ -86,7 +61,7 @@ pub fn sample_at(conn: &Connection, at: TimestampMs) -> rusqlite::Result<Option<
                 sample_id: r.get(0)?,
                 ts_ms: r.get(1)?,
                 host: r.get(2)?,
-                level: super::level_name(r.get(3)?).to_string(),
+                level: r.get(3)?,
                 load1: r.get(4)?,
                 cpu_busy_pct: r.get(5)?,
                 mem_used_bytes: r.get(6)?,
@@ -111,7 +86,7 @@ pub fn processes_of_sample(
          FROM process_sample ps JOIN process p ON p.id = ps.process_id
          WHERE ps.sample_id = ?1
          ORDER BY {} DESC, ps.cpu_pct_x100 DESC LIMIT ?2",
-        by.expr()
+        expr(by)
     );
     let mut st = conn.prepare(&sql)?;
     let rows = st.query_map(params![sample_id, n as i64], |r| {
@@ -158,7 +133,7 @@ pub fn top_over_range(
     by: Resource,
     n: usize,
 ) -> rusqlite::Result<Vec<ProcessOverRange>> {
-    let x = by.expr();
+    let x = expr(by);
     let total = match by {
         Resource::Cpu => format!("sum({x} / 100.0 * s.interval_ms / 1000.0)"),
         Resource::Mem => format!("max({x})"),
@@ -210,7 +185,7 @@ pub struct Status {
     pub samples: i64,
     pub first_ts_ms: Option<TimestampMs>,
     pub last_ts_ms: Option<TimestampMs>,
-    pub last_level: Option<String>,
+    pub last_level: Option<Level>,
     pub daemon_pid: Option<i64>,
     pub interval_ms: Option<i64>,
     pub db_bytes: i64,
@@ -256,10 +231,9 @@ pub fn status(conn: &Connection, events_since_ms: TimestampMs) -> rusqlite::Resu
         .query_row(
             "SELECT level FROM sample ORDER BY ts_ms DESC LIMIT 1",
             [],
-            |r| r.get::<_, i64>(0),
+            |r| r.get::<_, Level>(0),
         )
-        .optional()?
-        .map(|l| super::level_name(l).to_string());
+        .optional()?;
     let state = |k: &str| -> rusqlite::Result<Option<i64>> {
         conn.query_row(
             "SELECT value FROM recorder_state WHERE key = ?1",
@@ -336,7 +310,7 @@ pub fn load_samples(
     to: TimestampMs,
     with_processes: bool,
 ) -> rusqlite::Result<Vec<crate::model::Sample>> {
-    use crate::model::{HostRow, Level, Psi, Sample};
+    use crate::model::{HostRow, Psi, Sample};
     let mut st = conn.prepare(
         "SELECT s.id, s.ts_ms, h.name, s.cpu_count, s.level, s.interval_ms, s.late_ms,
                 s.load1, s.load5, s.load15, s.cpu_user_pct, s.cpu_system_pct, s.cpu_iowait_pct,
@@ -373,7 +347,7 @@ pub fn load_samples(
                 ts_ms: r.get(1)?,
                 host_name: r.get(2)?,
                 cpu_count: r.get(3)?,
-                level: Level::from_i64(r.get(4)?),
+                level: r.get(4)?,
                 interval_ms: r.get::<_, i64>(5)? as u64,
                 late_ms: r.get::<_, i64>(6)? as u64,
                 host: HostRow {

@@ -120,7 +120,7 @@ pub fn top_process_series(
          FROM sample s JOIN process_sample ps
            ON ps.sample_id = s.id AND ps.process_id IN ({})
          WHERE s.ts_ms BETWEEN ?1 AND ?2 ORDER BY s.ts_ms",
-        by.expr(),
+        super::query::expr(by),
         ids.join(", ")
     );
     let mut points: HashMap<i64, Vec<(TimestampMs, f64)>> = HashMap::new();
@@ -374,7 +374,7 @@ mod tests {
                 &NewIncident {
                     rule: "cpu_hog",
                     rule_file: "cpu_hog.lua",
-                    severity: "warning",
+                    severity: crate::model::Severity::Warning,
                     title: "CPU hog: burner",
                     summary: "",
                     opened_ms: 1_004_000,

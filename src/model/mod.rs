@@ -4,35 +4,18 @@
 //!
 //! Units are in the field names. CPU percentages are per core (one busy core = 100 %), as in
 //! `top`. Rates are per second over the interval since the previous sample.
+//!
+//! The enums every layer shares (`Level`, `Resource`, `Severity`, `Urgency`, `AlertKind`) live
+//! in [`vocab`]; their SQLite mapping is in `store::vocab`, the only place that speaks SQL.
 
 use serde::{Deserialize, Serialize};
 
+mod vocab;
+
+pub use vocab::{AlertKind, Level, Resource, Severity, UnknownValue, Urgency};
+
 /// Milliseconds since the Unix epoch, UTC.
 pub type TimestampMs = i64;
-
-/// How much a sample holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Level {
-    /// Host row plus the top processes by each resource.
-    #[default]
-    Baseline = 0,
-    /// Every process, with extras and connections (while a capture runs).
-    Detail = 1,
-}
-
-impl Level {
-    pub fn as_i64(self) -> i64 {
-        self as i64
-    }
-    pub fn from_i64(v: i64) -> Level {
-        if v == 1 {
-            Level::Detail
-        } else {
-            Level::Baseline
-        }
-    }
-}
 
 /// Pressure-stall information for one resource (`/proc/pressure/*`).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
