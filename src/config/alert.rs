@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::Urgency;
+use crate::model::Urgency;
 
 /// How the SMTP connection is secured. There is deliberately no "opportunistic" mode: a
 /// server that does not offer STARTTLS when it is required is an error, never a downgrade.
