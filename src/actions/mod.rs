@@ -20,11 +20,11 @@ use std::time::Duration;
 use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert};
 use crate::alert::outbox::{self as alert_outbox, OutboxWaker};
 use crate::config::{Config, Escalation as EscalationConfig};
-use crate::daemon::retention::PruneQueue;
 use crate::model::{Level, Resource, Sample, Severity, TimestampMs, Urgency};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
 use crate::store::incident::{culprits_of, NewIncident};
 use crate::store::outbox::{AlertKind, Channel};
+use crate::store::retention::PruneQueue;
 use crate::store::retention::{LevelFilter, PrunePolicy};
 use crate::store::{RecorderEvent, Store};
 

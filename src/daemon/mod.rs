@@ -37,7 +37,7 @@ pub use crate::format::human_ms;
 use crate::model::{Level, Sample};
 use crate::rules::{Engine, EngineState, RulesConfig};
 use crate::store::outbox::Outbox;
-use crate::store::retention::RetentionPolicy;
+use crate::store::retention::{PruneQueue, RetentionPolicy};
 use crate::store::{RecorderEvent, Store, StoreError};
 
 /// How long an alert attempt in flight at stop may take to finish before it is cut (and
@@ -170,7 +170,7 @@ impl Recorder {
     pub fn new(
         config: Config,
         mut store: Store,
-        prune: Option<retention::PruneQueue>,
+        prune: Option<PruneQueue>,
     ) -> anyhow::Result<Recorder> {
         let collector = Collector::new(config.sampler.source);
         let host_name = collect::host_name(&config.sampler);

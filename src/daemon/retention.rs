@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
-use crate::store::retention::{PrunePolicy, Pruner, RetentionPolicy, Summary};
+use crate::store::retention::{PruneJob, PruneQueue, Pruner, RetentionPolicy, Summary};
 use crate::store::RecorderEvent;
 
 /// How often the size cap is checked between full runs (or the interval, if shorter).
@@ -19,38 +19,9 @@ const SIZE_CHECK: Duration = Duration::from_secs(10);
 /// The first full run waits this long after start, so the recorder's first samples go first.
 const FIRST_RUN_AFTER: Duration = Duration::from_secs(5);
 
-enum Job {
-    Reload(RetentionPolicy, Duration),
-    Retention,
-    Policy(PrunePolicy),
-    DryRun(PrunePolicy),
-    Stop,
-}
-
-/// Where rules send pruning: cheap to clone, never blocks the caller.
-#[derive(Clone)]
-pub struct PruneQueue(mpsc::Sender<Job>);
-
-impl PruneQueue {
-    /// Runs a rule's policy on the retention thread, after what is already queued.
-    pub fn submit(&self, policy: PrunePolicy) {
-        let _ = self.0.send(Job::Policy(policy));
-    }
-
-    /// Logs what a policy would remove (a rule's `dry_run = true`).
-    pub fn dry_run(&self, policy: PrunePolicy) {
-        let _ = self.0.send(Job::DryRun(policy));
-    }
-
-    /// Runs the configured retention now (a rule's `prune { policy = "retention" }`).
-    pub fn run_retention(&self) {
-        let _ = self.0.send(Job::Retention);
-    }
-}
-
 /// Handle to the retention thread.
 pub struct RetentionWorker {
-    tx: mpsc::Sender<Job>,
+    tx: mpsc::Sender<PruneJob>,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -81,24 +52,29 @@ impl RetentionWorker {
 
     /// The queue rules' prune actions go to.
     pub fn queue(&self) -> PruneQueue {
-        PruneQueue(self.tx.clone())
+        PruneQueue::new(self.tx.clone())
     }
 
     pub fn reload(&self, settings: RetentionPolicy, interval: Duration) {
-        let _ = self.tx.send(Job::Reload(settings, interval));
+        let _ = self.tx.send(PruneJob::Reload(settings, interval));
     }
 
     /// Stops between two batches and waits for the thread.
     pub fn stop(mut self) {
         self.stop.store(true, Ordering::SeqCst);
-        let _ = self.tx.send(Job::Stop);
+        let _ = self.tx.send(PruneJob::Stop);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
     }
 }
 
-fn run(mut pruner: Pruner, mut interval: Duration, rx: mpsc::Receiver<Job>, stop: Arc<AtomicBool>) {
+fn run(
+    mut pruner: Pruner,
+    mut interval: Duration,
+    rx: mpsc::Receiver<PruneJob>,
+    stop: Arc<AtomicBool>,
+) {
     let mut next_full = Instant::now() + FIRST_RUN_AFTER;
     let mut next_cap = next_full + SIZE_CHECK.min(interval);
     let mut keep_going = |_: crate::store::retention::Progress| !stop.load(Ordering::SeqCst);
@@ -106,8 +82,8 @@ fn run(mut pruner: Pruner, mut interval: Duration, rx: mpsc::Receiver<Job>, stop
         let due = next_full.min(next_cap);
         let wait = due.saturating_duration_since(Instant::now());
         match rx.recv_timeout(wait) {
-            Ok(Job::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            Ok(Job::Reload(settings, new_interval)) => {
+            Ok(PruneJob::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return,
+            Ok(PruneJob::Reload(settings, new_interval)) => {
                 pruner.settings = settings;
                 if new_interval != interval {
                     interval = new_interval;
@@ -115,10 +91,10 @@ fn run(mut pruner: Pruner, mut interval: Duration, rx: mpsc::Receiver<Job>, stop
                 }
                 continue;
             }
-            Ok(Job::Retention) => {
+            Ok(PruneJob::Retention) => {
                 next_full = Instant::now();
             }
-            Ok(Job::DryRun(p)) => {
+            Ok(PruneJob::DryRun(p)) => {
                 let now = now_ms();
                 match crate::store::retention::plan_policy(
                     pruner.connection(),
@@ -136,7 +112,7 @@ fn run(mut pruner: Pruner, mut interval: Duration, rx: mpsc::Receiver<Job>, stop
                 }
                 continue;
             }
-            Ok(Job::Policy(p)) => {
+            Ok(PruneJob::Policy(p)) => {
                 let started = now_ms();
                 match pruner.run_policy(&p, started, &mut keep_going) {
                     Ok(s) => report(&mut pruner, &s, started),

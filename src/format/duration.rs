@@ -45,18 +45,32 @@ pub fn duration_text(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
-/// "3m12s"-style text for a span of milliseconds: whole seconds without spaces, or `"250ms"`
-/// under a second. Used for ages, gaps and windows in logs, alerts, the report and the CLI.
+/// "3m12s"-style text for a span of milliseconds: days, hours, minutes and seconds without
+/// spaces ("14d", "1h30m", "3m12s"), whole seconds from one second up, `"250ms"` below it, and
+/// `"0s"` for nothing. Used for ages, gaps, windows and retention spans in logs, alerts, the
+/// report and the CLI.
 pub fn human_ms(ms: i64) -> String {
-    let d = Duration::from_millis(ms.max(0) as u64);
-    let secs = d.as_secs();
-    if secs < 1 {
-        format!("{ms}ms")
-    } else {
-        humantime::format_duration(Duration::from_secs(secs))
-            .to_string()
-            .replace(' ', "")
+    const UNITS: [(i64, &str); 4] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+    ];
+    if ms <= 0 {
+        return "0s".into();
     }
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let mut left = ms;
+    let mut out = String::new();
+    for (size, unit) in UNITS {
+        if left >= size {
+            out.push_str(&format!("{}{unit}", left / size));
+            left %= size;
+        }
+    }
+    out
 }
 
 /// CPU time, e.g. `42.0 s`, `12m 03s`, `3h 07m`.
@@ -135,7 +149,9 @@ mod tests {
     #[test]
     fn compact_spans() {
         assert_eq!(human_ms(250), "250ms");
-        assert_eq!(human_ms(-5), "-5ms");
+        assert_eq!(human_ms(-5), "0s");
+        assert_eq!(human_ms(14 * 86_400_000), "14d");
+        assert_eq!(human_ms(600_000), "10m");
         assert_eq!(human_ms(192_400), "3m12s");
         assert_eq!(human_ms(5_400_000), "1h30m");
     }
