@@ -1,28 +1,42 @@
-//! `hogtrap incidents` and `hogtrap show ID`: what rules found, told from the store.
+//! `hogtrap incidents`: the incident list, what rules found, told from the store.
 
 use std::io::Write;
-use std::path::Path;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 
-use super::{output, time};
-use crate::model::Level;
+use super::{output, time, Ctx};
 use crate::store::incident as inc;
 
-pub fn list(
-    db: &Path,
-    since: Option<&str>,
-    rule: Option<&str>,
-    open: bool,
-    json: bool,
-) -> anyhow::Result<()> {
-    let conn = crate::store::open_read_only(db)?;
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only incidents open at or after this time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Only this rule's incidents.
+    #[arg(long)]
+    pub rule: Option<String>,
+    /// Only open incidents.
+    #[arg(long)]
+    pub open: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let Args {
+        since,
+        rule,
+        open,
+        json,
+    } = args;
+    let store = ctx.open_store()?;
     let since = since
+        .as_deref()
         .map(time::parse_time)
         .transpose()
         .map_err(anyhow::Error::msg)?;
-    let rows = inc::list_incidents(&conn, since, rule, open)
-        .with_context(|| format!("{}: reading incidents", db.display()))?;
+    let rows = inc::list_incidents(&store.conn, since, rule.as_deref(), open)
+        .with_context(|| format!("{}: reading incidents", store.path.display()))?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(&mut out, &rows)?;
@@ -46,192 +60,11 @@ pub fn list(
             r.closed_ms
                 .map(time::format_local)
                 .unwrap_or_else(|| "open".into()),
-            crate::daemon::human_ms(r.closed_ms.unwrap_or(now) - r.opened_ms),
+            crate::format::human_ms(r.closed_ms.unwrap_or(now) - r.opened_ms),
             output::short(&r.title, 70),
         ]);
     }
     output::align_right(&mut t, &[0, 5]);
     writeln!(out, "{}", output::render(&t))?;
     Ok(())
-}
-
-pub fn show(db: &Path, id: i64, json: bool, full: bool) -> anyhow::Result<()> {
-    let conn = crate::store::open_read_only(db)?;
-    let Some(i) = inc::incident(&conn, id)? else {
-        bail!(
-            "no incident {id} in {} (see: hogtrap incidents)",
-            db.display()
-        );
-    };
-    let culprits = inc::culprits(&conn, id)?;
-    let timeline = inc::timeline(&conn, id)?;
-    let captures = inc::captures(&conn, id)?;
-    let alerts = inc::alerts_of_incident(&conn, id)?;
-    let mut out = std::io::stdout().lock();
-    if json {
-        serde_json::to_writer_pretty(
-            &mut out,
-            &serde_json::json!({
-                "incident": i, "culprits": culprits, "timeline": timeline,
-                "captures": captures, "alerts": alerts,
-            }),
-        )?;
-        writeln!(out)?;
-        return Ok(());
-    }
-    let now = jiff::Timestamp::now().as_millisecond();
-    writeln!(out, "Incident {}: {}", i.id, i.title)?;
-    writeln!(
-        out,
-        "rule      {}{}, severity {}",
-        i.rule,
-        i.rule_file
-            .as_deref()
-            .map(|f| format!(" ({f})"))
-            .unwrap_or_default(),
-        i.severity
-    )?;
-    writeln!(out, "opened    {}", time::format_local(i.opened_ms))?;
-    match i.closed_ms {
-        Some(c) => writeln!(
-            out,
-            "closed    {} (after {})",
-            time::format_local(c),
-            crate::daemon::human_ms(c - i.opened_ms)
-        )?,
-        None => writeln!(
-            out,
-            "closed    no: open for {}",
-            crate::daemon::human_ms(now - i.opened_ms)
-        )?,
-    }
-    if !i.summary.is_empty() {
-        writeln!(out, "summary   {}", i.summary)?;
-    }
-    if let serde_json::Value::Object(peak) = &i.peak {
-        let parts: Vec<String> = peak
-            .iter()
-            .map(|(k, v)| format!("{k} {}", output::peak_value(k, v)))
-            .collect();
-        if !parts.is_empty() {
-            writeln!(out, "peak      {}", parts.join(", "))?;
-        }
-    }
-    writeln!(out, "\nCulprits when it opened")?;
-    if culprits.is_empty() {
-        writeln!(out, "  none recorded")?;
-    } else {
-        let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
-        let mut t = output::table(&["", "#", pid_h, user_h, name_h, "VALUE", "COMMAND"]);
-        for c in &culprits {
-            let label = output::ProcessLabel::new(c.pid, &c.name, c.user.as_deref())
-                .with_cmdline(c.cmdline.as_deref());
-            let [pid, user, name] = label.cells();
-            t.add_row(vec![
-                c.resource.as_str().to_uppercase(),
-                c.rank.to_string(),
-                pid,
-                user,
-                name,
-                output::resource_value(c.resource, c.value),
-                label.command(50),
-            ]);
-        }
-        output::align_right(&mut t, &[1, 2, 5]);
-        writeln!(out, "{}", indent(&output::render(&t)))?;
-    }
-    let detail = timeline.iter().filter(|p| p.level == Level::Detail).count();
-    writeln!(
-        out,
-        "\nTimeline ({} samples, {} in detail{})",
-        timeline.len(),
-        detail,
-        if timeline.len() > 30 && !full {
-            "; 30 shown, --full for all"
-        } else {
-            ""
-        }
-    )?;
-    let step = if full || timeline.len() <= 30 {
-        1
-    } else {
-        timeline.len().div_ceil(30)
-    };
-    let mut t = output::table(&["TIME", "LEVEL", "LOAD", "CPU", "MEM USED", "TOP BY CPU"]);
-    for (n, p) in timeline.iter().enumerate() {
-        let last = n + 1 == timeline.len();
-        if n % step != 0 && !last {
-            continue;
-        }
-        let mark = if p.ts_ms < i.opened_ms {
-            " (before)"
-        } else {
-            ""
-        };
-        t.add_row(vec![
-            format!("{}{mark}", time::format_local(p.ts_ms)),
-            p.level.to_string(),
-            format!("{:.2}", p.load1),
-            output::pct(p.cpu_busy_pct),
-            output::bytes(p.mem_used_bytes as f64),
-            match (&p.top_name, p.top_pid, p.top_cpu_pct) {
-                (Some(n), Some(pid), Some(c)) => format!(
-                    "{} {}",
-                    output::ProcessLabel::new(pid, n, None),
-                    output::pct(c)
-                ),
-                _ => String::new(),
-            },
-        ]);
-    }
-    output::align_right(&mut t, &[2, 3, 4]);
-    writeln!(out, "{}", indent(&output::render(&t)))?;
-    if !captures.is_empty() {
-        writeln!(out, "\nCaptures")?;
-        for c in &captures {
-            writeln!(
-                out,
-                "  {} to {}: every process every {}",
-                time::format_local(c.started_ms),
-                c.ended_ms
-                    .map(time::format_local)
-                    .unwrap_or_else(|| "now (running)".into()),
-                crate::daemon::human_ms(c.interval_ms),
-            )?;
-        }
-    }
-    writeln!(out, "\nAlerts")?;
-    if alerts.is_empty() {
-        writeln!(out, "  none")?;
-    }
-    for a in &alerts {
-        writeln!(
-            out,
-            "  {}  {} {} \"{}\": {}{}",
-            time::format_local(a.created_ms),
-            a.channel,
-            a.kind,
-            a.subject,
-            a.status,
-            a.last_error
-                .as_deref()
-                .map(|e| format!(" ({e})"))
-                .unwrap_or_default()
-        )?;
-    }
-    let to = i.closed_ms.unwrap_or(now);
-    writeln!(
-        out,
-        "\nMore: hogtrap top --from \"{}\" --to \"{}\" --by cpu",
-        time::format_local(i.opened_ms),
-        time::format_local(to)
-    )?;
-    Ok(())
-}
-
-fn indent(s: &str) -> String {
-    s.lines()
-        .map(|l| format!("  {l}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }

@@ -2,33 +2,53 @@
 //! tcpdump → lsof → ps in one command, live or after the fact.
 
 use std::io::{IsTerminal, Write};
-use std::path::Path;
 
 use anyhow::bail;
 
-use super::{output, time};
+use super::{output, time, Ctx, FormatArgs};
 use crate::model::Level;
 use crate::store::query::{self, Talker};
 
-pub struct NetArgs<'a> {
-    pub at: Option<&'a str>,
-    pub from: Option<&'a str>,
-    pub to: Option<&'a str>,
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A moment: the sample at or before it.
+    #[arg(long, conflicts_with_all = ["from", "to", "live"])]
+    pub at: Option<String>,
+    #[arg(long, requires = "to", conflicts_with = "live")]
+    pub from: Option<String>,
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Watch now, refreshing every second (like nethogs); no store needed.
+    #[arg(long)]
+    pub live: bool,
+    /// With --live: stop after this many refreshes.
+    #[arg(long, requires = "live")]
+    pub count: Option<u64>,
+    /// How many processes to show.
+    #[arg(short = 'n', default_value_t = 10)]
     pub n: usize,
-    pub json: bool,
-    pub csv: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
-pub fn recorded(db: &Path, a: &NetArgs) -> anyhow::Result<()> {
-    let conn = crate::store::open_read_only(db)?;
-    let (from, to) = match (a.from, a.to, a.at) {
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    if args.live {
+        return live(ctx, args.n, args.count, args.format.json);
+    }
+    recorded(ctx, &args)
+}
+
+fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
+    let store = ctx.open_store()?;
+    let (db, conn) = (&store.path, &store.conn);
+    let (from, to) = match (a.from.as_deref(), a.to.as_deref(), a.at.as_deref()) {
         (Some(f), Some(t), _) => (
             time::parse_time(f).map_err(anyhow::Error::msg)?,
             time::parse_time(t).map_err(anyhow::Error::msg)?,
         ),
         (_, _, at) => {
             let at = time::parse_time(at.unwrap_or("now")).map_err(anyhow::Error::msg)?;
-            let Some(head) = query::sample_at(&conn, at)? else {
+            let Some(head) = query::sample_at(conn, at)? else {
                 bail!(
                     "no sample at or before {} in {}",
                     time::format_local(at),
@@ -41,8 +61,8 @@ pub fn recorded(db: &Path, a: &NetArgs) -> anyhow::Result<()> {
     if to < from {
         bail!("--to is before --from");
     }
-    let talkers = query::talkers(&conn, from, to, a.n)?;
-    let totals = query::net_totals(&conn, from, to)?;
+    let talkers = query::talkers(conn, from, to, a.n)?;
+    let totals = query::net_totals(conn, from, to)?;
     if totals.samples == 0 {
         bail!(
             "no samples between {} and {} in {}",
@@ -52,7 +72,7 @@ pub fn recorded(db: &Path, a: &NetArgs) -> anyhow::Result<()> {
         );
     }
     let mut out = std::io::stdout().lock();
-    if a.json {
+    if a.format.json {
         serde_json::to_writer_pretty(
             &mut out,
             &serde_json::json!({ "from_ms": from, "to_ms": to, "totals": totals, "processes": talkers }),
@@ -60,7 +80,7 @@ pub fn recorded(db: &Path, a: &NetArgs) -> anyhow::Result<()> {
         writeln!(out)?;
         return Ok(());
     }
-    if a.csv {
+    if a.format.csv {
         let mut w = csv::Writer::from_writer(out);
         w.write_record([
             "pid",
@@ -163,8 +183,8 @@ fn remotes_text(t: &Talker) -> String {
 
 /// A refreshing view of who moves bytes now, like nethogs. `count`: stop after that many
 /// refreshes (for scripts); the screen is redrawn only on a terminal.
-pub fn live(config: Option<&Path>, n: usize, count: Option<u64>, json: bool) -> anyhow::Result<()> {
-    let cfg = crate::config::Config::load_or_default(config)?;
+fn live(ctx: &Ctx, n: usize, count: Option<u64>, json: bool) -> anyhow::Result<()> {
+    let cfg = ctx.config()?;
     let mut c = crate::collect::Collector::new(cfg.sampler.source);
     for notice in c.take_notices() {
         eprintln!("hogtrap: note: {notice}");

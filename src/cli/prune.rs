@@ -4,11 +4,23 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use crate::cli::{output, time};
-use crate::config::Config;
+use super::{output, time, Ctx};
 use crate::store::retention::{self, Progress, Pruner, RetentionPolicy, Summary};
 
-pub fn run(config: &Config, db: &Path, dry_run: bool, json: bool) -> anyhow::Result<()> {
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Only say what would go; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
+    let Args { dry_run, json } = args;
+    let config = ctx.config()?;
+    let db = &ctx.db_path()?;
     let settings = RetentionPolicy::from_config(config);
     let now = jiff::Timestamp::now().as_millisecond();
     let bar = progress_bar();
@@ -21,8 +33,8 @@ pub fn run(config: &Config, db: &Path, dry_run: bool, json: bool) -> anyhow::Res
         true
     };
     let summary = if dry_run {
-        let conn = crate::store::open_read_only(db)?;
-        retention::plan(&conn, &settings, now, &mut tick)?
+        let store = ctx.open_store()?;
+        retention::plan(&store.conn, &settings, now, &mut tick)?
     } else {
         let mut p = Pruner::open(
             db,

@@ -2,16 +2,15 @@
 //! from the store with a progress bar on a terminal, writes the HTML page.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use clap::Args;
 
-use super::time;
+use super::{time, Ctx};
 use crate::report::{self, Window};
 
-#[derive(Args, Debug)]
-pub struct ReportArgs {
+#[derive(clap::Args, Debug)]
+pub struct Args {
     /// Incident number (see `hogtrap incidents`): the incident and the minutes around it.
     #[arg(required_unless_present = "from", conflicts_with_all = ["from", "to"])]
     pub id: Option<i64>,
@@ -32,8 +31,9 @@ pub struct ReportArgs {
 /// Windows with more samples than this get a progress bar (on a terminal).
 const PROGRESS_FROM_SAMPLES: i64 = 5_000;
 
-pub fn run(db: &Path, a: &ReportArgs) -> anyhow::Result<()> {
-    let conn = crate::store::open_read_only(db)?;
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
+    let store = ctx.open_store()?;
+    let (db, conn) = (&store.path, &store.conn);
     let now = jiff::Timestamp::now().as_millisecond();
     let window = match (a.id, &a.from, &a.to) {
         (Some(id), _, _) => {
@@ -43,7 +43,7 @@ pub fn run(db: &Path, a: &ReportArgs) -> anyhow::Result<()> {
                     a.margin
                 )
             })?;
-            let Some(i) = crate::store::incident::incident(&conn, id)
+            let Some(i) = crate::store::incident::incident(conn, id)
                 .with_context(|| format!("{}: reading incident {id}", db.display()))?
             else {
                 bail!(
@@ -51,7 +51,7 @@ pub fn run(db: &Path, a: &ReportArgs) -> anyhow::Result<()> {
                     db.display()
                 );
             };
-            let bounds = crate::store::report::record_bounds(&conn)?;
+            let bounds = crate::store::report::record_bounds(conn)?;
             report::incident_window(&i, margin.as_millis() as i64, bounds, now)
         }
         (None, Some(from), Some(to)) => {
@@ -68,7 +68,7 @@ pub fn run(db: &Path, a: &ReportArgs) -> anyhow::Result<()> {
         }
         _ => bail!("give an incident ID or --from and --to"),
     };
-    let samples = crate::store::query::count_samples(&conn, window.from_ms, window.to_ms)?;
+    let samples = crate::store::query::count_samples(conn, window.from_ms, window.to_ms)?;
     if samples == 0 {
         bail!(
             "no samples between {} and {} in {}",
@@ -91,7 +91,7 @@ pub fn run(db: &Path, a: &ReportArgs) -> anyhow::Result<()> {
         bar.set_message(format!("reading {what} ({samples} samples)"));
         bar.inc(1);
     };
-    let data = report::gather(&conn, window, now, &mut step)
+    let data = report::gather(conn, window, now, &mut step)
         .with_context(|| format!("{}: reading the window", db.display()))?;
     bar.set_message("drawing the page");
     let page = report::html::render(&data, &jiff::tz::TimeZone::system());

@@ -1,15 +1,54 @@
 //! `hogtrap rules check | test | backtest`.
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{bail, Context};
 
-use super::time;
+use clap::Subcommand;
+
+use super::{time, Ctx};
 use crate::config::Config;
 use crate::rules::{self, Action, DiagnosticLevel, Engine, FiringKind};
 
-pub fn check(cfg: &Config) -> anyhow::Result<()> {
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Compile and validate every rule file; errors name file and line.
+    Check,
+    /// Run rule test files (fixture samples in, expected firings and actions out; see docs/rules.md).
+    Test {
+        /// Test files; default: every *.toml in the rules directory's tests/.
+        files: Vec<PathBuf>,
+    },
+    /// Replay recorded samples through the rules with actions held: when each rule would have fired.
+    Backtest {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        /// Only this rule's firings.
+        #[arg(long)]
+        rule: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
+    let cfg = ctx.config()?;
+    match command {
+        Command::Check => check(cfg),
+        Command::Test { files } => test(cfg, &files),
+        Command::Backtest {
+            from,
+            to,
+            rule,
+            json,
+        } => backtest(ctx, cfg, &from, &to, rule.as_deref(), json),
+    }
+}
+
+fn check(cfg: &Config) -> anyhow::Result<()> {
     let rc = crate::daemon::rules_config(cfg);
     let diags = rules::check(&cfg.rules.dir, &rc);
     let mut out = std::io::stdout().lock();
@@ -32,7 +71,7 @@ pub fn check(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn test(cfg: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+fn test(cfg: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
     let rc = crate::daemon::rules_config(cfg);
     let files: Vec<PathBuf> = if files.is_empty() {
         let dir = cfg.rules.dir.join("tests");
@@ -78,9 +117,9 @@ pub fn test(cfg: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn backtest(
+fn backtest(
+    ctx: &Ctx,
     cfg: &Config,
-    db: &Path,
     from: &str,
     to: &str,
     only: Option<&str>,
@@ -91,8 +130,9 @@ pub fn backtest(
     if to < from {
         bail!("--to is before --from");
     }
-    let conn = crate::store::open_read_only(db)?;
-    let samples = crate::store::query::load_samples(&conn, from, to, true)
+    let store = ctx.open_store()?;
+    let db = &store.path;
+    let samples = crate::store::query::load_samples(&store.conn, from, to, true)
         .with_context(|| format!("{}: reading samples", db.display()))?;
     if samples.is_empty() {
         bail!(

@@ -1,0 +1,61 @@
+//! What every command may need besides its own flags: the global `--config` and `--db`, the
+//! config they name (read once, and only by a command that asks for it), and the record
+//! opened read-only through one function.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+
+use crate::config::Config;
+
+/// The global options of one invocation, resolved on first use.
+pub struct Ctx {
+    config_path: Option<PathBuf>,
+    db: Option<PathBuf>,
+    config: OnceCell<Config>,
+}
+
+/// The store, open read-only, and the path it was opened from (for error lines).
+pub struct ReadOnlyStore {
+    pub path: PathBuf,
+    pub conn: rusqlite::Connection,
+}
+
+impl Ctx {
+    pub fn new(config_path: Option<PathBuf>, db: Option<PathBuf>) -> Self {
+        Ctx {
+            config_path,
+            db,
+            config: OnceCell::new(),
+        }
+    }
+
+    /// The `--config` file, if one was given.
+    pub fn config_path(&self) -> Option<&Path> {
+        self.config_path.as_deref()
+    }
+
+    /// The config: the `--config` file, or the embedded default. Loaded on the first call.
+    pub fn config(&self) -> anyhow::Result<&Config> {
+        if let Some(c) = self.config.get() {
+            return Ok(c);
+        }
+        let c = Config::load_or_default(self.config_path())?;
+        Ok(self.config.get_or_init(|| c))
+    }
+
+    /// The store file: `--db`, else the config's `[store] path` (the config is read only when
+    /// `--db` is absent).
+    pub fn db_path(&self) -> anyhow::Result<PathBuf> {
+        match &self.db {
+            Some(db) => Ok(db.clone()),
+            None => Ok(self.config()?.store.path.clone()),
+        }
+    }
+
+    /// The store, opened read-only: the one way a query command reaches the record.
+    pub fn open_store(&self) -> anyhow::Result<ReadOnlyStore> {
+        let path = self.db_path()?;
+        let conn = crate::store::open_read_only(&path)?;
+        Ok(ReadOnlyStore { path, conn })
+    }
+}

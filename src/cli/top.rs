@@ -1,0 +1,217 @@
+//! `hogtrap top`: what was running at a moment, or the top consumers over a range.
+
+use std::io::Write;
+
+use anyhow::{bail, Context};
+use clap::ValueEnum;
+
+use super::{output, time, Ctx, FormatArgs};
+use crate::store::query;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// A moment: "now", "2026-11-26 03:12", "10m ago", RFC 3339.
+    #[arg(long, conflicts_with_all = ["from", "to"])]
+    pub at: Option<String>,
+    /// Start of a range.
+    #[arg(long, requires = "to")]
+    pub from: Option<String>,
+    /// End of a range.
+    #[arg(long, requires = "from")]
+    pub to: Option<String>,
+    /// Rank by this resource.
+    #[arg(long, value_enum, default_value_t = By::Cpu)]
+    pub by: By,
+    /// How many processes to show.
+    #[arg(short = 'n', default_value_t = 10)]
+    pub n: usize,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum By {
+    Cpu,
+    Mem,
+    Io,
+    Net,
+}
+
+impl From<By> for query::Resource {
+    fn from(b: By) -> Self {
+        match b {
+            By::Cpu => query::Resource::Cpu,
+            By::Mem => query::Resource::Mem,
+            By::Io => query::Resource::Io,
+            By::Net => query::Resource::Net,
+        }
+    }
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
+    let store = ctx.open_store()?;
+    let (db, conn) = (&store.path, &store.conn);
+    let by: query::Resource = a.by.into();
+    let mut out = std::io::stdout().lock();
+    if let (Some(from), Some(to)) = (&a.from, &a.to) {
+        let from = time::parse_time(from).map_err(anyhow::Error::msg)?;
+        let to = time::parse_time(to).map_err(anyhow::Error::msg)?;
+        if to < from {
+            bail!("--to is before --from");
+        }
+        let rows = query::top_over_range(conn, from, to, by, a.n)
+            .with_context(|| format!("{}: reading the range", db.display()))?;
+        let n = query::count_samples(conn, from, to)?;
+        if n == 0 {
+            bail!(
+                "no samples between {} and {} in {}",
+                time::format_local(from),
+                time::format_local(to),
+                db.display()
+            );
+        }
+        if a.format.json {
+            serde_json::to_writer_pretty(&mut out, &rows)?;
+            writeln!(out)?;
+            return Ok(());
+        }
+        let (avg_h, peak_h, total_h) = match a.by {
+            By::Cpu => ("AVG CPU", "PEAK CPU", "CPU TIME"),
+            By::Mem => ("AVG RSS", "PEAK RSS", "PEAK RSS"),
+            By::Io => ("AVG IO/s", "PEAK IO/s", "TOTAL IO"),
+            By::Net => ("AVG NET/s", "PEAK NET/s", "TOTAL NET"),
+        };
+        let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
+        let header = [
+            pid_h, user_h, name_h, "SAMPLES", avg_h, peak_h, total_h, "COMMAND",
+        ];
+        if a.format.csv {
+            let mut w = csv::Writer::from_writer(out);
+            w.write_record(header)?;
+            for r in &rows {
+                w.write_record([
+                    r.pid.to_string(),
+                    r.user.clone(),
+                    r.name.clone(),
+                    r.samples.to_string(),
+                    r.avg.to_string(),
+                    r.peak.to_string(),
+                    r.total.to_string(),
+                    r.cmdline.clone(),
+                ])?;
+            }
+            w.flush()?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{} samples from {} to {}, by {:?}\n",
+            n,
+            time::format_local(from),
+            time::format_local(to),
+            a.by
+        )?;
+        let mut t = output::table(&header);
+        for r in &rows {
+            let label = output::ProcessLabel::new(r.pid, &r.name, Some(&r.user))
+                .with_cmdline(Some(&r.cmdline));
+            let [pid, user, name] = label.cells();
+            t.add_row(vec![
+                pid,
+                user,
+                name,
+                r.samples.to_string(),
+                output::resource_value(by, r.avg),
+                output::resource_value(by, r.peak),
+                output::resource_total(by, r.total),
+                label.command(60),
+            ]);
+        }
+        output::align_right(&mut t, &[0, 3, 4, 5, 6]);
+        writeln!(out, "{}", output::render(&t))?;
+        return Ok(());
+    }
+    let at = time::parse_time(a.at.as_deref().unwrap_or("now")).map_err(anyhow::Error::msg)?;
+    let Some(head) = query::sample_at(conn, at)? else {
+        bail!(
+            "no sample at or before {} in {}",
+            time::format_local(at),
+            db.display()
+        );
+    };
+    let rows = query::processes_of_sample(conn, head.sample_id, by, a.n)?;
+    if a.format.json {
+        serde_json::to_writer_pretty(
+            &mut out,
+            &serde_json::json!({ "sample": head, "processes": rows }),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let header = [
+        "PID", "USER", "NAME", "S", "CPU%", "RSS", "READ/s", "WRITE/s", "THR", "COMMAND",
+    ];
+    // CSV keeps raw numbers (and its columns); people get the shared process row.
+    if a.format.csv {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(header)?;
+        for p in &rows {
+            w.write_record([
+                p.pid.to_string(),
+                p.user.clone(),
+                p.name.clone(),
+                p.state.clone(),
+                p.cpu_pct.to_string(),
+                p.rss_bytes.to_string(),
+                p.read_bytes_per_s.to_string(),
+                p.write_bytes_per_s.to_string(),
+                p.threads.to_string(),
+                p.cmdline.clone(),
+            ])?;
+        }
+        w.flush()?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}  {}  ({} sample)  load {:.2}  cpu {}  mem used {}  {} processes\n",
+        time::format_local(head.ts_ms),
+        head.host,
+        head.level,
+        head.load1,
+        output::pct(head.cpu_busy_pct),
+        output::bytes(head.mem_used_bytes as f64),
+        head.procs_total
+    )?;
+    let mut t = output::table(&output::PROCESS_COLUMNS);
+    for p in &rows {
+        let label =
+            output::ProcessLabel::new(p.pid, &p.name, Some(&p.user)).with_cmdline(Some(&p.cmdline));
+        t.add_row(output::process_cells(
+            &label,
+            &output::ProcessNumbers {
+                state: p.state.clone(),
+                cpu_pct: p.cpu_pct,
+                rss_bytes: p.rss_bytes as f64,
+                read_bytes_per_s: p.read_bytes_per_s as f64,
+                write_bytes_per_s: p.write_bytes_per_s as f64,
+                net_bytes_per_s: net_rate(
+                    p.net_tx_bytes_per_s.map(|v| v as f64),
+                    p.net_rx_bytes_per_s.map(|v| v as f64),
+                ),
+                threads: p.threads,
+            },
+        ));
+    }
+    output::align_right(&mut t, &output::PROCESS_NUMERIC);
+    writeln!(out, "{}", output::render(&t))?;
+    Ok(())
+}
+
+/// A process's tx + rx, when network accounting saw it.
+pub(super) fn net_rate(tx: Option<f64>, rx: Option<f64>) -> Option<f64> {
+    match (tx, rx) {
+        (None, None) => None,
+        (tx, rx) => Some(tx.unwrap_or(0.0) + rx.unwrap_or(0.0)),
+    }
+}
