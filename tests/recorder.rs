@@ -217,8 +217,9 @@ fn sighup_reloads_and_keeps_the_old_config_on_error() {
     let cfg = std::fs::read_to_string(&d.config).unwrap();
     std::fs::write(&d.config, format!("{cfg}\n[bogus]\nx = 1\n")).unwrap();
     d.signal(libc::SIGHUP);
-    std::thread::sleep(Duration::from_millis(500));
-    assert!(d.log().contains("reload refused"), "{}", d.log());
+    d.wait_for("the refused reload logged", Duration::from_secs(10), || {
+        d.log().contains("reload refused").then_some(())
+    });
     let n = d.sample_count();
     d.wait_samples(n + 2, Duration::from_secs(10));
     std::fs::write(&d.config, cfg.replace("\"1s\"", "\"2s\"")).unwrap();
