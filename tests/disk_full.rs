@@ -131,19 +131,7 @@ fn a_full_disk_is_said_once_and_the_samples_are_written_when_space_returns() {
         .output()
         .unwrap();
     let rows: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let ts: Vec<i64> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["ts_ms"].as_i64().unwrap())
-        .collect();
-    for w in ts.windows(2) {
-        assert!(
-            w[1] - w[0] < 2000,
-            "a hole of {} ms: samples were lost",
-            w[1] - w[0]
-        );
-    }
+    support::assert_no_hole(rows.as_array().unwrap(), 2000, "across the full disk");
     let o = Command::new(support::recorder::hogtrap_bin())
         .arg("--db")
         .arg(&db)

@@ -65,15 +65,7 @@ fn run_adversary(body: &str) {
     let rows = d.sql_json(&format!(
         "SELECT ts_ms FROM sample WHERE ts_ms >= {t0} ORDER BY ts_ms"
     ));
-    let ts: Vec<i64> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["ts_ms"].as_i64().unwrap())
-        .collect();
-    for w in ts.windows(2) {
-        assert!(w[1] - w[0] < 2000, "samples {} ms apart", w[1] - w[0]);
-    }
+    support::assert_no_hole(rows.as_array().unwrap(), 2000, "beside the hostile rule");
     assert_eq!(
         d.scalar("SELECT count(*) FROM recorder_event WHERE kind = 'gap'"),
         0

@@ -202,283 +202,281 @@ fn emit(
     ok(true)
 }
 
+/// Builds one action from its option table; the first thing each does is refuse unknown keys.
+type BuildAction = fn(&Opts<'_>, &ActionInfo) -> Result<Action, String>;
+
+/// The action functions, in registration order: each is `name(opts)` recorded through [`emit`].
+const ACTIONS: &[(&str, BuildAction)] = &[
+    ("incident", incident),
+    ("resolve", resolve),
+    ("capture", capture),
+    ("email", email),
+    ("notify", notify),
+    ("prune", prune),
+    ("exec", exec),
+];
+
+/// The `history.*` functions: one per aggregate, all with the same `(field, window)` shape.
+const AGGREGATES: [(&str, Aggregate); 5] = [
+    ("min", Aggregate::Min),
+    ("max", Aggregate::Max),
+    ("avg", Aggregate::Avg),
+    ("last", Aggregate::Last),
+    ("count", Aggregate::Count),
+];
+
 pub(crate) fn exports(lua: &Lua) -> mlua::Result<Table> {
     let ex = lua.create_table()?;
-
-    ex.raw_set(
-        "rule",
-        lua.create_function(|lua, def: Value| {
-            let Value::Table(def) = def else {
-                return refuse::<bool>("rule: expected a table, e.g. rule { name = \"x\", when = function(s) ... end }");
-            };
-            match parse_rule(&def) {
-                Ok(decl) => {
-                    let mut ctx = lua
-                        .app_data_mut::<CallCtx>()
-                        .ok_or_else(|| mlua::Error::runtime("no call context"))?;
-                    match ctx.registering.as_mut() {
-                        Some(list) => {
-                            if list.iter().any(|d| d.name == decl.name) {
-                                return refuse(format!("rule: {} is defined twice in this file", decl.name));
-                            }
-                            list.push(decl);
-                            ok(true)
-                        }
-                        None => refuse("rule: rules can only be registered while the file loads"),
-                    }
-                }
-                Err(e) => refuse(e),
-            }
-        })?,
-    )?;
-
-    ex.raw_set(
-        "incident",
-        lua.create_function(|lua, t: Option<Table>| {
-            emit(lua, "incident", |ctx| {
-                let o = Opts {
-                    what: "incident",
-                    t: t.as_ref(),
-                };
-                o.check_keys(&["title", "severity", "body"])?;
-                Ok(Action::Incident {
-                    title: o
-                        .string("title")?
-                        .unwrap_or_else(|| ctx.default_title.clone()),
-                    severity: o.severity("severity")?.unwrap_or(ctx.severity),
-                    body: o.string("body")?,
-                })
-            })
-        })?,
-    )?;
-    ex.raw_set(
-        "resolve",
-        lua.create_function(|lua, t: Option<Table>| {
-            emit(lua, "resolve", |_| {
-                let o = Opts {
-                    what: "resolve",
-                    t: t.as_ref(),
-                };
-                o.check_keys(&["note"])?;
-                Ok(Action::Resolve {
-                    note: o.string("note")?,
-                })
-            })
-        })?,
-    )?;
-    ex.raw_set(
-        "capture",
-        lua.create_function(|lua, t: Option<Table>| {
-            emit(lua, "capture", |_| {
-                let o = Opts {
-                    what: "capture",
-                    t: t.as_ref(),
-                };
-                o.check_keys(&["duration", "interval", "all_processes", "connections"])?;
-                Ok(Action::Capture {
-                    duration: o
-                        .duration("duration")?
-                        .unwrap_or(std::time::Duration::from_secs(300)),
-                    interval: o.duration("interval")?,
-                    all_processes: o.boolean("all_processes", true)?,
-                    connections: o.boolean("connections", true)?,
-                })
-            })
-        })?,
-    )?;
-    ex.raw_set(
-        "email",
-        lua.create_function(|lua, t: Option<Table>| {
-            emit(lua, "email", |ctx| {
-                let o = Opts {
-                    what: "email",
-                    t: t.as_ref(),
-                };
-                o.check_keys(&["subject", "body", "to"])?;
-                let to = match o.value("to") {
-                    Value::Nil => Vec::new(),
-                    Value::String(s) => vec![s.to_string_lossy()],
-                    Value::Table(list) => list
-                        .sequence_values::<String>()
-                        .collect::<mlua::Result<Vec<_>>>()
-                        .map_err(|_| "email: to must be a list of addresses".to_string())?,
-                    _ => return Err("email: to must be an address or a list of addresses".into()),
-                };
-                Ok(Action::Email {
-                    subject: o
-                        .string("subject")?
-                        .unwrap_or_else(|| ctx.default_title.clone()),
-                    body: o.string("body")?.unwrap_or_default(),
-                    to,
-                })
-            })
-        })?,
-    )?;
-    ex.raw_set(
-        "notify",
-        lua.create_function(|lua, t: Option<Table>| {
-            emit(lua, "notify", |ctx| {
-                let o = Opts { what: "notify", t: t.as_ref() };
-                o.check_keys(&["summary", "body", "urgency"])?;
-                let urgency = match o.string("urgency")?.as_deref() {
-                    None => match ctx.severity {
-                        Severity::Critical => Urgency::Critical,
-                        Severity::Warning => Urgency::Normal,
-                        Severity::Info => Urgency::Low,
+    ex.raw_set("rule", lua.create_function(rule)?)?;
+    for &(name, build) in ACTIONS {
+        let action = move |lua: &Lua, t: Option<Table>| {
+            emit(lua, name, |info| {
+                build(
+                    &Opts {
+                        what: name,
+                        t: t.as_ref(),
                     },
-                    Some("low") => Urgency::Low,
-                    Some("normal") => Urgency::Normal,
-                    Some("critical") => Urgency::Critical,
-                    Some(other) => {
-                        return Err(format!("notify: urgency must be \"low\", \"normal\" or \"critical\", not {other:?}"))
-                    }
-                };
-                Ok(Action::Notify {
-                    summary: o.string("summary")?.unwrap_or_else(|| ctx.default_title.clone()),
-                    body: o.string("body")?.unwrap_or_default(),
-                    urgency,
-                })
+                    info,
+                )
             })
-        })?,
-    )?;
-    ex.raw_set(
-        "prune",
-        lua.create_function(|lua, t: Option<Table>| {
-            emit(lua, "prune", |_| {
-                let o = Opts {
-                    what: "prune",
-                    t: t.as_ref(),
-                };
-                o.check_keys(&[
-                    "policy",
-                    "older_than",
-                    "load_below",
-                    "keep_incidents",
-                    "dry_run",
-                ])?;
-                let older_than = o.duration("older_than")?;
-                let load_below = o.number("load_below")?;
-                let policy = match o.string("policy")? {
-                    Some(p) => p,
-                    None if load_below.is_some() => "low_load".to_string(),
-                    None => "age".to_string(),
-                };
-                match policy.as_str() {
-                    "low_load" if load_below.is_none() => {
-                        return Err("prune: policy \"low_load\" needs load_below (e.g. load_below = 1.4)".into())
-                    }
-                    "low_load" | "age" | "retention" => {}
-                    other => {
-                        return Err(format!(
-                            "prune: unknown policy {other:?} (use \"low_load\", \"age\" or \"retention\")"
-                        ))
-                    }
-                }
-                if policy != "retention" && older_than.is_none() {
-                    return Err("prune: older_than is required (e.g. older_than = \"1d\")".into());
-                }
-                Ok(Action::Prune {
-                    policy,
-                    older_than,
-                    load_below,
-                    keep_incidents: o.boolean("keep_incidents", true)?,
-                    dry_run: o.boolean("dry_run", false)?,
-                })
-            })
-        })?,
-    )?;
-    ex.raw_set(
-        "exec",
-        lua.create_function(|lua, t: Option<Table>| {
-            emit(lua, "exec", |ctx| {
-                if !ctx.allow_exec {
-                    return Err("exec: running commands is disabled by the configuration ([rules] allow_exec = false)".into());
-                }
-                let o = Opts { what: "exec", t: t.as_ref() };
-                o.check_keys(&["argv", "timeout"])?;
-                let argv: Vec<String> = match o.value("argv") {
-                    Value::Table(list) => list
-                        .sequence_values::<String>()
-                        .collect::<mlua::Result<Vec<_>>>()
-                        .map_err(|_| "exec: argv must be a list of strings".to_string())?,
-                    _ => return Err("exec: argv = { \"program\", \"arg\", ... } is required (no shell)".into()),
-                };
-                if argv.is_empty() || argv[0].is_empty() {
-                    return Err("exec: argv must name a program".into());
-                }
-                Ok(Action::Exec {
-                    argv,
-                    timeout: o.duration("timeout")?,
-                })
-            })
-        })?,
-    )?;
-    ex.raw_set(
-        "log",
-        lua.create_function(|lua, msg: Value| {
-            let text = match &msg {
-                Value::String(s) => s.to_string_lossy(),
-                Value::Nil => "nil".to_string(),
-                other => other
-                    .to_string()
-                    .unwrap_or_else(|_| other.type_name().to_string()),
-            };
-            let mut ctx = lua
-                .app_data_mut::<CallCtx>()
-                .ok_or_else(|| mlua::Error::runtime("no call context"))?;
-            if ctx.logs.len() < 100 {
-                let mut text = text;
-                text.truncate(4096);
-                ctx.logs.push(text.clone());
-                if ctx.in_handler {
-                    ctx.actions.push(Action::Log { message: text });
-                }
-            }
-            ok(true)
-        })?,
-    )?;
-
+        };
+        ex.raw_set(name, lua.create_function(action)?)?;
+    }
+    ex.raw_set("log", lua.create_function(log)?)?;
     let history = lua.create_table()?;
-    for (name, agg) in [
-        ("min", Aggregate::Min),
-        ("max", Aggregate::Max),
-        ("avg", Aggregate::Avg),
-        ("last", Aggregate::Last),
-        ("count", Aggregate::Count),
-    ] {
-        history.raw_set(
-            name,
-            lua.create_function(move |lua, (field, window): (Value, Value)| {
-                let Value::String(field) = field else {
-                    return refuse::<f64>(
-                        "history: first argument is a field name such as \"load1\"",
-                    );
-                };
-                let window = match duration_value(&window) {
-                    Ok(d) => d.as_millis() as i64,
-                    Err(e) => return refuse(format!("history: window: {e}")),
-                };
-                let now = lua
-                    .app_data_ref::<ViewCtx>()
-                    .and_then(|v| v.sample.as_ref().map(|s| s.ts_ms));
-                let Some(now) = now else {
-                    return refuse("history: only available while a sample is evaluated");
-                };
-                let ring = lua
-                    .app_data_ref::<CallCtx>()
-                    .map(|c| c.history.clone())
-                    .ok_or_else(|| mlua::Error::runtime("no call context"))?;
-                let ring = ring.lock().unwrap_or_else(|p| p.into_inner());
-                sandbox::charge(ring.len());
-                match ring.aggregate(&field.to_string_lossy(), window, now, agg) {
-                    Ok(v) => Ok((v, None)),
-                    Err(e) => refuse(format!("history: {e}")),
-                }
-            })?,
-        )?;
+    for (name, agg) in AGGREGATES {
+        let aggregate = move |lua: &Lua, args| history_aggregate(lua, agg, args);
+        history.raw_set(name, lua.create_function(aggregate)?)?;
     }
     ex.raw_set("history", history)?;
     Ok(ex)
+}
+
+/// `rule { ... }`: validates a definition and registers it while its file loads.
+fn rule(lua: &Lua, def: Value) -> mlua::Result<Opt<bool>> {
+    let Value::Table(def) = def else {
+        return refuse::<bool>(
+            "rule: expected a table, e.g. rule { name = \"x\", when = function(s) ... end }",
+        );
+    };
+    match parse_rule(&def) {
+        Ok(decl) => {
+            let mut ctx = lua
+                .app_data_mut::<CallCtx>()
+                .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+            match ctx.registering.as_mut() {
+                Some(list) => {
+                    if list.iter().any(|d| d.name == decl.name) {
+                        return refuse(format!(
+                            "rule: {} is defined twice in this file",
+                            decl.name
+                        ));
+                    }
+                    list.push(decl);
+                    ok(true)
+                }
+                None => refuse("rule: rules can only be registered while the file loads"),
+            }
+        }
+        Err(e) => refuse(e),
+    }
+}
+
+fn incident(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
+    o.check_keys(&["title", "severity", "body"])?;
+    Ok(Action::Incident {
+        title: o
+            .string("title")?
+            .unwrap_or_else(|| ctx.default_title.clone()),
+        severity: o.severity("severity")?.unwrap_or(ctx.severity),
+        body: o.string("body")?,
+    })
+}
+
+fn resolve(o: &Opts<'_>, _: &ActionInfo) -> Result<Action, String> {
+    o.check_keys(&["note"])?;
+    Ok(Action::Resolve {
+        note: o.string("note")?,
+    })
+}
+
+fn capture(o: &Opts<'_>, _: &ActionInfo) -> Result<Action, String> {
+    o.check_keys(&["duration", "interval", "all_processes", "connections"])?;
+    Ok(Action::Capture {
+        duration: o
+            .duration("duration")?
+            .unwrap_or(std::time::Duration::from_secs(300)),
+        interval: o.duration("interval")?,
+        all_processes: o.boolean("all_processes", true)?,
+        connections: o.boolean("connections", true)?,
+    })
+}
+
+fn email(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
+    o.check_keys(&["subject", "body", "to"])?;
+    let to = match o.value("to") {
+        Value::Nil => Vec::new(),
+        Value::String(s) => vec![s.to_string_lossy()],
+        Value::Table(list) => list
+            .sequence_values::<String>()
+            .collect::<mlua::Result<Vec<_>>>()
+            .map_err(|_| "email: to must be a list of addresses".to_string())?,
+        _ => return Err("email: to must be an address or a list of addresses".into()),
+    };
+    Ok(Action::Email {
+        subject: o
+            .string("subject")?
+            .unwrap_or_else(|| ctx.default_title.clone()),
+        body: o.string("body")?.unwrap_or_default(),
+        to,
+    })
+}
+
+fn notify(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
+    o.check_keys(&["summary", "body", "urgency"])?;
+    let urgency = match o.string("urgency")?.as_deref() {
+        None => match ctx.severity {
+            Severity::Critical => Urgency::Critical,
+            Severity::Warning => Urgency::Normal,
+            Severity::Info => Urgency::Low,
+        },
+        Some("low") => Urgency::Low,
+        Some("normal") => Urgency::Normal,
+        Some("critical") => Urgency::Critical,
+        Some(other) => {
+            return Err(format!(
+                "notify: urgency must be \"low\", \"normal\" or \"critical\", not {other:?}"
+            ))
+        }
+    };
+    Ok(Action::Notify {
+        summary: o
+            .string("summary")?
+            .unwrap_or_else(|| ctx.default_title.clone()),
+        body: o.string("body")?.unwrap_or_default(),
+        urgency,
+    })
+}
+
+fn prune(o: &Opts<'_>, _: &ActionInfo) -> Result<Action, String> {
+    o.check_keys(&[
+        "policy",
+        "older_than",
+        "load_below",
+        "keep_incidents",
+        "dry_run",
+    ])?;
+    let older_than = o.duration("older_than")?;
+    let load_below = o.number("load_below")?;
+    let policy = match o.string("policy")? {
+        Some(p) => p,
+        None if load_below.is_some() => "low_load".to_string(),
+        None => "age".to_string(),
+    };
+    match policy.as_str() {
+        "low_load" if load_below.is_none() => {
+            return Err(
+                "prune: policy \"low_load\" needs load_below (e.g. load_below = 1.4)".into(),
+            )
+        }
+        "low_load" | "age" | "retention" => {}
+        other => {
+            return Err(format!(
+                "prune: unknown policy {other:?} (use \"low_load\", \"age\" or \"retention\")"
+            ))
+        }
+    }
+    if policy != "retention" && older_than.is_none() {
+        return Err("prune: older_than is required (e.g. older_than = \"1d\")".into());
+    }
+    Ok(Action::Prune {
+        policy,
+        older_than,
+        load_below,
+        keep_incidents: o.boolean("keep_incidents", true)?,
+        dry_run: o.boolean("dry_run", false)?,
+    })
+}
+
+fn exec(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
+    // Refused before the options are read: a disabled exec says so whatever it was given.
+    if !ctx.allow_exec {
+        return Err(
+            "exec: running commands is disabled by the configuration ([rules] allow_exec = false)"
+                .into(),
+        );
+    }
+    o.check_keys(&["argv", "timeout"])?;
+    let argv: Vec<String> = match o.value("argv") {
+        Value::Table(list) => list
+            .sequence_values::<String>()
+            .collect::<mlua::Result<Vec<_>>>()
+            .map_err(|_| "exec: argv must be a list of strings".to_string())?,
+        _ => {
+            return Err("exec: argv = { \"program\", \"arg\", ... } is required (no shell)".into())
+        }
+    };
+    if argv.is_empty() || argv[0].is_empty() {
+        return Err("exec: argv must name a program".into());
+    }
+    Ok(Action::Exec {
+        argv,
+        timeout: o.duration("timeout")?,
+    })
+}
+
+/// `log(msg)`: kept for the call's log (100 lines of 4 KiB at most); an action in handlers.
+fn log(lua: &Lua, msg: Value) -> mlua::Result<Opt<bool>> {
+    let text = match &msg {
+        Value::String(s) => s.to_string_lossy(),
+        Value::Nil => "nil".to_string(),
+        other => other
+            .to_string()
+            .unwrap_or_else(|_| other.type_name().to_string()),
+    };
+    let mut ctx = lua
+        .app_data_mut::<CallCtx>()
+        .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+    if ctx.logs.len() < 100 {
+        let mut text = text;
+        text.truncate(4096);
+        ctx.logs.push(text.clone());
+        if ctx.in_handler {
+            ctx.actions.push(Action::Log { message: text });
+        }
+    }
+    ok(true)
+}
+
+/// `history.<agg>(field, window)`: the aggregate of `field` over the last `window` of samples.
+fn history_aggregate(
+    lua: &Lua,
+    agg: Aggregate,
+    (field, window): (Value, Value),
+) -> mlua::Result<Opt<f64>> {
+    let Value::String(field) = field else {
+        return refuse::<f64>("history: first argument is a field name such as \"load1\"");
+    };
+    let window = match duration_value(&window) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => return refuse(format!("history: window: {e}")),
+    };
+    let now = lua
+        .app_data_ref::<ViewCtx>()
+        .and_then(|v| v.sample.as_ref().map(|s| s.ts_ms));
+    let Some(now) = now else {
+        return refuse("history: only available while a sample is evaluated");
+    };
+    let ring = lua
+        .app_data_ref::<CallCtx>()
+        .map(|c| c.history.clone())
+        .ok_or_else(|| mlua::Error::runtime("no call context"))?;
+    let ring = ring.lock().unwrap_or_else(|p| p.into_inner());
+    sandbox::charge(ring.len());
+    match ring.aggregate(&field.to_string_lossy(), window, now, agg) {
+        Ok(v) => Ok((v, None)),
+        Err(e) => refuse(format!("history: {e}")),
+    }
 }
 
 const RULE_KEYS: &[&str] = &[

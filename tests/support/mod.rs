@@ -239,6 +239,18 @@ pub fn wait_until(timeout: Duration, mut check: impl FnMut() -> bool) -> bool {
     }
 }
 
+/// Fails when two consecutive `rows` (samples with a `ts_ms`, in time order) are `limit_ms`
+/// or more apart: a hole where samples were lost. `during` says what the samples lived through.
+pub fn assert_no_hole(rows: &[serde_json::Value], limit_ms: i64, during: &str) {
+    for w in rows.windows(2) {
+        let gap = w[1]["ts_ms"].as_i64().unwrap() - w[0]["ts_ms"].as_i64().unwrap();
+        assert!(
+            gap < limit_ms,
+            "samples {gap} ms apart {during}: a hole where samples were lost"
+        );
+    }
+}
+
 fn run_ok(what: &str, command: &mut Command) {
     let output = command
         .output()
