@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use super::health::Step;
 use super::Actions;
 use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert, Resource};
 use crate::alert::outbox as alert_outbox;
@@ -24,7 +25,7 @@ impl Actions {
     /// Queues the standard message about incident `id` (host, rule, severity, values,
     /// culprits, `hogtrap show ID`) on every enabled channel, or on `only`.
     pub(super) fn raise(
-        &self,
+        &mut self,
         store: &mut Store,
         id: i64,
         kind: AlertKind,
@@ -32,10 +33,16 @@ impl Actions {
         now: TimestampMs,
     ) {
         let conn = store.connection();
-        let Ok(Some(i)) = crate::store::incident::incident(conn, id) else {
+        let read = crate::store::incident::incident(conn, id);
+        // An incident that is not there (pruned meanwhile) has nothing to alert about.
+        let Some(Some(i)) = self.health.note(Step::ReadIncident, read) else {
             return;
         };
-        let culprits = crate::store::incident::culprits(conn, id).unwrap_or_default();
+        let culprits = crate::store::incident::culprits(conn, id);
+        let culprits = self
+            .health
+            .note(Step::ReadCulprits, culprits)
+            .unwrap_or_default();
         let values = match &i.peak {
             serde_json::Value::Object(o) => o.clone().into_iter().collect(),
             _ => BTreeMap::new(),
@@ -45,7 +52,7 @@ impl Actions {
             None => (i.title.clone(), None, None, None),
         };
         let alert = IncidentAlert {
-            host: crate::collect::system_host_name_cached(),
+            host: self.settings.host_name.clone(),
             incident_id: Some(id),
             rule: i.rule.clone(),
             severity: i.severity.clone(),
@@ -72,15 +79,20 @@ impl Actions {
         if let Some(u) = urgency {
             new.urgency = u.to_string();
         }
-        if let Err(e) = alert_outbox::raise(store, &self.config, &self.waker, &new, only.as_deref())
-        {
+        if let Err(e) = alert_outbox::raise(
+            store,
+            &self.settings.config,
+            &self.waker,
+            &new,
+            only.as_deref(),
+        ) {
             tracing::error!("alert for incident {id} not queued: {e}");
         }
     }
 
     /// A rule's own email or notification: about its open incident if it has one.
     pub(super) fn raise_from_rule(
-        &self,
+        &mut self,
         store: &mut Store,
         f: &Firing,
         kind: AlertKind,
@@ -104,7 +116,7 @@ impl Actions {
                 }
                 alert_outbox::raise(
                     store,
-                    &self.config,
+                    &self.settings.config,
                     &self.waker,
                     &new,
                     Some(&[note.channel]),

@@ -6,7 +6,7 @@ use super::Actions;
 
 impl Actions {
     pub(super) fn exec(&self, rule: &str, argv: &[String], timeout: Duration) {
-        if !self.allow_exec {
+        if !self.settings.allow_exec {
             tracing::warn!("rule {rule}: exec refused: [rules] allow_exec is false");
             return;
         }
@@ -38,8 +38,12 @@ impl Actions {
                             return;
                         }
                         Ok(None) if start.elapsed() > timeout => {
-                            let _ = child.kill();
-                            let _ = child.wait();
+                            if let Err(e) = child.kill() {
+                                tracing::warn!("rule {rule}: exec {program}: cannot kill: {e}");
+                            }
+                            if let Err(e) = child.wait() {
+                                tracing::warn!("rule {rule}: exec {program}: {e}");
+                            }
                             tracing::warn!(
                                 "rule {rule}: exec {program}: killed after {}s",
                                 timeout.as_secs()

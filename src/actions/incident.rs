@@ -1,10 +1,16 @@
-//! Incidents: opening a rule's incident, or updating the open one, and its peaks.
+//! Incidents: opening a rule's incident, or updating the open one, and the peaks of every
+//! open incident.
+//!
+//! Peaks are kept in memory ([`Peaks`]), loaded once when the incident is opened or first
+//! seen open (restored at start), and written to `peak_json` only when one of them changed;
+//! `updated_ms` (and a rule's new severity) is written on every update, as before.
 
+use std::collections::hash_map::Entry;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::Actions;
-use crate::model::Sample;
+use crate::model::{Sample, TimestampMs};
 use crate::store::incident::{culprits_of, NewIncident};
 use crate::store::Store;
 
@@ -25,12 +31,11 @@ impl Actions {
         values: &serde_json::Value,
     ) -> crate::store::Result<(i64, bool)> {
         if let Some(id) = store.open_incident_of(rule)? {
-            update_peaks(store, id, full, Some(severity))?;
+            self.track_peaks(store, id, full, Some(severity))?;
             return Ok((id, false));
         }
-        let mut peak = host_values(full);
-        merge_numbers(&mut peak, values);
-        let peak_json = serde_json::Value::Object(peak.into_iter().collect()).to_string();
+        let peaks = Peaks::opening(full, values);
+        let peak_json = peaks.to_json();
         let culprits = culprits_of(full, 3);
         let id = store.open_incident(
             &NewIncident {
@@ -44,7 +49,8 @@ impl Actions {
             },
             &culprits,
         )?;
-        let mut linked: Vec<i64> = self.ring.iter().map(|k| k.sample_id).collect();
+        self.peaks.insert(id, peaks);
+        let mut linked: Vec<i64> = self.pre_trigger.sample_ids().collect();
         linked.extend(sample_id);
         store.link_samples(id, &linked)?;
         let top = culprits
@@ -54,6 +60,112 @@ impl Actions {
             .unwrap_or_default();
         tracing::warn!("incident {id} opened by rule {rule}: {title}{top}; see: hogtrap show {id}");
         Ok((id, true))
+    }
+
+    /// Every open incident: links this sample (`sample_id`) and tracks its peaks. Forgets
+    /// the peaks of incidents no longer open.
+    pub(super) fn track_open_incidents(
+        &mut self,
+        store: &mut Store,
+        full: &Sample,
+        sample_id: i64,
+    ) {
+        let listed = store.open_incidents();
+        let Some(open) = self.health.note(super::health::Step::OpenIncidents, listed) else {
+            return;
+        };
+        self.peaks.retain(|id, _| open.iter().any(|(o, _)| o == id));
+        for (incident, _) in open {
+            let linked = store.link_samples(incident, &[sample_id]);
+            self.health.note(super::health::Step::LinkSamples, linked);
+            let tracked = self.track_peaks(store, incident, full, None);
+            self.health.note(super::health::Step::UpdatePeaks, tracked);
+        }
+    }
+
+    /// Keeps the highest value of each tracked number of incident `id`; writes `peak_json` only
+    /// when a peak changed, `updated_ms` (and `severity`, if given) every time.
+    fn track_peaks(
+        &mut self,
+        store: &mut Store,
+        id: i64,
+        s: &Sample,
+        severity: Option<&str>,
+    ) -> crate::store::Result<()> {
+        let peaks = match self.peaks.entry(id) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => e.insert(Peaks::from_json(&store.peak_json(id)?)),
+        };
+        peaks.track(s);
+        write_peaks(store, id, peaks, s.ts_ms, severity)
+    }
+}
+
+fn write_peaks(
+    store: &mut Store,
+    id: i64,
+    peaks: &mut Peaks,
+    updated_ms: TimestampMs,
+    severity: Option<&str>,
+) -> crate::store::Result<()> {
+    if peaks.unsaved {
+        store.update_incident(id, updated_ms, &peaks.to_json(), severity)?;
+        peaks.unsaved = false;
+        Ok(())
+    } else {
+        store.touch_incident(id, updated_ms, severity)
+    }
+}
+
+/// The peaks of one open incident, as its `peak_json` holds them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct Peaks {
+    values: BTreeMap<String, serde_json::Value>,
+    /// Changed since the store last took them.
+    unsaved: bool,
+}
+
+impl Peaks {
+    /// An incident's first peaks: the sample's host values and the rule's numbers.
+    fn opening(s: &Sample, rule_values: &serde_json::Value) -> Peaks {
+        let mut values = host_values(s);
+        merge_numbers(&mut values, rule_values);
+        Peaks {
+            values,
+            unsaved: false,
+        }
+    }
+
+    /// Peaks as stored; what is not a JSON object counts as none.
+    fn from_json(text: &str) -> Peaks {
+        let stored: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let values = match stored {
+            serde_json::Value::Object(o) => o.into_iter().collect(),
+            _ => BTreeMap::new(),
+        };
+        Peaks {
+            values,
+            unsaved: false,
+        }
+    }
+
+    /// Keeps the higher of each host value of `s` and its peak (a value with no numeric peak
+    /// takes its place).
+    fn track(&mut self, s: &Sample) {
+        for (k, v) in host_values(s) {
+            let higher = match (self.values.get(&k).and_then(|p| p.as_f64()), v.as_f64()) {
+                (Some(p), Some(n)) => n > p,
+                _ => true,
+            };
+            if higher && self.values.get(&k) != Some(&v) {
+                self.values.insert(k, v);
+                self.unsaved = true;
+            }
+        }
+    }
+
+    fn to_json(&self) -> String {
+        serde_json::Value::Object(self.values.clone().into_iter().collect()).to_string()
     }
 }
 
@@ -84,7 +196,8 @@ fn host_values(s: &Sample) -> BTreeMap<String, serde_json::Value> {
     m
 }
 
-/// Adds the numeric fields of a rule's values (and of nested tables, dotted) to `m`.
+/// Adds the top-level numeric fields of a rule's values to `m`; nested tables and values
+/// that are not numbers are left out.
 fn merge_numbers(m: &mut BTreeMap<String, serde_json::Value>, v: &serde_json::Value) {
     if let serde_json::Value::Object(o) = v {
         for (k, val) in o {
@@ -93,29 +206,4 @@ fn merge_numbers(m: &mut BTreeMap<String, serde_json::Value>, v: &serde_json::Va
             }
         }
     }
-}
-
-/// Keeps the highest value of each tracked number in the incident's `peak_json`.
-pub(super) fn update_peaks(
-    store: &mut Store,
-    id: i64,
-    s: &Sample,
-    severity: Option<&str>,
-) -> crate::store::Result<()> {
-    let old: serde_json::Value = serde_json::from_str(&store.peak_json(id)?).unwrap_or_default();
-    let mut peak: BTreeMap<String, serde_json::Value> = match old {
-        serde_json::Value::Object(o) => o.into_iter().collect(),
-        _ => BTreeMap::new(),
-    };
-    for (k, v) in host_values(s) {
-        let higher = match (peak.get(&k).and_then(|p| p.as_f64()), v.as_f64()) {
-            (Some(p), Some(n)) => n > p,
-            _ => true,
-        };
-        if higher {
-            peak.insert(k, v);
-        }
-    }
-    let json = serde_json::Value::Object(peak.into_iter().collect()).to_string();
-    store.update_incident(id, s.ts_ms, &json, severity)
 }

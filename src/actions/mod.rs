@@ -16,10 +16,11 @@
 mod alert;
 mod capture;
 mod exec;
+mod health;
 mod incident;
 mod prune;
 
-use std::collections::VecDeque;
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,8 +33,9 @@ use crate::store::outbox::{AlertKind, Channel};
 use crate::store::{RecorderEvent, Store};
 
 use alert::RuleNote;
-use capture::{Capture, Kept};
-use incident::update_peaks;
+use capture::{Capture, Kept, PreTrigger};
+use health::{Health, Step};
+use incident::Peaks;
 pub use prune::prune_policy;
 
 /// What the daemon must know after a pass: at which level and interval to sample next.
@@ -43,54 +45,77 @@ pub struct Next {
     pub interval: Duration,
 }
 
-pub struct Actions {
+/// What actions works from, built from the configuration by [`Settings::new`] at start and
+/// on every reload, so nothing is kept in step by hand.
+struct Settings {
     /// For the alert channels and rate limits.
     config: Config,
-    waker: OutboxWaker,
-    prune: Option<PruneQueue>,
-    esc: EscalationConfig,
+    escalation: EscalationConfig,
     baseline_interval: Duration,
     allow_exec: bool,
     exec_timeout: Duration,
-    ring: VecDeque<Kept>,
-    ring_rows: usize,
-    capture: Option<Capture>,
+    /// The host name alerts carry: the daemon's (`sampler.host_name`, or the system's).
+    host_name: String,
 }
 
-impl Actions {
-    pub fn new(config: &Config, waker: OutboxWaker, prune: Option<PruneQueue>) -> Actions {
-        Actions {
+impl Settings {
+    fn new(config: &Config, host_name: &str) -> Settings {
+        Settings {
             config: config.clone(),
-            waker,
-            prune,
-            esc: config.escalation.clone(),
+            escalation: config.escalation.clone(),
             baseline_interval: config.sampler.interval.std(),
             allow_exec: config.rules.allow_exec,
             exec_timeout: config.rules.exec_timeout.std(),
-            ring: VecDeque::new(),
-            ring_rows: 0,
+            host_name: host_name.to_string(),
+        }
+    }
+}
+
+pub struct Actions {
+    settings: Settings,
+    waker: OutboxWaker,
+    prune: Option<PruneQueue>,
+    pre_trigger: PreTrigger,
+    capture: Option<Capture>,
+    /// The peaks of the open incidents seen so far, by incident id.
+    peaks: HashMap<i64, Peaks>,
+    health: Health,
+}
+
+impl Actions {
+    /// `host_name`: the name the daemon resolved for this host, for the alerts.
+    pub fn new(
+        config: &Config,
+        host_name: &str,
+        waker: OutboxWaker,
+        prune: Option<PruneQueue>,
+    ) -> Actions {
+        Actions {
+            settings: Settings::new(config, host_name),
+            waker,
+            prune,
+            pre_trigger: PreTrigger::default(),
             capture: None,
+            peaks: HashMap::new(),
+            health: Health::default(),
         }
     }
 
-    pub fn reconfigure(&mut self, config: &Config) {
-        self.config = config.clone();
-        self.esc = config.escalation.clone();
-        self.baseline_interval = config.sampler.interval.std();
-        self.allow_exec = config.rules.allow_exec;
-        self.exec_timeout = config.rules.exec_timeout.std();
+    pub fn reconfigure(&mut self, config: &Config, host_name: &str) {
+        self.settings = Settings::new(config, host_name);
     }
 
     /// The level and interval of the next sample.
     pub fn next(&self) -> Next {
+        let baseline = self.settings.baseline_interval;
         match &self.capture {
             Some(c) => Next {
                 level: Level::Detail,
-                interval: c.interval.min(self.baseline_interval),
+                interval: c.window.sample_interval(baseline),
             },
             None => Next {
                 level: Level::Baseline,
-                interval: self.baseline_interval,
+                interval: baseline,
             },
         }
     }
@@ -104,19 +129,12 @@ impl Actions {
         if self.capture.is_some() {
             return;
         }
-        self.ring_rows += sample.processes.len();
-        self.ring.push_back(Kept { sample_id, sample });
-        let oldest_ok = self.ring.back().map_or(0, |k| k.sample.ts_ms)
-            - self.esc.pre_trigger.as_millis() as i64;
-        while let Some(front) = self.ring.front() {
-            let too_old = front.sample.ts_ms < oldest_ok;
-            let too_big = self.ring_rows > self.esc.pre_trigger_max_rows && self.ring.len() > 1;
-            if !(too_old || too_big) {
-                break;
-            }
-            self.ring_rows -= front.sample.processes.len();
-            self.ring.pop_front();
-        }
+        let esc = &self.settings.escalation;
+        self.pre_trigger.push(
+            Kept { sample_id, sample },
+            esc.pre_trigger.as_millis() as i64,
+            esc.pre_trigger_max_rows,
+        );
     }
 
     /// Carries out one evaluation's decisions and keeps incidents and captures up to date.
@@ -133,15 +151,14 @@ impl Actions {
         for e in &eval.errors {
             let rule = e.rule.clone().unwrap_or_else(|| "<load>".into());
             tracing::warn!("rule error: {e}");
-            if let Err(err) = store.record_rule_error(
+            let recorded = store.record_rule_error(
                 now,
                 &rule,
                 &e.file.display().to_string(),
                 e.line,
                 &e.message,
-            ) {
-                tracing::debug!("rule error not recorded: {err}");
-            }
+            );
+            self.health.note(Step::RecordRuleError, recorded);
         }
         for l in &eval.logs {
             tracing::info!(
@@ -178,19 +195,11 @@ impl Actions {
         for f in &eval.firings {
             self.apply_firing(store, f, full, sample_id, &mut events);
         }
-        // Every open incident: link this sample, track peaks.
         if let Some(id) = sample_id {
-            match store.open_incidents() {
-                Ok(open) => {
-                    for (incident, _) in open {
-                        let _ = store.link_samples(incident, &[id]);
-                        let _ = update_peaks(store, incident, full, None);
-                    }
-                }
-                Err(e) => tracing::debug!("open incidents unknown this pass: {e}"),
-            }
+            self.track_open_incidents(store, full, id);
         }
         self.maybe_end_capture(store, now);
+        events.extend(self.health.take_events());
         events
     }
 
@@ -252,7 +261,8 @@ impl Actions {
                 Action::Capture {
                     duration, interval, ..
                 } => {
-                    let incident = store.open_incident_of(&f.rule).ok().flatten();
+                    let found = store.open_incident_of(&f.rule);
+                    let incident = self.health.note(Step::IncidentOfRule, found).flatten();
                     self.start_capture(store, &f.rule, incident, *duration, *interval, full.ts_ms)
                 }
                 Action::Email { subject, body, .. } => self.raise_from_rule(
@@ -310,7 +320,7 @@ impl Actions {
                     Ok(())
                 }
                 Action::Exec { argv, timeout } => {
-                    self.exec(&f.rule, argv, timeout.unwrap_or(self.exec_timeout));
+                    self.exec(&f.rule, argv, timeout.unwrap_or(self.settings.exec_timeout));
                     Ok(())
                 }
             };

@@ -176,7 +176,7 @@ impl Recorder {
         let alert_waker = OutboxWaker::new();
         let mut r = Recorder {
             engine: None,
-            actions: Actions::new(&config, alert_waker.clone(), prune),
+            actions: Actions::new(&config, &host_name, alert_waker.clone(), prune),
             saved_rule_states: HashMap::new(),
             host_name,
             pending: VecDeque::new(),
@@ -537,7 +537,7 @@ impl Recorder {
         self.config = new;
         self.config.store.path = store_path;
         self.host_name = host_name(&self.config);
-        self.actions.reconfigure(&self.config);
+        self.actions.reconfigure(&self.config, &self.host_name);
         let _ = self.store.set_state(
             "interval_ms",
             &self.config.sampler.interval.as_millis().to_string(),
