@@ -18,7 +18,7 @@ fn main() -> anyhow::Result<()> {
     let samples: u32 = args.next().and_then(|v| v.parse().ok()).unwrap_or(120);
     let mut store = Store::open(db.as_ref(), std::time::Duration::from_secs(1))?;
     let mut collector = Collector::new(Source::Auto);
-    let host = hogtrap::collect::system_host_name();
+    let host = hogtrap::collect::host_name(&hogtrap::config::Sampler::default());
     let interval = std::time::Duration::from_millis(interval_ms);
     let t0 = std::time::Instant::now();
     for k in 1..=samples {

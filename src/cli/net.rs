@@ -189,7 +189,7 @@ fn live(ctx: &Ctx, n: usize, count: Option<u64>, json: bool) -> anyhow::Result<(
     for notice in c.take_notices() {
         eprintln!("hogtrap: note: {notice}");
     }
-    let host = crate::collect::system_host_name();
+    let host = crate::collect::host_name(&cfg.sampler);
     let tty = std::io::stdout().is_terminal();
     let mut done = 0u64;
     loop {

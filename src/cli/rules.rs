@@ -49,7 +49,7 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
 }
 
 fn check(cfg: &Config) -> anyhow::Result<()> {
-    let rc = crate::daemon::rules_config(cfg);
+    let rc = crate::actions::rules_config(cfg);
     let diags = rules::check(&cfg.rules.dir, &rc);
     let mut out = std::io::stdout().lock();
     let errors = diags
@@ -72,7 +72,7 @@ fn check(cfg: &Config) -> anyhow::Result<()> {
 }
 
 fn test(cfg: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
-    let rc = crate::daemon::rules_config(cfg);
+    let rc = crate::actions::rules_config(cfg);
     let files: Vec<PathBuf> = if files.is_empty() {
         let dir = cfg.rules.dir.join("tests");
         let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -144,7 +144,7 @@ fn backtest(
     }
     let sources = rules::load_dir_sources(&cfg.rules.dir, true)?;
     // Actions are held: the engine only returns them, and nothing here carries them out.
-    let mut engine = Engine::load(crate::daemon::rules_config(cfg), sources).map_err(|errs| {
+    let mut engine = Engine::load(crate::actions::rules_config(cfg), sources).map_err(|errs| {
         anyhow::anyhow!(
             "{}",
             errs.iter()

@@ -90,14 +90,8 @@ pub fn host_name(sampler: &Sampler) -> String {
 }
 
 /// The system's host name.
-pub fn system_host_name() -> String {
+fn system_host_name() -> String {
     sysinfo::System::host_name().unwrap_or_else(|| "localhost".to_string())
-}
-
-/// The system's host name, looked up once per process.
-pub fn system_host_name_cached() -> String {
-    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
-    NAME.get_or_init(system_host_name).clone()
 }
 
 /// Longest command line stored: a linker's can run to tens of KiB, and an identity is stored

@@ -32,10 +32,9 @@ use crate::actions::Actions;
 use crate::alert::outbox::{self as alert_outbox, Delivery, DeliveryConfig, OutboxWaker};
 use crate::collect::{self, Collector};
 use crate::config::Config;
-/// Re-exported for the cli command files that still name `daemon::human_ms`.
-pub use crate::format::human_ms;
+use crate::format::human_ms;
 use crate::model::{Level, Sample};
-use crate::rules::{Engine, EngineState, RulesConfig};
+use crate::rules::{Engine, EngineState};
 use crate::store::outbox::Outbox;
 use crate::store::retention::{PruneQueue, RetentionPolicy};
 use crate::store::{RecorderEvent, Store, StoreError};
@@ -178,7 +177,7 @@ impl Recorder {
         let alert_waker = OutboxWaker::new();
         let mut r = Recorder {
             engine: None,
-            actions: Actions::new(&config, alert_waker.clone(), prune),
+            actions: Actions::new(&config, &host_name, alert_waker.clone(), prune),
             saved_rule_states: HashMap::new(),
             host_name,
             pending: VecDeque::new(),
@@ -229,15 +228,16 @@ impl Recorder {
                 return;
             }
         };
-        let (mut engine, errors) = match Engine::load_lenient(rules_config(&self.config), sources) {
-            Ok(r) => r,
-            Err(e) => {
-                let msg = format!("rules not loaded: {e}; recording without rules");
-                tracing::error!("{msg}");
-                self.event(RecorderEvent::now("error", msg));
-                return;
-            }
-        };
+        let (mut engine, errors) =
+            match Engine::load_lenient(crate::actions::rules_config(&self.config), sources) {
+                Ok(r) => r,
+                Err(e) => {
+                    let msg = format!("rules not loaded: {e}; recording without rules");
+                    tracing::error!("{msg}");
+                    self.event(RecorderEvent::now("error", msg));
+                    return;
+                }
+            };
         for e in &errors {
             tracing::error!("rule file skipped: {e}");
             let _ = self.store.record_rule_error(
@@ -511,12 +511,14 @@ impl Recorder {
             let sources =
                 crate::rules::load_dir_sources(&new.rules.dir, true).map_err(|e| e.to_string());
             let loaded = sources.and_then(|s| {
-                engine.reload(rules_config(&new), s).map_err(|errs| {
-                    errs.iter()
-                        .map(|e| e.to_string())
-                        .collect::<Vec<_>>()
-                        .join("; ")
-                })
+                engine
+                    .reload(crate::actions::rules_config(&new), s)
+                    .map_err(|errs| {
+                        errs.iter()
+                            .map(|e| e.to_string())
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    })
             });
             if let Err(why) = loaded {
                 let msg = format!(
@@ -539,7 +541,7 @@ impl Recorder {
         self.config = new;
         self.config.store.path = store_path;
         self.host_name = collect::host_name(&self.config.sampler);
-        self.actions.reconfigure(&self.config);
+        self.actions.reconfigure(&self.config, &self.host_name);
         let _ = self.store.set_state(
             "interval_ms",
             &self.config.sampler.interval.as_millis().to_string(),
@@ -553,7 +555,7 @@ fn rules_compile(c: &Config) -> Result<(), String> {
     if !c.rules.dir.exists() {
         return Ok(()); // recording without rules, as at start
     }
-    let errors: Vec<String> = crate::rules::check(&c.rules.dir, &rules_config(c))
+    let errors: Vec<String> = crate::rules::check(&c.rules.dir, &crate::actions::rules_config(c))
         .into_iter()
         .filter(|d| d.level == crate::rules::DiagnosticLevel::Error)
         .map(|d| d.to_string())
@@ -567,19 +569,6 @@ fn rules_compile(c: &Config) -> Result<(), String> {
 
 /// How far back the rules' history is refilled from the store at start.
 const HISTORY_REFILL: Duration = Duration::from_secs(3600);
-
-/// The rule engine's limits from `[rules]`.
-pub fn rules_config(c: &Config) -> RulesConfig {
-    RulesConfig {
-        instruction_budget: c.rules.instruction_budget,
-        memory_limit_bytes: c.rules.memory_limit.0 as usize,
-        wall_limit: c.rules.wall_limit.std(),
-        rule_wall_limit: c.rules.rule_wall_limit.std(),
-        max_consecutive_errors: c.rules.max_consecutive_errors,
-        allow_exec: c.rules.allow_exec,
-        ..RulesConfig::default()
-    }
-}
 
 /// What can be checked about the alert channels without sending: problems to log at start
 /// and reload (a missing password file, a password file others can read). Never fatal:

@@ -580,3 +580,23 @@ pub fn rule_states(conn: &Connection) -> rusqlite::Result<Vec<RuleStateRow>> {
     })?;
     rows.collect()
 }
+
+impl Store {
+    /// Marks the incident updated (and sets its severity, if given) without touching its peaks:
+    /// `update_incident` for when no peak changed.
+    pub fn touch_incident(
+        &mut self,
+        id: i64,
+        updated_ms: TimestampMs,
+        severity: Option<Severity>,
+    ) -> Result<()> {
+        self.conn
+            .prepare_cached(
+                "UPDATE incident SET updated_ms = ?2, severity = coalesce(?3, severity)
+                 WHERE id = ?1",
+            )
+            .and_then(|mut st| st.execute(params![id, updated_ms, severity]))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+}
