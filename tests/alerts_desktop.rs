@@ -7,7 +7,9 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use hogtrap::alert::desktop::KILL_GRACE;
-use hogtrap::alert::{send_desktop_with, AlertMessage, DesktopConfig, SendError, Urgency};
+use hogtrap::alert::{send_desktop_with, AlertMessage, SendError};
+use hogtrap::config::DesktopConfig;
+use hogtrap::model::Urgency;
 use support::{
     relay, DbusMonitor, NotificationDaemon, SessionBus, TestUser, WedgedNotifier, Xvfb, TEST_USER,
 };

@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use hogtrap::alert::{send_email, AlertMessage, EmailConfig, SendError, SmtpTls};
+use hogtrap::alert::{send_email, AlertMessage, SendError};
+use hogtrap::config::{EmailConfig, SmtpTls};
 use support::{SilentListener, SmtpMode, SmtpServer, TestCa};
 
 const DELIVERY_WAIT: Duration = Duration::from_secs(10);

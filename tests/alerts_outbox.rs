@@ -12,10 +12,10 @@ use std::time::Duration;
 
 use hogtrap::alert::compose::{new_alert, IncidentAlert};
 use hogtrap::alert::outbox::{raise, Delivery, DeliveryConfig, OutboxWaker, RaiseConfig};
-use hogtrap::alert::{Culprit, EmailConfig, Resource, SmtpTls};
-use hogtrap::config::{Config, Duration as ConfigDuration};
-use hogtrap::model::Severity;
-use hogtrap::store::outbox::{AlertKind, Channel, Outbox};
+use hogtrap::alert::Culprit;
+use hogtrap::config::{Config, Duration as ConfigDuration, EmailConfig, SmtpTls};
+use hogtrap::model::{AlertKind, Resource, Severity};
+use hogtrap::store::outbox::{Channel, Outbox};
 use hogtrap::store::Store;
 use support::recorder::Daemon;
 use support::{free_port, SilentListener, SmtpMode, SmtpServer};

@@ -7,9 +7,9 @@ use super::health::Step;
 use super::Actions;
 use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert};
 use crate::alert::outbox as alert_outbox;
-use crate::model::{Sample, TimestampMs, Urgency};
+use crate::model::{AlertKind, Sample, TimestampMs, Urgency};
 use crate::rules::{Firing, FiringKind};
-use crate::store::outbox::{AlertKind, Channel};
+use crate::store::outbox::Channel;
 use crate::store::Store;
 
 /// A rule's own words for an alert: what `email{}` or `notify{}` said.

@@ -26,9 +26,9 @@ use std::time::Duration;
 
 use crate::alert::outbox::OutboxWaker;
 use crate::config::{Config, Escalation as EscalationConfig};
-use crate::model::{Level, Sample, Severity};
+use crate::model::{AlertKind, Level, Sample, Severity};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
-use crate::store::outbox::{AlertKind, Channel};
+use crate::store::outbox::Channel;
 use crate::store::retention::PruneQueue;
 use crate::store::{RecorderEvent, Store};
 

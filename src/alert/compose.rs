@@ -15,7 +15,7 @@ use crate::format::{self as output, escape_markup, format_local};
 use crate::model::{AlertKind, Severity, TimestampMs, Urgency};
 use crate::store::outbox::{HeldAlert, NewAlert, OpenIncidentAlert};
 
-pub use crate::model::Resource;
+use crate::model::Resource;
 
 /// How a resource is named in a message.
 fn resource_label(r: Resource) -> &'static str {

@@ -26,10 +26,11 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
-use super::config::{format_duration, DesktopConfig};
-use super::message::{AlertMessage, Urgency};
+use super::message::AlertMessage;
 use super::SendError;
+use crate::config::alert::{format_duration, DesktopConfig};
 use crate::format::escape_markup;
+use crate::model::Urgency;
 
 /// The hidden subcommand of `hogtrap` that runs [`relay_main`]; `main` dispatches it before
 /// anything else (no argument parsing, no logging, no runtime).

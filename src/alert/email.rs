@@ -14,9 +14,9 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 
-use super::config::{format_duration, EmailConfig, SmtpTls};
 use super::message::{build_email, AlertMessage};
 use super::SendError;
+use crate::config::alert::{format_duration, EmailConfig, SmtpTls};
 
 /// Sends one message to every recipient in `cfg.to`, once. Does not look at `enabled`:
 /// the caller decides whether the channel is on (a test message may go through anyway).

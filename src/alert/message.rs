@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::format::escape_markup;
 
-pub use crate::model::Urgency;
+use crate::model::Urgency;
 
 /// One alert, ready to send on any channel.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -17,12 +17,10 @@ pub mod outbox;
 
 /// The `[email]` and `[desktop]` sections live with the rest of the config, in
 /// `config::alert`; these paths keep `alert::config::…` and `alert::EmailConfig` working.
-pub use crate::config::alert as config;
-pub use crate::config::alert::{ConfigError, DesktopConfig, EmailConfig, SmtpTls};
-pub use compose::{Culprit, IncidentAlert, Resource};
+pub use compose::{Culprit, IncidentAlert};
 pub use desktop::{relay_main, send_desktop, send_desktop_with, Relay, RELAY_SUBCOMMAND};
 pub use email::{check_secret_file_mode, email_preflight, send_email};
-pub use message::{AlertMessage, Urgency};
+pub use message::AlertMessage;
 
 /// Why one delivery attempt failed, as one line that names the server or bus and the
 /// step that failed.
@@ -30,7 +28,7 @@ pub use message::{AlertMessage, Urgency};
 pub enum SendError {
     /// The config cannot work as written; retrying will not help.
     #[error(transparent)]
-    Config(#[from] ConfigError),
+    Config(#[from] crate::config::alert::ConfigError),
     /// An email attempt failed.
     #[error("email via {server}: {problem}")]
     Email {

@@ -25,15 +25,13 @@ use std::time::{Duration, Instant};
 use tokio::sync::{watch, Notify};
 
 use super::compose::{digest_message, new_alert, reminder_message};
-use super::config::{DesktopConfig, EmailConfig};
 use super::desktop::{send_desktop_with, Relay};
 use super::email::send_email;
 use super::message::AlertMessage;
 use crate::config::{Alerts, Config};
-use crate::model::TimestampMs;
-use crate::store::outbox::{
-    AlertKind, AttemptOutcome, Channel, DueAlert, Enqueued, NewAlert, Outbox,
-};
+use crate::config::{DesktopConfig, EmailConfig};
+use crate::model::{AlertKind, TimestampMs};
+use crate::store::outbox::{AttemptOutcome, Channel, DueAlert, Enqueued, NewAlert, Outbox};
 use crate::store::{Store, StoreError};
 
 /// The delivery task checks the store at least this often, so alerts queued by another

@@ -37,13 +37,13 @@ pub enum By {
     Net,
 }
 
-impl From<By> for query::Resource {
+impl From<By> for crate::model::Resource {
     fn from(b: By) -> Self {
         match b {
-            By::Cpu => query::Resource::Cpu,
-            By::Mem => query::Resource::Mem,
-            By::Io => query::Resource::Io,
-            By::Net => query::Resource::Net,
+            By::Cpu => crate::model::Resource::Cpu,
+            By::Mem => crate::model::Resource::Mem,
+            By::Io => crate::model::Resource::Io,
+            By::Net => crate::model::Resource::Net,
         }
     }
 }
@@ -51,7 +51,7 @@ impl From<By> for query::Resource {
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
     let (db, conn) = (&store.path, &store.conn);
-    let by: query::Resource = a.by.into();
+    let by: crate::model::Resource = a.by.into();
     let mut out = std::io::stdout().lock();
     if let (Some(from), Some(to)) = (&a.from, &a.to) {
         let from = time::parse_time(from).map_err(anyhow::Error::msg)?;

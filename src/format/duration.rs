@@ -163,3 +163,23 @@ mod tests {
         assert_eq!(cpu_seconds(3.0 * 3600.0 + 7.0 * 60.0), "3h 07m");
     }
 }
+
+#[cfg(test)]
+/// The forms the rules and their test files write, kept from the rules' old parser.
+mod rule_forms {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn parses_units_and_sums() {
+        assert_eq!(parse_duration("30s").unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_duration("5m").unwrap(), Duration::from_secs(300));
+        assert_eq!(parse_duration("1h30m").unwrap(), Duration::from_secs(5400));
+        assert_eq!(parse_duration("1d").unwrap(), Duration::from_secs(86400));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("90").unwrap(), Duration::from_secs(90));
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("-1").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

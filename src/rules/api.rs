@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 
 use mlua::{Function, Lua, Table, Value};
 
-use super::duration::parse_duration;
 use super::history::{Aggregate, HistoryRing};
 use super::sandbox;
 use super::types::*;
 use super::view::ViewCtx;
+use crate::format::parse_duration;
+use crate::model::{Severity, Urgency};
 
 /// Per-call context the action functions write into (Lua app data).
 pub(crate) struct CallCtx {

@@ -18,6 +18,7 @@ use super::history::HistoryRing;
 use super::types::*;
 use super::worker::{self, Reply, Request, RuleMeta, WorkerHandle};
 use crate::files::{self, StrictModesError};
+use crate::model::Severity;
 use crate::model::{HostRow, ProcessIdentity, ProcessRow, Psi, Sample, TimestampMs};
 
 pub use super::worker::RuleSource;

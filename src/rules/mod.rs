@@ -27,7 +27,6 @@
 
 mod api;
 mod convert;
-mod duration;
 mod engine;
 mod history;
 mod machine;
@@ -37,7 +36,6 @@ mod types;
 mod view;
 mod worker;
 
-pub use duration::parse_duration;
 pub use engine::{check, check_file_permissions, load_dir_sources, Engine, RuleInfo, RuleSource};
 pub use history::HistoryRing;
 pub use machine::Status;

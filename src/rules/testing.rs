@@ -9,9 +9,10 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::duration::parse_duration;
 use super::engine::{check_file_permissions, Engine, RuleSource};
 use super::types::*;
+use crate::format::parse_duration;
+use crate::model::Severity;
 use crate::model::{ProcessRow, Psi, Sample};
 
 #[derive(Debug, Deserialize)]

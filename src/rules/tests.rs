@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use super::*;
-use crate::model::{HostRow, ProcessIdentity, ProcessRow, Psi, Sample};
+use crate::model::{HostRow, ProcessIdentity, ProcessRow, Psi, Sample, Severity};
 
 fn src(name: &str, text: &str) -> RuleSource {
     RuleSource {

@@ -54,7 +54,7 @@ impl Default for RulesConfig {
 
 /// A rule's severity and a notification's urgency are the model's words; the Lua-facing
 /// parsing (which words a rule may write, and the error it gets) stays in `api`.
-pub use crate::model::{Severity, Urgency};
+use crate::model::{Severity, Urgency};
 
 /// A decision a rule handler made. The engine performs none of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

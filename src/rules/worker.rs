@@ -21,6 +21,7 @@ use super::sandbox::{self, Prelude};
 use super::types::*;
 use super::view::{self, ViewCtx};
 use crate::model::Sample;
+use crate::model::Severity;
 
 /// A rule file's text and where it came from.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, StoreError};
-pub use crate::model::AlertKind;
+use crate::model::AlertKind;
 use crate::model::{TimestampMs, Urgency};
 
 /// A delivery channel.

@@ -7,7 +7,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{Level, TimestampMs};
 
-pub use crate::model::Resource;
+use crate::model::Resource;
 
 /// The per-row value of a resource, in its unit (%, bytes, bytes/s, bytes/s).
 pub(super) fn expr(r: Resource) -> &'static str {

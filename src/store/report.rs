@@ -14,7 +14,8 @@ use rusqlite::{params, Connection};
 use super::incident::{
     alert_row, incident_row, AlertRow, IncidentRow, ALERT_COLUMNS, INCIDENT_COLUMNS,
 };
-use super::query::{top_over_range, ProcessOverRange, Resource};
+use super::query::{top_over_range, ProcessOverRange};
+use crate::model::Resource;
 use crate::model::TimestampMs;
 
 /// The host's row of one sample, the numbers the report charts.
