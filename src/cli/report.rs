@@ -37,7 +37,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let now = jiff::Timestamp::now().as_millisecond();
     let window = match (a.id, &a.from, &a.to) {
         (Some(id), _, _) => {
-            let margin = humantime::parse_duration(&a.margin).map_err(|_| {
+            let margin = crate::format::parse_duration(&a.margin).map_err(|_| {
                 anyhow::anyhow!(
                     "--margin {:?}: not a duration; use e.g. \"10m\", \"30s\", \"1h\"",
                     a.margin
