@@ -1,6 +1,7 @@
 //! The CPU-hog scenario end to end, with real servers: a burner child → the shipped cpu_hog
 //! rule fires → an incident → one email (aiosmtpd) and one desktop notification
-//! (notification-daemon, seen through dbus-monitor), both naming the burner.
+//! (notification-daemon, seen through dbus-monitor), both naming the burner; and
+//! `rules backtest` over that window reports the incident and the alerts the daemon queued.
 
 mod support;
 
@@ -42,4 +43,35 @@ fn a_burner_makes_one_email_and_one_notification_naming_it() {
     assert_eq!(smtp.messages().len(), 1, "more than one email");
     let notifies = monitor.text().matches("member=Notify").count();
     assert_eq!(notifies, 1, "{}", monitor.text());
+
+    // The backtest over the same window (written as the README writes it, `--from -10m`)
+    // says what the daemon did: one incident, and the alerts it queued for it.
+    let queued = d.sql_json(
+        "SELECT channel, subject FROM alert WHERE incident_id = \
+         (SELECT id FROM incident WHERE rule = 'cpu_hog') ORDER BY channel",
+    );
+    let queued = queued.as_array().unwrap();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let backtest = d.ok(&["rules", "backtest", "--from", "-10m", "--to", "now"]);
+    assert!(
+        backtest.contains(&format!(
+            "1 incident(s) and {} alert(s) would have been made",
+            queued.len()
+        )),
+        "{backtest}"
+    );
+    // The daemon's subject is the composed one: "[hogtrap] WARNING host: TITLE (incident N)".
+    for row in queued {
+        let (channel, subject) = (
+            row["channel"].as_str().unwrap(),
+            row["subject"].as_str().unwrap(),
+        );
+        let title = subject
+            .split_once(": ")
+            .and_then(|(_, t)| t.rsplit_once(" (incident"))
+            .map(|(t, _)| t)
+            .unwrap_or_else(|| panic!("subject {subject}"));
+        let line = format!("would send ({channel} fire): {title}");
+        assert!(backtest.contains(&line), "{line}: {backtest}");
+    }
 }

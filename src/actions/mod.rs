@@ -18,6 +18,7 @@ mod capture;
 mod exec;
 mod health;
 mod incident;
+pub mod plan;
 mod prune;
 
 use std::collections::HashMap;
@@ -212,17 +213,9 @@ impl Actions {
         events: &mut Vec<RecorderEvent>,
     ) {
         let file = f.file.display().to_string();
-        // A rule that says how to alert is obeyed; otherwise an incident that opens or
-        // clears alerts every enabled channel.
-        let explicit_alerts = f
-            .actions
-            .iter()
-            .any(|a| matches!(a, Action::Email { .. } | Action::Notify { .. }));
-        let kind = match f.kind {
-            FiringKind::Fire => AlertKind::Fire,
-            FiringKind::Clear => AlertKind::Clear,
-            FiringKind::Scheduled => AlertKind::Notice,
-        };
+        // The policy `rules backtest` reports too: see [`plan`].
+        let explicit_alerts = plan::rule_alerts_itself(f);
+        let kind = plan::kind_of(f);
         for a in &f.actions {
             let r: crate::store::Result<()> = match a {
                 Action::Incident {

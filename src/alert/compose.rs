@@ -151,7 +151,7 @@ impl IncidentAlert {
         let values: Vec<(String, String)> = self
             .values
             .iter()
-            .map(|(k, v)| (k.clone(), format_value(v)))
+            .map(|(k, v)| (k.clone(), crate::format::value_text(k, v)))
             .collect();
         let mut culprits = self.culprits.clone();
         // Stable: rank order within a resource is kept.
@@ -286,22 +286,6 @@ fn culprit_line(c: &Culprit) -> String {
     line
 }
 
-fn format_value(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::Number(n) => match (n.as_i64(), n.as_f64()) {
-            (Some(i), _) => i.to_string(),
-            (None, Some(f)) if f.abs() >= 100.0 => format!("{f:.0}"),
-            (None, Some(f)) => {
-                let s = format!("{f:.3}");
-                s.trim_end_matches('0').trim_end_matches('.').to_owned()
-            }
-            _ => n.to_string(),
-        },
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
 /// The digest of what a rate limit held back on one channel: how many, when, their
 /// subjects, and the newest one in full.
 pub fn digest_message(
@@ -405,6 +389,8 @@ mod tests {
             values: BTreeMap::from([
                 ("load_per_cpu".into(), serde_json::json!(3.2)),
                 ("load1".into(), serde_json::json!(12.8)),
+                ("mem_used_bytes".into(), serde_json::json!(434_790_400)),
+                ("cpu".into(), serde_json::json!(99.993)),
             ]),
             culprits: vec![
                 Culprit {
@@ -439,8 +425,8 @@ mod tests {
             "CRITICAL on web1",
             "rule      load_spike",
             "severity  critical",
-            "load_per_cpu  3.2",
-            "load1         12.8",
+            "load_per_cpu    3.2",
+            "load1           12.8",
             "burner (pid 4242, bob)",
             "99.5%",
             "2.0 GiB",
@@ -512,10 +498,20 @@ mod tests {
     }
 
     #[test]
-    fn values_are_formatted_for_people() {
-        assert_eq!(format_value(&serde_json::json!(3.200001)), "3.2");
-        assert_eq!(format_value(&serde_json::json!(1234.56)), "1235");
-        assert_eq!(format_value(&serde_json::json!(5)), "5");
-        assert_eq!(format_value(&serde_json::json!("x")), "x");
+    fn tripped_values_read_as_show_prints_them() {
+        let m = burner().message(AlertKind::Fire, 0);
+        for (k, v) in [
+            ("mem_used_bytes", "414.6 MiB"),
+            ("cpu", "100.0%"),
+            ("load1", "12.8"),
+        ] {
+            let line = m
+                .text
+                .lines()
+                .find(|l| l.trim_start().starts_with(k))
+                .unwrap_or_else(|| panic!("no {k} line in {}", m.text));
+            assert!(line.trim_end().ends_with(v), "{line}");
+        }
+        assert!(!m.text.contains("434790400") && !m.text.contains("99.993"));
     }
 }

@@ -5,13 +5,14 @@ use std::io::Write;
 use anyhow::Context;
 
 use super::{output, time, Ctx};
+use crate::model::TimestampMs;
 use crate::store::incident as inc;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// Only incidents open at or after this time.
-    #[arg(long)]
-    pub since: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg)]
+    pub since: Option<TimestampMs>,
     /// Only this rule's incidents.
     #[arg(long)]
     pub rule: Option<String>,
@@ -30,11 +31,6 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         json,
     } = args;
     let store = ctx.open_store()?;
-    let since = since
-        .as_deref()
-        .map(time::parse_time)
-        .transpose()
-        .map_err(anyhow::Error::msg)?;
     let rows = inc::list_incidents(&store.conn, since, rule.as_deref(), open)
         .with_context(|| format!("{}: reading incidents", store.path.display()))?;
     let mut out = std::io::stdout().lock();

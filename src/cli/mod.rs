@@ -18,6 +18,7 @@ mod sql;
 mod status;
 pub mod time;
 mod top;
+mod vocab;
 
 use std::io::Write;
 use std::path::PathBuf;

@@ -6,18 +6,18 @@ use std::io::{IsTerminal, Write};
 use anyhow::bail;
 
 use super::{output, time, Ctx, FormatArgs};
-use crate::model::Level;
+use crate::model::{Level, TimestampMs};
 use crate::store::query::{self, Talker};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A moment: the sample at or before it.
-    #[arg(long, conflicts_with_all = ["from", "to", "live"])]
-    pub at: Option<String>,
-    #[arg(long, requires = "to", conflicts_with = "live")]
-    pub from: Option<String>,
-    #[arg(long, requires = "from")]
-    pub to: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, conflicts_with_all = ["from", "to", "live"])]
+    pub at: Option<TimestampMs>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, requires = "to", conflicts_with = "live")]
+    pub from: Option<TimestampMs>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, requires = "from")]
+    pub to: Option<TimestampMs>,
     /// Watch now, refreshing every second (like nethogs); no store needed.
     #[arg(long)]
     pub live: bool,
@@ -41,13 +41,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
 fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
     let (db, conn) = (&store.path, &store.conn);
-    let (from, to) = match (a.from.as_deref(), a.to.as_deref(), a.at.as_deref()) {
-        (Some(f), Some(t), _) => (
-            time::parse_time(f).map_err(anyhow::Error::msg)?,
-            time::parse_time(t).map_err(anyhow::Error::msg)?,
-        ),
+    let (from, to) = match (a.from, a.to, a.at) {
+        (Some(f), Some(t), _) => (f, t),
         (_, _, at) => {
-            let at = time::parse_time(at.unwrap_or("now")).map_err(anyhow::Error::msg)?;
+            let at = at.unwrap_or_else(time::now);
             let Some(head) = query::sample_at(conn, at)? else {
                 bail!(
                     "no sample at or before {} in {}",

@@ -6,8 +6,8 @@ use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use rusqlite::types::Value;
 
 pub use crate::format::{
-    bytes, cpu_seconds, pct, peak_value, process_cells, rate, resource_total, resource_value,
-    short, ProcessLabel, ProcessNumbers, PROCESS_COLUMNS, PROCESS_NUMERIC,
+    bytes, cpu_seconds, pct, process_cells, rate, resource_total, resource_value, short,
+    ProcessLabel, ProcessNumbers, PROCESS_COLUMNS, PROCESS_NUMERIC,
 };
 
 pub fn table(header: &[&str]) -> Table {

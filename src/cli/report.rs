@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 
 use super::{time, Ctx};
+use crate::model::TimestampMs;
 use crate::report::{self, Window};
 
 #[derive(clap::Args, Debug)]
@@ -15,11 +16,11 @@ pub struct Args {
     #[arg(required_unless_present = "from", conflicts_with_all = ["from", "to"])]
     pub id: Option<i64>,
     /// Start of a range instead of an incident: "2026-11-26 03:00", "2h ago", RFC 3339.
-    #[arg(long, requires = "to")]
-    pub from: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, requires = "to")]
+    pub from: Option<TimestampMs>,
     /// End of the range.
-    #[arg(long, requires = "from")]
-    pub to: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, requires = "from")]
+    pub to: Option<TimestampMs>,
     /// Around an incident: how much before and after it the page shows ("10m", "1h").
     #[arg(long, default_value = "10m", value_name = "DURATION")]
     pub margin: String,
@@ -35,7 +36,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
     let (db, conn) = (&store.path, &store.conn);
     let now = jiff::Timestamp::now().as_millisecond();
-    let window = match (a.id, &a.from, &a.to) {
+    let window = match (a.id, a.from, a.to) {
         (Some(id), _, _) => {
             let margin = crate::format::parse_duration(&a.margin).map_err(|_| {
                 anyhow::anyhow!(
@@ -55,8 +56,6 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             report::incident_window(&i, margin.as_millis() as i64, bounds, now)
         }
         (None, Some(from), Some(to)) => {
-            let from = time::parse_time(from).map_err(anyhow::Error::msg)?;
-            let to = time::parse_time(to).map_err(anyhow::Error::msg)?;
             if to <= from {
                 bail!("--to is not after --from");
             }

@@ -8,7 +8,9 @@ use anyhow::{bail, Context};
 use clap::Subcommand;
 
 use super::{time, Ctx};
+use crate::actions::plan::{self, IncidentChange};
 use crate::config::Config;
+use crate::model::TimestampMs;
 use crate::rules::{self, Action, DiagnosticLevel, Engine, FiringKind};
 
 #[derive(Subcommand, Debug)]
@@ -22,10 +24,12 @@ pub enum Command {
     },
     /// Replay recorded samples through the rules with actions held: when each rule would have fired.
     Backtest {
-        #[arg(long)]
-        from: String,
-        #[arg(long)]
-        to: String,
+        /// Start: "2026-11-26 03:00", "-2h", "2h ago", RFC 3339.
+        #[arg(long, allow_hyphen_values = true, value_parser = time::arg)]
+        from: TimestampMs,
+        /// End: "now", "-1h", a time.
+        #[arg(long, allow_hyphen_values = true, value_parser = time::arg)]
+        to: TimestampMs,
         /// Only this rule's firings.
         #[arg(long)]
         rule: Option<String>,
@@ -44,7 +48,7 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
             to,
             rule,
             json,
-        } => backtest(ctx, cfg, &from, &to, rule.as_deref(), json),
+        } => backtest(ctx, cfg, from, to, rule.as_deref(), json),
     }
 }
 
@@ -120,13 +124,11 @@ fn test(cfg: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
 fn backtest(
     ctx: &Ctx,
     cfg: &Config,
-    from: &str,
-    to: &str,
+    from: TimestampMs,
+    to: TimestampMs,
     only: Option<&str>,
     json: bool,
 ) -> anyhow::Result<()> {
-    let from = time::parse_time(from).map_err(anyhow::Error::msg)?;
-    let to = time::parse_time(to).map_err(anyhow::Error::msg)?;
     if to < from {
         bail!("--to is before --from");
     }
@@ -194,6 +196,10 @@ fn backtest(
         time::format_local(from),
         time::format_local(to)
     )?;
+    // The daemon's policy, replayed: which incidents would open and close, and what each
+    // would send on the channels this config enables.
+    let enabled = crate::alert::outbox::enabled_channels(cfg);
+    let mut open = std::collections::HashSet::new();
     let (mut incidents, mut alerts) = (0, 0);
     for f in &firings {
         let kind = match f.kind {
@@ -208,32 +214,53 @@ fn backtest(
             f.rule,
             f.severity.as_str()
         )?;
-        if !f.values.is_null() {
-            writeln!(out, "      values: {}", f.values)?;
+        if let serde_json::Value::Object(values) = &f.values {
+            let shown: Vec<String> = values
+                .iter()
+                .map(|(k, v)| format!("{k} {}", crate::format::value_text(k, v)))
+                .collect();
+            writeln!(out, "      values: {}", shown.join(", "))?;
         }
         for a in &f.actions {
+            let mut change = IncidentChange::default();
             let line = match a {
                 Action::Incident { title, .. } => {
-                    incidents += 1;
-                    format!("would open incident: {title}")
+                    change.opened = open.insert(f.rule.clone());
+                    if change.opened {
+                        incidents += 1;
+                        format!("would open incident: {title}")
+                    } else {
+                        format!("would update the open incident: {title}")
+                    }
                 }
-                Action::Resolve { .. } => "would resolve the incident".to_string(),
+                Action::Resolve { .. } => {
+                    change.closed = open.remove(&f.rule);
+                    if change.closed {
+                        "would resolve the incident".to_string()
+                    } else {
+                        "would resolve the incident (none open)".to_string()
+                    }
+                }
                 Action::Capture { duration, .. } => {
                     format!("would capture in detail for {}s", duration.as_secs())
                 }
-                Action::Email { subject, .. } => {
-                    alerts += 1;
-                    format!("would email: {subject}")
-                }
-                Action::Notify { summary, .. } => {
-                    alerts += 1;
-                    format!("would notify the desktop: {summary}")
-                }
+                Action::Email { subject, .. } => format!("email: {subject}"),
+                Action::Notify { summary, .. } => format!("desktop notification: {summary}"),
                 Action::Prune { policy, .. } => format!("would run prune policy {policy}"),
                 Action::Log { message } => format!("would log: {message}"),
                 Action::Exec { argv, .. } => format!("would run: {}", argv.join(" ")),
             };
             writeln!(out, "      {line}")?;
+            for alert in plan::alerts_of_action(f, a, change, &enabled) {
+                alerts += 1;
+                writeln!(
+                    out,
+                    "      would send ({} {}): {}",
+                    alert.channel.as_str(),
+                    alert.kind,
+                    alert.subject
+                )?;
+            }
         }
     }
     writeln!(

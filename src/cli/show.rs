@@ -78,7 +78,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     if let serde_json::Value::Object(peak) = &i.peak {
         let parts: Vec<String> = peak
             .iter()
-            .map(|(k, v)| format!("{k} {}", output::peak_value(k, v)))
+            .map(|(k, v)| format!("{k} {}", crate::format::value_text(k, v)))
             .collect();
         if !parts.is_empty() {
             writeln!(out, "peak      {}", parts.join(", "))?;

@@ -2,8 +2,8 @@
 
 use std::io::Write;
 
+use crate::model::{Resource, TimestampMs};
 use anyhow::{bail, Context};
-use clap::ValueEnum;
 
 use super::{output, time, Ctx, FormatArgs};
 use crate::store::query;
@@ -11,17 +11,17 @@ use crate::store::query;
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// A moment: "now", "2026-11-26 03:12", "10m ago", RFC 3339.
-    #[arg(long, conflicts_with_all = ["from", "to"])]
-    pub at: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, conflicts_with_all = ["from", "to"])]
+    pub at: Option<TimestampMs>,
     /// Start of a range.
-    #[arg(long, requires = "to")]
-    pub from: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, requires = "to")]
+    pub from: Option<TimestampMs>,
     /// End of a range.
-    #[arg(long, requires = "from")]
-    pub to: Option<String>,
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, requires = "from")]
+    pub to: Option<TimestampMs>,
     /// Rank by this resource.
-    #[arg(long, value_enum, default_value_t = By::Cpu)]
-    pub by: By,
+    #[arg(long, value_enum, default_value_t = Resource::Cpu)]
+    pub by: Resource,
     /// How many processes to show.
     #[arg(short = 'n', default_value_t = 10)]
     pub n: usize,
@@ -29,33 +29,12 @@ pub struct Args {
     pub format: FormatArgs,
 }
 
-#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum By {
-    Cpu,
-    Mem,
-    Io,
-    Net,
-}
-
-impl From<By> for crate::model::Resource {
-    fn from(b: By) -> Self {
-        match b {
-            By::Cpu => crate::model::Resource::Cpu,
-            By::Mem => crate::model::Resource::Mem,
-            By::Io => crate::model::Resource::Io,
-            By::Net => crate::model::Resource::Net,
-        }
-    }
-}
-
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let store = ctx.open_store()?;
     let (db, conn) = (&store.path, &store.conn);
-    let by: crate::model::Resource = a.by.into();
+    let by = a.by;
     let mut out = std::io::stdout().lock();
-    if let (Some(from), Some(to)) = (&a.from, &a.to) {
-        let from = time::parse_time(from).map_err(anyhow::Error::msg)?;
-        let to = time::parse_time(to).map_err(anyhow::Error::msg)?;
+    if let (Some(from), Some(to)) = (a.from, a.to) {
         if to < from {
             bail!("--to is before --from");
         }
@@ -76,10 +55,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             return Ok(());
         }
         let (avg_h, peak_h, total_h) = match a.by {
-            By::Cpu => ("AVG CPU", "PEAK CPU", "CPU TIME"),
-            By::Mem => ("AVG RSS", "PEAK RSS", "PEAK RSS"),
-            By::Io => ("AVG IO/s", "PEAK IO/s", "TOTAL IO"),
-            By::Net => ("AVG NET/s", "PEAK NET/s", "TOTAL NET"),
+            Resource::Cpu => ("AVG CPU", "PEAK CPU", "CPU TIME"),
+            Resource::Mem => ("AVG RSS", "PEAK RSS", "PEAK RSS"),
+            Resource::Io => ("AVG IO/s", "PEAK IO/s", "TOTAL IO"),
+            Resource::Net => ("AVG NET/s", "PEAK NET/s", "TOTAL NET"),
         };
         let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
         let header = [
@@ -105,7 +84,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         }
         writeln!(
             out,
-            "{} samples from {} to {}, by {:?}\n",
+            "{} samples from {} to {}, by {}\n",
             n,
             time::format_local(from),
             time::format_local(to),
@@ -131,7 +110,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         writeln!(out, "{}", output::render(&t))?;
         return Ok(());
     }
-    let at = time::parse_time(a.at.as_deref().unwrap_or("now")).map_err(anyhow::Error::msg)?;
+    let at = a.at.unwrap_or_else(time::now);
     let Some(head) = query::sample_at(conn, at)? else {
         bail!(
             "no sample at or before {} in {}",

@@ -11,12 +11,14 @@ pub mod escape;
 pub mod process;
 pub mod size;
 pub mod time;
+pub mod value;
 
 pub use duration::{cpu_seconds, duration_text, human_ms, parse_duration};
 pub use escape::{escape_html, escape_markup};
 pub use process::{
-    peak_value, process_cells, resource_total, resource_value, short, ProcessLabel, ProcessNumbers,
+    process_cells, resource_total, resource_value, short, ProcessLabel, ProcessNumbers,
     PROCESS_COLUMNS, PROCESS_NUMERIC,
 };
 pub use size::{bytes, parse_size, pct, rate};
 pub use time::{format_local, parse_time, parse_time_at};
+pub use value::value_text;

@@ -118,17 +118,6 @@ pub fn resource_total(r: Resource, v: f64) -> String {
     }
 }
 
-/// One of an incident's peak values (`peak_json`), in the unit its key names.
-pub fn peak_value(key: &str, v: &serde_json::Value) -> String {
-    match (v.as_f64(), v.as_str()) {
-        (Some(n), _) if key.ends_with("_bytes") => bytes(n),
-        (Some(n), _) if key.ends_with("_pct") || key.contains("avg10") => pct(n),
-        (Some(n), _) => format!("{}", (n * 100.0).round() / 100.0),
-        (None, Some(s)) => s.to_string(),
-        _ => v.to_string(),
-    }
-}
-
 /// Cuts a command line to fit a terminal row.
 pub fn short(s: &str, max: usize) -> String {
     if s.chars().count() <= max {

@@ -192,7 +192,13 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         if let serde_json::Value::Object(peak) = &i.peak {
             let parts: Vec<String> = peak
                 .iter()
-                .map(|(k, v)| format!("{} <b>{}</b>", escape(k), escape(&output::peak_value(k, v))))
+                .map(|(k, v)| {
+                    format!(
+                        "{} <b>{}</b>",
+                        escape(k),
+                        escape(&crate::format::value_text(k, v))
+                    )
+                })
                 .collect();
             if !parts.is_empty() {
                 fact("peaks", parts.join(" · "));

@@ -560,7 +560,7 @@ fn default_title(decl: &RuleDecl, values: &serde_json::Value) -> String {
     }
 }
 
-/// Replaces `{key}` with `values[key]` (numbers without needless decimals).
+/// Replaces `{key}` with `values[key]` (numbers with one decimal, without a needless `.0`).
 pub(crate) fn render_template(template: &str, values: &serde_json::Value) -> String {
     let mut out = String::with_capacity(template.len());
     let mut rest = template;
@@ -573,10 +573,12 @@ pub(crate) fn render_template(template: &str, values: &serde_json::Value) -> Str
                 match values.get(key) {
                     Some(serde_json::Value::String(s)) => out.push_str(s),
                     Some(serde_json::Value::Number(n)) => match n.as_f64() {
-                        Some(f) if f.fract() == 0.0 && f.abs() < 1e15 => {
-                            out.push_str(&format!("{}", f as i64))
+                        // One decimal, none when it is 0: 99.96 and 100.0 both read
+                        // "100", so a live title and its backtest agree.
+                        Some(f) => {
+                            let text = format!("{f:.1}");
+                            out.push_str(text.strip_suffix(".0").unwrap_or(&text));
                         }
-                        Some(f) => out.push_str(&format!("{f:.1}")),
                         None => out.push_str(&n.to_string()),
                     },
                     Some(other) if !other.is_null() => out.push_str(&other.to_string()),
@@ -682,5 +684,9 @@ mod tests {
             render_template("{name} (pid {pid}) at {cpu}% {missing}", &v),
             "burn (pid 42) at 99.5% {missing}"
         );
+        for cpu in [99.96, 100.0, 100.04] {
+            let v = serde_json::json!({ "cpu": cpu });
+            assert_eq!(render_template("{cpu}%", &v), "100%", "{cpu}");
+        }
     }
 }
