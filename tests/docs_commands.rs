@@ -191,10 +191,9 @@ fn every_command_in_the_readme_and_the_guide_runs() {
     let mut absent = 0;
     for cmd in &commands {
         let mut argv = cmd.argv.clone();
-        match argv.first().map(String::as_str) {
-            // The daemon is the one this test runs, with the same config.
-            Some("run") => continue,
-            _ => {}
+        // The daemon is the one this test runs, with the same config.
+        if argv.first().map(String::as_str) == Some("run") {
+            continue;
         }
         if !argv.iter().any(|a| a == "-c" || a == "--config") {
             argv.splice(0..0, ["-c".to_string(), "config.toml".to_string()]);
