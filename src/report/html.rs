@@ -119,7 +119,7 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
     let host_name = d
         .host
         .first()
-        .map(|h| h.host.clone())
+        .map(|h| h.host_name.clone())
         .unwrap_or_else(|| "?".into());
     let title = match &d.focus {
         Some(i) => format!("Incident {}: {}", i.id, i.title),
@@ -292,9 +292,24 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         &Chart {
             title: "Load per CPU".into(),
             series: vec![
-                series("load1", PALETTE[0], col(&|p| per_cpu(p.load1, p)), false),
-                series("load5", PALETTE[2], col(&|p| per_cpu(p.load5, p)), true),
-                series("load15", PALETTE[7], col(&|p| per_cpu(p.load15, p)), true),
+                series(
+                    "load1",
+                    PALETTE[0],
+                    col(&|p| per_cpu(p.host.load1, p)),
+                    false,
+                ),
+                series(
+                    "load5",
+                    PALETTE[2],
+                    col(&|p| per_cpu(p.host.load5, p)),
+                    true,
+                ),
+                series(
+                    "load15",
+                    PALETTE[7],
+                    col(&|p| per_cpu(p.host.load15, p)),
+                    true,
+                ),
             ],
             y_at_least: 1.0,
             guide: Some((1.0, "1.0 per CPU".into())),
@@ -309,20 +324,30 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         &Chart {
             title: "CPU %".into(),
             series: vec![
-                series("user", PALETTE[0], col(&|p| Some(p.cpu_user_pct)), false),
+                series(
+                    "user",
+                    PALETTE[0],
+                    col(&|p| Some(p.host.cpu_user_pct)),
+                    false,
+                ),
                 series(
                     "system",
                     PALETTE[1],
-                    col(&|p| Some(p.cpu_system_pct)),
+                    col(&|p| Some(p.host.cpu_system_pct)),
                     false,
                 ),
                 series(
                     "iowait",
                     PALETTE[4],
-                    col(&|p| Some(p.cpu_iowait_pct)),
+                    col(&|p| Some(p.host.cpu_iowait_pct)),
                     false,
                 ),
-                series("steal", PALETTE[3], col(&|p| Some(p.cpu_steal_pct)), false),
+                series(
+                    "steal",
+                    PALETTE[3],
+                    col(&|p| Some(p.host.cpu_steal_pct)),
+                    false,
+                ),
             ],
             unit: Unit::Percent,
             stacked: true,
@@ -331,9 +356,24 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         },
         None,
     );
-    let mem_total = d.host.iter().map(|p| p.mem_total_bytes).max().unwrap_or(0);
-    let swap_total = d.host.iter().map(|p| p.swap_total_bytes).max().unwrap_or(0);
-    let mem_peak = d.host.iter().map(|p| p.mem_used_bytes).max().unwrap_or(0);
+    let mem_total = d
+        .host
+        .iter()
+        .map(|p| p.host.mem_total_bytes)
+        .max()
+        .unwrap_or(0);
+    let swap_total = d
+        .host
+        .iter()
+        .map(|p| p.host.swap_total_bytes)
+        .max()
+        .unwrap_or(0);
+    let mem_peak = d
+        .host
+        .iter()
+        .map(|p| p.host.mem_used_bytes)
+        .max()
+        .unwrap_or(0);
     // The RAM size as a guide only when use comes near it: otherwise it flattens the lines.
     let near_full = mem_peak as f64 >= 0.5 * mem_total as f64;
     figure(
@@ -354,13 +394,13 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
                 series(
                     "memory used",
                     PALETTE[0],
-                    col(&|p| Some(p.mem_used_bytes as f64)),
+                    col(&|p| Some(p.host.mem_used_bytes as f64)),
                     false,
                 ),
                 series(
                     "swap used",
                     PALETTE[1],
-                    col(&|p| Some(p.swap_used_bytes as f64)),
+                    col(&|p| Some(p.host.swap_used_bytes as f64)),
                     false,
                 ),
             ],
@@ -370,7 +410,10 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         },
         None,
     );
-    let has_psi = d.host.iter().any(|p| p.psi_cpu_some_avg10.is_some());
+    let has_psi = d
+        .host
+        .iter()
+        .any(|p| p.host.psi_cpu.map(|x| x.some_avg10).is_some());
     figure(
         &mut h,
         "Pressure stall (PSI)",
@@ -382,9 +425,24 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         &Chart {
             title: "PSI some avg10".into(),
             series: vec![
-                series("cpu", PALETTE[0], col(&|p| p.psi_cpu_some_avg10), false),
-                series("memory", PALETTE[1], col(&|p| p.psi_mem_some_avg10), false),
-                series("io", PALETTE[4], col(&|p| p.psi_io_some_avg10), false),
+                series(
+                    "cpu",
+                    PALETTE[0],
+                    col(&|p| p.host.psi_cpu.map(|x| x.some_avg10)),
+                    false,
+                ),
+                series(
+                    "memory",
+                    PALETTE[1],
+                    col(&|p| p.host.psi_memory.map(|x| x.some_avg10)),
+                    false,
+                ),
+                series(
+                    "io",
+                    PALETTE[4],
+                    col(&|p| p.host.psi_io.map(|x| x.some_avg10)),
+                    false,
+                ),
             ],
             unit: Unit::Percent,
             y_at_least: 10.0,
@@ -567,24 +625,26 @@ fn kpis(h: &mut String, d: &ReportData) {
     };
     // (value, what it is, spans two columns)
     let mut items: Vec<(String, String, bool)> = Vec::new();
-    let (load, _) = max_by(&|p| p.load1 / p.cpu_count.max(1) as f64);
+    let (load, _) = max_by(&|p| p.host.load1 / p.cpu_count.max(1) as f64);
     items.push((format!("{load:.2}"), "peak load1 per CPU".into(), false));
-    let (busy, _) =
-        max_by(&|p| p.cpu_user_pct + p.cpu_system_pct + p.cpu_iowait_pct + p.cpu_steal_pct);
+    let (busy, _) = max_by(&|p| {
+        p.host.cpu_user_pct + p.host.cpu_system_pct + p.host.cpu_iowait_pct + p.host.cpu_steal_pct
+    });
     items.push((output::pct(busy), "peak CPU busy".into(), false));
-    let (mem, _) = max_by(&|p| p.mem_used_bytes as f64);
+    let (mem, _) = max_by(&|p| p.host.mem_used_bytes as f64);
     items.push((output::bytes(mem), "peak memory used".into(), false));
-    if d.host.iter().any(|p| p.swap_total_bytes > 0) {
-        let (swap, _) = max_by(&|p| p.swap_used_bytes as f64);
+    if d.host.iter().any(|p| p.host.swap_total_bytes > 0) {
+        let (swap, _) = max_by(&|p| p.host.swap_used_bytes as f64);
         items.push((output::bytes(swap), "peak swap used".into(), false));
     }
     for (name, f) in [
         (
             "cpu",
-            (|p: &crate::store::report::HostPoint| p.psi_cpu_some_avg10) as fn(&_) -> _,
+            (|p: &crate::store::report::HostPoint| p.host.psi_cpu.map(|x| x.some_avg10))
+                as fn(&_) -> _,
         ),
-        ("memory", |p| p.psi_mem_some_avg10),
-        ("io", |p| p.psi_io_some_avg10),
+        ("memory", |p| p.host.psi_memory.map(|x| x.some_avg10)),
+        ("io", |p| p.host.psi_io.map(|x| x.some_avg10)),
     ] {
         if d.host.iter().any(|p| f(p).is_some()) {
             let (v, _) = max_by(&|p| f(p).unwrap_or(0.0));
@@ -854,23 +914,21 @@ mod tests {
             interval_ms: 1000,
             detail: true,
             cpu_count: 2,
-            load1: 1.5,
-            load5: 1.0,
-            load15: 0.5,
-            cpu_user_pct: 40.0,
-            cpu_system_pct: 10.0,
-            cpu_iowait_pct: 0.0,
-            cpu_steal_pct: 0.0,
-            mem_total_bytes: 8 << 30,
-            mem_used_bytes: 2 << 30,
-            swap_total_bytes: 0,
-            swap_used_bytes: 0,
-            psi_cpu_some_avg10: Some(5.0),
-            psi_mem_some_avg10: None,
-            psi_io_some_avg10: None,
-            net_rx_bytes_per_s: 0.0,
-            net_tx_bytes_per_s: 0.0,
-            host: "web<1>".into(),
+            host_name: "web<1>".into(),
+            host: crate::model::HostRow {
+                load1: 1.5,
+                load5: 1.0,
+                load15: 0.5,
+                cpu_user_pct: 40.0,
+                cpu_system_pct: 10.0,
+                mem_total_bytes: 8 << 30,
+                mem_used_bytes: 2 << 30,
+                psi_cpu: Some(crate::model::Psi {
+                    some_avg10: 5.0,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
         }
     }
 

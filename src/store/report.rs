@@ -15,10 +15,11 @@ use super::incident::{
     alert_row, incident_row, AlertRow, IncidentRow, ALERT_COLUMNS, INCIDENT_COLUMNS,
 };
 use super::query::{top_over_range, ProcessOverRange};
-use crate::model::Resource;
 use crate::model::TimestampMs;
+use crate::model::{HostRow, Resource};
 
-/// The host's row of one sample, the numbers the report charts.
+/// The host's row of one sample, the numbers the report charts: the model's [`HostRow`] as
+/// every reader of samples sees it, with the sample's time and shape.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct HostPoint {
     pub ts_ms: TimestampMs,
@@ -26,23 +27,8 @@ pub struct HostPoint {
     pub interval_ms: i64,
     pub detail: bool,
     pub cpu_count: i64,
-    pub load1: f64,
-    pub load5: f64,
-    pub load15: f64,
-    pub cpu_user_pct: f64,
-    pub cpu_system_pct: f64,
-    pub cpu_iowait_pct: f64,
-    pub cpu_steal_pct: f64,
-    pub mem_total_bytes: i64,
-    pub mem_used_bytes: i64,
-    pub swap_total_bytes: i64,
-    pub swap_used_bytes: i64,
-    pub psi_cpu_some_avg10: Option<f64>,
-    pub psi_mem_some_avg10: Option<f64>,
-    pub psi_io_some_avg10: Option<f64>,
-    pub net_rx_bytes_per_s: f64,
-    pub net_tx_bytes_per_s: f64,
-    pub host: String,
+    pub host_name: String,
+    pub host: HostRow,
 }
 
 pub fn host_series(
@@ -54,31 +40,13 @@ pub fn host_series(
     let samples = super::query::load_samples(conn, from, to, false)?;
     Ok(samples
         .into_iter()
-        .map(|s| {
-            let h = s.host;
-            HostPoint {
-                ts_ms: s.ts_ms,
-                interval_ms: s.interval_ms as i64,
-                detail: s.level == crate::model::Level::Detail,
-                cpu_count: s.cpu_count as i64,
-                load1: h.load1,
-                load5: h.load5,
-                load15: h.load15,
-                cpu_user_pct: h.cpu_user_pct,
-                cpu_system_pct: h.cpu_system_pct,
-                cpu_iowait_pct: h.cpu_iowait_pct,
-                cpu_steal_pct: h.cpu_steal_pct,
-                mem_total_bytes: h.mem_total_bytes as i64,
-                mem_used_bytes: h.mem_used_bytes as i64,
-                swap_total_bytes: h.swap_total_bytes as i64,
-                swap_used_bytes: h.swap_used_bytes as i64,
-                psi_cpu_some_avg10: h.psi_cpu.map(|p| p.some_avg10),
-                psi_mem_some_avg10: h.psi_memory.map(|p| p.some_avg10),
-                psi_io_some_avg10: h.psi_io.map(|p| p.some_avg10),
-                net_rx_bytes_per_s: h.net_rx_bytes_per_s,
-                net_tx_bytes_per_s: h.net_tx_bytes_per_s,
-                host: s.host_name,
-            }
+        .map(|s| HostPoint {
+            ts_ms: s.ts_ms,
+            interval_ms: s.interval_ms as i64,
+            detail: s.level == crate::model::Level::Detail,
+            cpu_count: s.cpu_count as i64,
+            host_name: s.host_name,
+            host: s.host,
         })
         .collect())
 }
