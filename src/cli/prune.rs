@@ -135,23 +135,21 @@ fn print_summary(out: &mut impl Write, s: &Summary, db: &Path) -> anyhow::Result
         k.pinned_samples, k.open_incident_samples
     )?;
     let z = &s.size;
-    if s.dry_run {
-        writeln!(
-            out,
-            "size       {} file, {} in use, cap {}",
-            output::bytes(z.file_bytes_before as f64),
-            output::bytes(z.used_bytes_before as f64),
-            output::bytes(z.max_size_bytes as f64)
-        )?;
+    let size = |n: u64| output::bytes(n as f64);
+    let file = if s.dry_run {
+        format!(
+            "{} file, {} in use",
+            size(z.file_bytes_before),
+            size(z.used_bytes_before)
+        )
     } else {
-        writeln!(
-            out,
-            "size       {} -> {} file, cap {}",
-            output::bytes(z.file_bytes_before as f64),
-            output::bytes(z.file_bytes_after as f64),
-            output::bytes(z.max_size_bytes as f64)
-        )?;
-    }
+        format!(
+            "{} -> {} file",
+            size(z.file_bytes_before),
+            size(z.file_bytes_after)
+        )
+    };
+    writeln!(out, "size       {file}, cap {}", size(z.max_size_bytes))?;
     for n in &s.notes {
         writeln!(out, "note       {n}")?;
     }

@@ -226,26 +226,23 @@ impl Pruner {
                 match d.fate {
                     Fate::Keep => {}
                     Fate::Delete(reason) => {
+                        let mut step = |sql: &str, table: &'static str| -> rusqlite::Result<u64> {
+                            let n = tx.prepare_cached(sql)?.execute([d.meta_id])? as u64;
+                            batch.add(reason, "delete", table, n, d.ts_ms);
+                            Ok(n)
+                        };
                         for t in CHILD_TABLES {
-                            let n = tx
-                                .prepare_cached(child_delete_sql(t))?
-                                .execute([d.meta_id])?;
-                            batch.add(reason, "delete", t, n as u64, d.ts_ms);
-                            rows += n as u64;
+                            rows += step(child_delete_sql(t), t)?;
                         }
-                        let n = tx
-                            .prepare_cached("DELETE FROM sample WHERE id = ?1")?
-                            .execute([d.meta_id])?;
-                        batch.add(reason, "delete", "sample", n as u64, d.ts_ms);
-                        rows += n as u64;
+                        rows += step("DELETE FROM sample WHERE id = ?1", "sample")?;
                     }
                     Fate::Demote(reason) => {
                         for t in ["process_detail", "connection"] {
                             let n = tx
                                 .prepare_cached(child_delete_sql(t))?
-                                .execute([d.meta_id])?;
-                            batch.add(reason, "delete", t, n as u64, d.ts_ms);
-                            rows += n as u64;
+                                .execute([d.meta_id])? as u64;
+                            batch.add(reason, "delete", t, n, d.ts_ms);
+                            rows += n;
                         }
                         let n = tx
                             .prepare_cached(TRIM_SQL)?
