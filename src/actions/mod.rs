@@ -335,6 +335,72 @@ pub fn rules_config(c: &Config) -> crate::rules::RulesConfig {
         rule_wall_limit: c.rules.rule_wall_limit.std(),
         max_consecutive_errors: c.rules.max_consecutive_errors,
         allow_exec: c.rules.allow_exec,
+        settings: rule_settings(&c.rules),
         ..crate::rules::RulesConfig::default()
+    }
+}
+
+/// Checks the `[rules.<name>]` settings against the rules in `[rules] dir` (unknown rule,
+/// unknown key, wrong type): `Err` holds one line per problem, naming file, line and key.
+/// Other rule problems are left to the lenient load (a broken rule file never stops
+/// recording).
+pub fn check_rule_settings(c: &Config) -> Result<(), String> {
+    if c.rules.per_rule.is_empty() {
+        return Ok(());
+    }
+    let cfg = rules_config(c);
+    let sources = match crate::rules::load_dir_sources(&c.rules.dir, true) {
+        Ok(s) => s,
+        Err(_) => return Ok(()), // reported when the daemon loads its rules
+    };
+    let settings_file = cfg.settings.file.clone();
+    let errors = match crate::rules::Engine::load_lenient(cfg, sources) {
+        Ok((_, errors)) => errors,
+        Err(_) => return Ok(()),
+    };
+    let lines: Vec<String> = errors
+        .iter()
+        .filter(|e| e.file == settings_file)
+        .map(|e| e.to_string())
+        .collect();
+    match lines.is_empty() {
+        true => Ok(()),
+        false => Err(lines.join("\n")),
+    }
+}
+
+/// `[rules.<name>]` tables as the engine takes them: values as JSON, with file and lines.
+fn rule_settings(r: &crate::config::Rules) -> crate::rules::RuleSettings {
+    use crate::rules::{RuleOverride, Setting};
+    let origin = &r.per_rule_origin;
+    let rules = r
+        .per_rule
+        .iter()
+        .map(|(name, table)| {
+            let (header, lines) = origin.lines.get(name).cloned().unwrap_or_default();
+            let keys = table
+                .as_table()
+                .map(|t| {
+                    t.iter()
+                        .map(|(k, v)| {
+                            let setting = Setting {
+                                value: serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+                                line: lines.get(k).copied().unwrap_or(header) as u32,
+                            };
+                            (k.clone(), setting)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ov = RuleOverride {
+                line: header as u32,
+                keys,
+            };
+            (name.clone(), ov)
+        })
+        .collect();
+    crate::rules::RuleSettings {
+        file: origin.file.clone(),
+        rules,
     }
 }

@@ -54,6 +54,8 @@ enum Control {
 /// Runs the recorder until SIGTERM/SIGINT. `config_path` None: the embedded default.
 pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load_or_default(config_path.as_deref())?;
+    // `[rules.<name>]` settings must fit the rules: a typo there stops the start.
+    crate::actions::check_rule_settings(&config).map_err(anyhow::Error::msg)?;
     // Before any thread exists, so every thread inherits priority and I/O class.
     let protections = protect::apply(&config.protect);
     // A few threads share the heap: one malloc arena each would all be locked in memory.
