@@ -8,7 +8,7 @@
 
 rule {
   name = "cpu_hog",
-  description = "a process holds >= {threshold}% of one CPU for the hold (20 s)",
+  description = "a process holds >= {threshold}% of one CPU for {hold}",
   params = {
     threshold = 90, -- percent of one CPU (top's convention: one busy core = 100)
     capture = "5m", -- how long to record in detail once it fires

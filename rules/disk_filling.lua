@@ -35,7 +35,7 @@ end
 
 rule {
   name = "disk_filling",
-  description = "a file system is >= {used_pct}% full for the hold (5 minutes)",
+  description = "a file system is >= {used_pct}% full for {hold}",
   params = {
     used_pct = 90, -- % of the file system used
     ignore_mounts = {}, -- mount points never to look at, e.g. { "/boot/efi" }
@@ -51,7 +51,7 @@ rule {
 
 rule {
   name = "disk_full",
-  description = "a file system is >= {used_pct}% full for the hold (1 minute)",
+  description = "a file system is >= {used_pct}% full for {hold}",
   params = {
     used_pct = 98, -- % of the file system used
     ignore_mounts = {}, -- mount points never to look at, e.g. { "/boot/efi" }

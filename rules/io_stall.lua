@@ -3,7 +3,7 @@
 
 rule {
   name = "io_stall",
-  description = "I/O PSI full >= {full_pct}% (or iowait >= {iowait_pct}% with blocked tasks) for the hold (1 minute)",
+  description = "I/O PSI full >= {full_pct}% (or iowait >= {iowait_pct}% with blocked tasks) for {hold}",
   params = {
     full_pct = 20, -- PSI io full_avg10, %
     iowait_pct = 30, -- without PSI: CPU iowait, % (with at least one blocked task per CPU)

@@ -5,7 +5,7 @@
 
 rule {
   name = "load_spike",
-  description = "load1 per CPU >= {per_cpu} for the hold (1 minute)",
+  description = "load1 per CPU >= {per_cpu} for {hold}",
   params = {
     per_cpu = 2.0, -- load1 divided by the number of CPUs
     capture = "10m", -- how long to record in detail once it fires

@@ -6,7 +6,7 @@
 
 rule {
   name = "memory_pressure",
-  description = "memory PSI some >= {some_pct}% or full >= {full_pct}% (without PSI: available < {available_min_pct}%) for the hold (30 s)",
+  description = "memory PSI some >= {some_pct}% or full >= {full_pct}% (without PSI: available < {available_min_pct}%) for {hold}",
   params = {
     some_pct = 10, -- PSI memory some_avg10, %
     full_pct = 5, -- PSI memory full_avg10, %

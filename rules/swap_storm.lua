@@ -4,7 +4,7 @@
 
 rule {
   name = "swap_storm",
-  description = "swap use grew by >= {growth_mib} MiB within a minute, for the hold (30 s)",
+  description = "swap use grew by >= {growth_mib} MiB within a minute, for {hold}",
   params = {
     growth_mib = 256, -- swap use growth over the last minute, MiB
     capture = "5m", -- how long to record in detail once it fires

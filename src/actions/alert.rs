@@ -79,7 +79,7 @@ impl Actions {
         }
         if let Err(e) = alert_outbox::raise(
             store,
-            &alert_outbox::RaiseConfig::from_config(&self.settings.config),
+            &alert_outbox::RaiseConfig::for_rule(&self.settings.config, &i.rule),
             &self.waker,
             &new,
             only.as_deref(),
@@ -114,7 +114,7 @@ impl Actions {
                 }
                 alert_outbox::raise(
                     store,
-                    &alert_outbox::RaiseConfig::from_config(&self.settings.config),
+                    &alert_outbox::RaiseConfig::for_rule(&self.settings.config, &f.rule),
                     &self.waker,
                     &new,
                     Some(&[note.channel]),

@@ -386,6 +386,7 @@ fn rule_settings(r: &crate::config::Rules) -> crate::rules::RuleSettings {
                             let setting = Setting {
                                 value: serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
                                 line: lines.get(k).copied().unwrap_or(header) as u32,
+                                cli: false,
                             };
                             (k.clone(), setting)
                         })
@@ -402,5 +403,6 @@ fn rule_settings(r: &crate::config::Rules) -> crate::rules::RuleSettings {
     crate::rules::RuleSettings {
         file: origin.file.clone(),
         rules,
+        ignore_unknown_rules: false,
     }
 }

@@ -48,22 +48,25 @@ impl PerRuleOrigin {
 
 /// The line of a `[section]` header (quotes around parts ignored).
 fn section_line(text: &str, section: &str) -> Option<usize> {
-    text.lines().position(|l| {
-        let t = l.trim();
-        t.starts_with('[')
-            && t.trim_matches(|c| c == '[' || c == ']')
-                .replace(['"', '\''], "")
-                .split('.')
-                .map(str::trim)
-                .collect::<Vec<_>>()
-                .join(".")
-                == section
-    })
-    .map(|i| i + 1)
+    text.lines()
+        .position(|l| {
+            let t = l.trim();
+            t.starts_with('[')
+                && t.trim_matches(|c| c == '[' || c == ']')
+                    .replace(['"', '\''], "")
+                    .split('.')
+                    .map(str::trim)
+                    .collect::<Vec<_>>()
+                    .join(".")
+                    == section
+        })
+        .map(|i| i + 1)
 }
 
 /// A key of `[rules]` that is neither a `[rules]` setting nor a table: the error to report.
-pub(super) fn check_shape(per_rule: &BTreeMap<String, toml::Value>) -> Result<(), (String, String)> {
+pub(super) fn check_shape(
+    per_rule: &BTreeMap<String, toml::Value>,
+) -> Result<(), (String, String)> {
     for (key, value) in per_rule {
         if !value.is_table() {
             return Err((
@@ -76,4 +79,17 @@ pub(super) fn check_shape(per_rule: &BTreeMap<String, toml::Value>) -> Result<()
         }
     }
     Ok(())
+}
+
+impl super::Rules {
+    /// `[rules.<rule>] rate_limit`, when set and a valid duration (the engine reports a bad
+    /// one when the rules load, so a config that loads has only good ones).
+    pub fn rate_limit_of(&self, rule: &str) -> Option<super::Duration> {
+        let v = self.per_rule.get(rule)?.get("rate_limit")?;
+        match v {
+            toml::Value::String(s) => super::Duration::parse(s).ok(),
+            toml::Value::Integer(i) if *i >= 0 => Some(super::Duration::from_secs(*i as u64)),
+            _ => None,
+        }
+    }
 }

@@ -580,7 +580,11 @@ pub(crate) fn parse_rule(def: &Table) -> Result<RuleDecl, String> {
                 }
                 if !matches!(
                     v,
-                    Value::Boolean(_) | Value::Integer(_) | Value::Number(_) | Value::String(_) | Value::Table(_)
+                    Value::Boolean(_)
+                        | Value::Integer(_)
+                        | Value::Number(_)
+                        | Value::String(_)
+                        | Value::Table(_)
                 ) {
                     return Err(format!(
                         "rule {name}: params.{k} must be a number, string, boolean or table (its default), not {}",

@@ -23,13 +23,16 @@ pub(crate) fn apply(
 ) -> Result<(serde_json::Map<String, J>, Vec<EffectiveSetting>), RuleError> {
     let name = decl.name.clone();
     let mut params = defaults.clone();
-    let mut from_config: BTreeMap<&str, u32> = BTreeMap::new();
+    let mut from_config: BTreeMap<&str, (u32, bool)> = BTreeMap::new();
     let empty = RuleOverride::default();
     let ov = ov.unwrap_or(&empty);
     for (key, setting) in &ov.keys {
         let fail = |message: String| RuleError {
             rule: Some(name.clone()),
-            file: settings_file.to_path_buf(),
+            file: match setting.cli {
+                true => "--set".into(),
+                false => settings_file.to_path_buf(),
+            },
             line: (setting.line > 0).then_some(setting.line),
             kind: ErrorKind::Invalid,
             message: format!("rules.{name}.{key}: {message}"),
@@ -83,12 +86,13 @@ pub(crate) fn apply(
                 }
             },
         }
-        from_config.insert(key.as_str(), setting.line);
+        from_config.insert(key.as_str(), (setting.line, setting.cli));
     }
     let at = |key: &str| {
-        from_config.get(key).map(|line| match line {
-            0 => settings_file.display().to_string(),
-            l => format!("{}:{l}", settings_file.display()),
+        from_config.get(key).map(|&(line, cli)| match (line, cli) {
+            (_, true) => "--set".to_string(),
+            (0, false) => settings_file.display().to_string(),
+            (l, false) => format!("{}:{l}", settings_file.display()),
         })
     };
     let mut effective = Vec::new();
@@ -129,6 +133,9 @@ pub(crate) fn unknown_rules<'a>(
     settings: &RuleSettings,
     loaded: impl Iterator<Item = &'a str> + Clone,
 ) -> Vec<RuleError> {
+    if settings.ignore_unknown_rules {
+        return Vec::new();
+    }
     settings
         .rules
         .iter()
@@ -136,9 +143,13 @@ pub(crate) fn unknown_rules<'a>(
         .map(|(name, ov)| {
             let mut known: Vec<&str> = loaded.clone().collect();
             known.sort();
+            let from_cli = !ov.keys.is_empty() && ov.keys.values().all(|s| s.cli);
             RuleError {
                 rule: Some(name.clone()),
-                file: settings.file.clone(),
+                file: match from_cli {
+                    true => "--set".into(),
+                    false => settings.file.clone(),
+                },
                 line: (ov.line > 0).then_some(ov.line),
                 kind: ErrorKind::Invalid,
                 message: format!(

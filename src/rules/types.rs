@@ -46,6 +46,10 @@ pub struct RuleSettings {
     /// Where they come from (the config file, or `--set`), for errors.
     pub file: PathBuf,
     pub rules: BTreeMap<String, RuleOverride>,
+    /// Settings for rules that are not loaded are ignored instead of refused (a rule test
+    /// loads only some of the rules).
+    #[serde(default)]
+    pub ignore_unknown_rules: bool,
 }
 
 /// The settings of one rule.
@@ -61,6 +65,9 @@ pub struct RuleOverride {
 pub struct Setting {
     pub value: serde_json::Value,
     pub line: u32,
+    /// Given on the command line (`--set`), not in the file.
+    #[serde(default)]
+    pub cli: bool,
 }
 
 /// The settings every rule has, besides the parameters it declares.
@@ -77,26 +84,29 @@ impl RuleSettings {
     /// Adds `rule.key=value` (a `--set` argument; the value is TOML: `70`, `"2m"`, `true`,
     /// or a bare word taken as a string).
     pub fn set(&mut self, arg: &str) -> Result<(), String> {
-        let (lhs, value) = arg
-            .split_once('=')
-            .ok_or_else(|| format!("--set {arg}: expected RULE.KEY=VALUE, e.g. cpu_hog.threshold=70"))?;
-        let (rule, key) = lhs
-            .trim()
-            .rsplit_once('.')
-            .ok_or_else(|| format!("--set {arg}: expected RULE.KEY=VALUE, e.g. cpu_hog.threshold=70"))?;
+        let (lhs, value) = arg.split_once('=').ok_or_else(|| {
+            format!("--set {arg}: expected RULE.KEY=VALUE, e.g. cpu_hog.threshold=70")
+        })?;
+        let (rule, key) = lhs.trim().rsplit_once('.').ok_or_else(|| {
+            format!("--set {arg}: expected RULE.KEY=VALUE, e.g. cpu_hog.threshold=70")
+        })?;
         let value = value.trim();
-        let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}")) {
+        let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}"))
+        {
             Ok(mut t) => match t.remove("v") {
                 Some(v) => serde_json::to_value(v).map_err(|e| format!("--set {arg}: {e}"))?,
                 None => serde_json::Value::String(value.to_string()),
             },
             Err(_) => serde_json::Value::String(value.to_string()),
         };
-        self.rules
-            .entry(rule.to_string())
-            .or_default()
-            .keys
-            .insert(key.trim().to_string(), Setting { value: parsed, line: 0 });
+        self.rules.entry(rule.to_string()).or_default().keys.insert(
+            key.trim().to_string(),
+            Setting {
+                value: parsed,
+                line: 0,
+                cli: true,
+            },
+        );
         Ok(())
     }
 }

@@ -292,10 +292,15 @@ impl Worker {
                 severity: decl.severity,
                 scheduled: decl.every_ms.is_some(),
                 enabled: decl.enabled,
-                description: decl
-                    .description
-                    .as_ref()
-                    .map(|d| render_template(d, &params)),
+                description: decl.description.as_ref().map(|d| {
+                    let mut fill = params.clone();
+                    if let serde_json::Value::Object(m) = &mut fill {
+                        let text = |ms: i64| crate::format::human_ms(ms).into();
+                        m.insert("hold".into(), text(decl.hold_ms));
+                        m.insert("clear_after".into(), text(decl.clear_after_ms));
+                    }
+                    render_template(d, &fill)
+                }),
                 settings: effective,
             });
             new_rules.push(Rule {
@@ -591,7 +596,11 @@ fn with_ctx<R>(lua: &Lua, f: impl FnOnce(&mut CallCtx) -> R) -> Option<R> {
 }
 
 /// The summary filled from the values, then from the rule's parameters (`{threshold}`).
-fn default_title(decl: &RuleDecl, values: &serde_json::Value, params: &serde_json::Value) -> String {
+fn default_title(
+    decl: &RuleDecl,
+    values: &serde_json::Value,
+    params: &serde_json::Value,
+) -> String {
     match &decl.summary {
         Some(template) => render_template(&render_template(template, values), params),
         None => decl.name.clone(),
