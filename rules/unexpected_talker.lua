@@ -58,6 +58,6 @@ rule {
   end,
   on_fire = function(s, ctx)
     incident {}
-    capture { duration = params.capture, interval = "1s", connections = true }
+    capture { duration = params.capture, interval = "1s" }
   end,
 }

@@ -239,26 +239,30 @@ impl Actions {
                             self.raise(store, id, AlertKind::Fire, None, full.ts_ms);
                         }
                     }),
-                Action::Resolve { .. } => match store.open_incident_of(&f.rule) {
+                Action::Resolve { note } => match store.open_incident_of(&f.rule) {
                     Ok(Some(id)) => {
                         tracing::info!("incident {id} ({}) resolved", f.rule);
-                        store.close_incident(id, full.ts_ms).map(|_| {
-                            if !explicit_alerts {
-                                self.raise(store, id, AlertKind::Clear, None, full.ts_ms);
-                            }
-                        })
+                        let noted = match note {
+                            Some(n) => store.set_resolve_note(id, n),
+                            None => Ok(()),
+                        };
+                        noted
+                            .and_then(|_| store.close_incident(id, full.ts_ms))
+                            .map(|_| {
+                                if !explicit_alerts {
+                                    self.raise(store, id, AlertKind::Clear, None, full.ts_ms);
+                                }
+                            })
                     }
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 },
-                Action::Capture {
-                    duration, interval, ..
-                } => {
+                Action::Capture { duration, interval } => {
                     let found = store.open_incident_of(&f.rule);
                     let incident = self.health.note(Step::IncidentOfRule, found).flatten();
                     self.start_capture(store, &f.rule, incident, *duration, *interval, full.ts_ms)
                 }
-                Action::Email { subject, body, .. } => self.raise_from_rule(
+                Action::Email { subject, body, to } => self.raise_from_rule(
                     store,
                     f,
                     kind,
@@ -267,6 +271,7 @@ impl Actions {
                         body: body.clone(),
                         channel: Channel::Email,
                         urgency: None,
+                        recipients: to.clone(),
                     },
                     full,
                 ),
@@ -283,6 +288,7 @@ impl Actions {
                         body: body.clone(),
                         channel: Channel::Desktop,
                         urgency: Some(*urgency),
+                        recipients: Vec::new(),
                     },
                     full,
                 ),

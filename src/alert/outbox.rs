@@ -391,6 +391,14 @@ impl Delivery {
                 message_id: Some(message_id(alert, &self.config.host)),
             };
             let result = match alert.channel {
+                Channel::Email if !alert.recipients.is_empty() => {
+                    // A rule's `email { to = ... }`: exactly those recipients.
+                    let email = EmailConfig {
+                        to: alert.recipients.clone(),
+                        ..self.config.email.clone()
+                    };
+                    send_email(&email, &message).await
+                }
                 Channel::Email => send_email(&self.config.email, &message).await,
                 Channel::Desktop => {
                     send_desktop_with(&self.relay, &self.config.desktop, &message).await
@@ -604,6 +612,7 @@ mod tests {
             body_text: "b".into(),
             body_html: None,
             urgency: Urgency::Normal,
+            recipients: Vec::new(),
         };
         assert!(raise(
             &mut store,

@@ -308,15 +308,15 @@ fn resolve(o: &Opts<'_>, _: &ActionInfo) -> Result<Action, String> {
     })
 }
 
+/// A capture records every process and its connections: the detail level is one mode of
+/// the collector, so there is no `all_processes` or `connections` switch to offer.
 fn capture(o: &Opts<'_>, _: &ActionInfo) -> Result<Action, String> {
-    o.check_keys(&["duration", "interval", "all_processes", "connections"])?;
+    o.check_keys(&["duration", "interval"])?;
     Ok(Action::Capture {
         duration: o
             .duration("duration")?
             .unwrap_or(std::time::Duration::from_secs(300)),
         interval: o.duration("interval")?,
-        all_processes: o.boolean("all_processes", true)?,
-        connections: o.boolean("connections", true)?,
     })
 }
 
@@ -331,6 +331,27 @@ fn email(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
             .map_err(|_| "email: to must be a list of addresses".to_string())?,
         _ => return Err("email: to must be an address or a list of addresses".into()),
     };
+    for addr in &to {
+        let plain = addr.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        }) && !addr
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')'));
+        if !plain {
+            return Err(format!(
+                "email: to: {addr:?} is not an email address (write it as \"team@example.org\")"
+            ));
+        }
+    }
+    if o.value("to") != Value::Nil && to.is_empty() {
+        return Err(
+            "email: to is an empty list (leave it out for the configured recipients)".into(),
+        );
+    }
     Ok(Action::Email {
         subject: o
             .string("subject")?

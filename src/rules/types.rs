@@ -160,19 +160,17 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
-    /// Record at detail level for a while.
+    /// Record at detail level (every process, with connections) for a while.
     Capture {
         #[serde(with = "secs")]
         duration: Duration,
         #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
         interval: Option<Duration>,
-        all_processes: bool,
-        connections: bool,
     },
     Email {
         subject: String,
         body: String,
-        /// Extra recipients; empty means the configured ones.
+        /// The recipients, instead of `[email] to`; empty means the configured ones.
         #[serde(skip_serializing_if = "Vec::is_empty", default)]
         to: Vec<String>,
     },
