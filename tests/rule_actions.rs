@@ -48,7 +48,11 @@ fn email_to_reaches_exactly_that_recipient_and_the_resolve_note_is_shown() {
         .collect();
     assert_eq!(rcpts.len(), 1, "{rcpts:?}");
     assert!(rcpts[0].starts_with("RCPT team@example.test "), "{rcpts:?}");
-    assert!(!smtp.commands().contains("ops@example.org"), "{}", smtp.commands());
+    assert!(
+        !smtp.commands().contains("ops@example.org"),
+        "{}",
+        smtp.commands()
+    );
 
     let id = d.wait_for("the incident resolved", Duration::from_secs(60), || {
         let rows = d.try_sql_json(
@@ -59,7 +63,9 @@ fn email_to_reaches_exactly_that_recipient_and_the_resolve_note_is_shown() {
     let note = "cleared by the test rule: nothing left to do";
     let shown = d.ok(&["show", &id.to_string()]);
     assert!(
-        shown.lines().any(|l| l.starts_with("note") && l.ends_with(note)),
+        shown
+            .lines()
+            .any(|l| l.starts_with("note") && l.ends_with(note)),
         "{shown}"
     );
     let json: serde_json::Value =

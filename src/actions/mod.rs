@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::alert::outbox::OutboxWaker;
 use crate::config::{Config, Escalation as EscalationConfig};
-use crate::model::{AlertKind, Level, Sample, Severity};
+use crate::model::{AlertKind, Level, Sample, Severity, TimestampMs};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
 use crate::store::outbox::Channel;
 use crate::store::retention::PruneQueue;
@@ -81,6 +81,9 @@ pub struct Actions {
     /// The peaks of the open incidents seen so far, by incident id.
     peaks: HashMap<i64, Peaks>,
     health: Health,
+    /// Kernel OOM kills at or before this time are history, not news: see
+    /// [`Actions::note_start`].
+    oom_news_after: TimestampMs,
 }
 
 impl Actions {
@@ -99,7 +102,44 @@ impl Actions {
             capture: None,
             peaks: HashMap::new(),
             health: Health::default(),
+            oom_news_after: TimestampMs::MIN,
         }
+    }
+
+    /// At the daemon's start, before the first sample is written: kernel OOM kills from
+    /// before the first start on this store (the kernel log replays them) and those already
+    /// recorded by an earlier run are recorded, but not handed to the rules as new.
+    pub fn note_start(&mut self, store: &mut Store, now: TimestampMs) {
+        let first = match store.get_state("first_start_ms") {
+            Ok(Some(v)) => v.parse().unwrap_or(now),
+            Ok(None) => {
+                if let Err(e) = store.set_state("first_start_ms", &now.to_string()) {
+                    tracing::warn!("cannot record the first start: {e}");
+                }
+                now
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the first start: {e}; old OOM kills count as history");
+                now
+            }
+        };
+        let last = match store.last_oom_kill_ts() {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!("cannot read the recorded OOM kills: {e}");
+                None
+            }
+        };
+        self.oom_news_after = last.map_or(first, |l| l.max(first));
+    }
+
+    /// Leaves in `sample` only the OOM kills that are news to the rules (see
+    /// [`Actions::note_start`]); returns how many were left out.
+    pub fn drop_old_oom_kills(&self, sample: &mut Sample) -> usize {
+        let before = sample.oom_kills.len();
+        let after = self.oom_news_after;
+        sample.oom_kills.retain(|k| k.ts_ms > after);
+        before - sample.oom_kills.len()
     }
 
     pub fn reconfigure(&mut self, config: &Config, host_name: &str) {

@@ -199,6 +199,7 @@ impl Recorder {
             },
             config,
         };
+        r.actions.note_start(&mut r.store, now);
         r.record_restart_gap(now)?;
         r.report_notices();
         if let Err(e) = r.store.end_stale_captures(now) {
@@ -426,6 +427,11 @@ impl Recorder {
             Level::Baseline => collect::baseline_subset(&full, self.config.sampler.top_processes),
         };
         let sample_id = self.store_sample(stored);
+        // Recorded above with their real time; old ones are not news to the rules.
+        let old = self.actions.drop_old_oom_kills(&mut full);
+        if old > 0 {
+            tracing::info!("{old} OOM kill(s) recorded but not handed to the rules: from before the first start on this store, or recorded by an earlier run");
+        }
         let full = Arc::new(full);
         if let (Level::Baseline, Some(id)) = (level, sample_id) {
             self.actions.remember(id, full.clone());
