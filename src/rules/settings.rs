@@ -233,6 +233,57 @@ mod tests {
         assert!(duration_ms(&json!(true)).is_err());
     }
 
+    /// `config.toml.example` shows a commented `[rules.<name>]` block for every shipped rule,
+    /// naming every setting and parameter, each parameter with its declared default.
+    #[test]
+    fn the_example_config_has_a_block_per_shipped_rule() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let example = std::fs::read_to_string(root.join("config.toml.example")).unwrap();
+        let sources = super::super::load_dir_sources(&root.join("rules"), false).unwrap();
+        let engine = super::super::Engine::load(RulesConfig::default(), sources).unwrap();
+        let normal = |v: &J| match v {
+            J::Object(m) if m.is_empty() => json!([]),
+            J::Number(n) => json!(n.as_f64()),
+            other => other.clone(),
+        };
+        for rule in engine.rules() {
+            let header = format!("# [rules.{}]", rule.name);
+            let block: Vec<&str> = example
+                .lines()
+                .skip_while(|l| *l != header)
+                .skip(1)
+                .take_while(|l| !l.trim().is_empty())
+                .filter_map(|l| l.strip_prefix("# "))
+                .filter(|l| !l.starts_with('('))
+                .collect();
+            assert!(!block.is_empty(), "config.toml.example lacks `{header}`");
+            let table: toml::Table = toml::from_str(&block.join("\n"))
+                .unwrap_or_else(|e| panic!("{header} does not parse uncommented: {e}"));
+            for s in &rule.settings {
+                let shown = table
+                    .get(&s.key)
+                    .unwrap_or_else(|| panic!("{header} lacks {}", s.key));
+                if s.key == "labels" || s.key == "rate_limit" {
+                    continue; // examples, not defaults
+                }
+                let shown = serde_json::to_value(shown).unwrap();
+                assert_eq!(
+                    normal(&shown),
+                    normal(&s.value),
+                    "{header} {}: the example shows {shown}, the rule's default is {}",
+                    s.key,
+                    s.value
+                );
+            }
+            for key in table.keys() {
+                assert!(
+                    rule.settings.iter().any(|s| &s.key == key),
+                    "{header} shows {key}, which the rule does not declare"
+                );
+            }
+        }
+    }
+
     #[test]
     fn set_arguments_parse_as_toml() {
         let mut s = RuleSettings::default();
