@@ -120,6 +120,49 @@ fn a_threshold_from_the_config_fires_on_sixty_percent_and_the_default_does_not()
     let text = std::fs::read_to_string(&d.config).unwrap();
     let line = line_of(&text, "threshold = 50");
     assert_eq!(at, format!("{}:{line}", d.config.display()));
+
+    // The backtest over these samples takes the config's settings, and --set on top.
+    let window = [
+        "rules", "backtest", "--from", "-10m", "--to", "now", "--rule", "cpu_hog",
+    ];
+    let with_config = d.ok(&window);
+    assert!(with_config.contains("FIRE  cpu_hog"), "{with_config}");
+    let mut with_set = window.to_vec();
+    with_set.extend(["--set", "cpu_hog.threshold=95"]);
+    let with_set = d.ok(&with_set);
+    assert!(with_set.contains("0 firing(s)"), "{with_set}");
+}
+
+#[test]
+fn rules_test_takes_set_overrides_and_names_a_bad_one() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/tests/cpu_hog.toml");
+    let run = |set: &[&str]| {
+        let o = Command::new(hogtrap_bin())
+            .args(["rules", "test"])
+            .args(set)
+            .arg(&shipped)
+            .output()
+            .unwrap();
+        (
+            o.status.success(),
+            String::from_utf8_lossy(&o.stdout).to_string(),
+        )
+    };
+    let (ok, out) = run(&[]);
+    assert!(ok, "{out}");
+    // The fixture's burner is at 99 %: above 99.5 it never fires, and the test says so.
+    let (ok, out) = run(&["--set", "cpu_hog.threshold=99.5"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("expected Fire of cpu_hog at 25s, not produced"),
+        "{out}"
+    );
+    let (ok, out) = run(&["--set", "cpu_hog.treshold=99.5"]);
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("--set: rule cpu_hog: rules.cpu_hog.treshold: unknown key"),
+        "{out}"
+    );
 }
 
 #[test]
