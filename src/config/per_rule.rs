@@ -103,15 +103,14 @@ mod tests {
     fn rule_tables_are_kept_with_their_lines() {
         let text = "[rules]\ndir = \"r\"\n\n[rules.cpu_hog]\nthreshold = 70\nhold = \"2m\"\n";
         let c = Config::parse(text, Path::new("t.toml")).unwrap();
-        assert_eq!(c.rules.per_rule["cpu_hog"]["threshold"].as_integer(), Some(70));
+        assert_eq!(
+            c.rules.per_rule["cpu_hog"]["threshold"].as_integer(),
+            Some(70)
+        );
         let (header, keys) = &c.rules.per_rule_origin.lines["cpu_hog"];
         assert_eq!((*header, keys["threshold"], keys["hold"]), (4, 5, 6));
         assert_eq!(c.rules.per_rule_origin.file, Path::new("t.toml"));
-        assert_eq!(
-            c.rules.rate_limit_of("cpu_hog"),
-            None,
-            "no rate_limit set"
-        );
+        assert_eq!(c.rules.rate_limit_of("cpu_hog"), None, "no rate_limit set");
     }
 
     #[test]
