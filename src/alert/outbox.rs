@@ -576,6 +576,16 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_rate_limit_replaces_the_alerts_one_for_that_rule_only() {
+        let text = "[alerts]\nrate_limit = \"10m\"\n\n[rules.disk_full]\nrate_limit = \"1h\"\n";
+        let c = crate::config::Config::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let full = RaiseConfig::for_rule(&c, "disk_full");
+        let other = RaiseConfig::for_rule(&c, "cpu_hog");
+        assert_eq!(full.rate_limit, std::time::Duration::from_secs(3600));
+        assert_eq!(other.rate_limit, std::time::Duration::from_secs(600));
+    }
     use crate::config::Duration as ConfigDuration;
     use crate::model::Urgency;
 

@@ -114,6 +114,17 @@ mod tests {
     }
 
     #[test]
+    fn a_rule_rate_limit_is_read_from_its_table() {
+        let text = "[rules.disk_full]\nrate_limit = \"1h\"\n";
+        let c = Config::parse(text, Path::new("t.toml")).unwrap();
+        assert_eq!(
+            c.rules.rate_limit_of("disk_full"),
+            Some(super::super::Duration::from_secs(3600))
+        );
+        assert_eq!(c.rules.rate_limit_of("cpu_hog"), None);
+    }
+
+    #[test]
     fn a_plain_unknown_key_in_rules_is_still_an_error() {
         let e = Config::parse("[rules]\ndri = \"x\"\n", Path::new("t.toml"))
             .unwrap_err()
