@@ -1,12 +1,14 @@
 -- io_stall: every task is waiting on I/O (PSI io "full"), or, without PSI, high iowait with
 -- at least one blocked task per CPU.
 
-local FULL_PCT = 20
-local IOWAIT_PCT = 30
-
 rule {
   name = "io_stall",
-  description = "I/O PSI full >= 20% (or iowait >= 30% with blocked tasks) for a minute",
+  description = "I/O PSI full >= {full_pct}% (or iowait >= {iowait_pct}% with blocked tasks) for {hold}",
+  params = {
+    full_pct = 20, -- PSI io full_avg10, %
+    iowait_pct = 30, -- without PSI: CPU iowait, % (with at least one blocked task per CPU)
+    capture = "5m", -- how long to record in detail once it fires
+  },
   severity = "warning",
   hold = "1m",
   clear_after = "2m",
@@ -16,12 +18,12 @@ rule {
     local what
     if psi ~= nil then
       local full = psi.full_avg10 or 0
-      if full < FULL_PCT then
+      if full < params.full_pct then
         return false
       end
       what = string.format("all tasks stalled on I/O %.0f%% of the last 10 s", full)
     else
-      if s.cpu.iowait < IOWAIT_PCT or s.tasks.blocked < s.cpus then
+      if s.cpu.iowait < params.iowait_pct or s.tasks.blocked < s.cpus then
         return false
       end
       what = string.format("iowait %.0f%%, %d tasks blocked", s.cpu.iowait, s.tasks.blocked)
@@ -32,6 +34,6 @@ rule {
   end,
   on_fire = function(s, ctx)
     incident {}
-    capture { duration = "5m", interval = "1s" }
+    capture { duration = params.capture, interval = "1s" }
   end,
 }

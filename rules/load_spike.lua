@@ -3,18 +3,20 @@
 -- Load counts runnable and uninterruptible tasks, so it shows a server in distress even when
 -- CPU % looks normal. Compared per CPU so one rule fits a laptop and a 64-core box.
 
-local PER_CPU = 2.0 -- load1 per CPU
-
 rule {
   name = "load_spike",
-  description = "load1 per CPU >= 2 for a minute",
+  description = "load1 per CPU >= {per_cpu} for {hold}",
+  params = {
+    per_cpu = 2.0, -- load1 divided by the number of CPUs
+    capture = "10m", -- how long to record in detail once it fires
+  },
   severity = "warning",
   hold = "1m",
   clear_after = "2m",
   summary = "load {load1} on {cpus} CPUs ({per_cpu} per CPU); busiest: {top}",
   when = function(s)
     local per_cpu = s.load1 / math.max(s.cpus, 1)
-    if per_cpu < PER_CPU then
+    if per_cpu < params.per_cpu then
       return false
     end
     local p = s:top(1, "cpu")[1]
@@ -23,6 +25,6 @@ rule {
   end,
   on_fire = function(s, ctx)
     incident {}
-    capture { duration = "10m", interval = "1s" }
+    capture { duration = params.capture, interval = "1s" }
   end,
 }

@@ -2,15 +2,17 @@
 --
 -- PSI "some" is the share of time at least one task waited for memory; "full" the share of
 -- time all non-idle tasks did. Without PSI (old kernels, macOS) it falls back to available
--- memory below 5 %.
-
-local SOME_PCT = 10
-local FULL_PCT = 5
-local AVAILABLE_MIN = 0.05
+-- memory below 5 % (available_min_pct).
 
 rule {
   name = "memory_pressure",
-  description = "memory PSI some >= 10% or full >= 5% for 30 s",
+  description = "memory PSI some >= {some_pct}% or full >= {full_pct}% (without PSI: available < {available_min_pct}%) for {hold}",
+  params = {
+    some_pct = 10, -- PSI memory some_avg10, %
+    full_pct = 5, -- PSI memory full_avg10, %
+    available_min_pct = 5, -- without PSI: available memory under this share, %
+    capture = "5m", -- how long to record in detail once it fires
+  },
   severity = "warning",
   hold = "30s",
   clear_after = "2m",
@@ -20,12 +22,12 @@ rule {
     local what
     if psi ~= nil then
       local full = psi.full_avg10 or 0
-      if psi.some_avg10 < SOME_PCT and full < FULL_PCT then
+      if psi.some_avg10 < params.some_pct and full < params.full_pct then
         return false
       end
       what = string.format("tasks stalled on memory %.0f%% of the last 10 s (all tasks %.0f%%)", psi.some_avg10, full)
     else
-      if s.mem.total == 0 or s.mem.available / s.mem.total >= AVAILABLE_MIN then
+      if s.mem.total == 0 or s.mem.available * 100 / s.mem.total >= params.available_min_pct then
         return false
       end
       what = string.format("only %.1f%% of memory available", s.mem.available * 100 / s.mem.total)
@@ -36,6 +38,6 @@ rule {
   end,
   on_fire = function(s, ctx)
     incident {}
-    capture { duration = "5m", interval = "1s" }
+    capture { duration = params.capture, interval = "1s" }
   end,
 }

@@ -2,11 +2,13 @@
 --
 -- Uses the history ring: growth of swap use over the last minute.
 
-local GROWTH_BYTES = 256 * 1024 * 1024 -- per minute
-
 rule {
   name = "swap_storm",
-  description = "swap use grew by >= 256 MiB within a minute, for 30 s",
+  description = "swap use grew by >= {growth_mib} MiB within a minute, for {hold}",
+  params = {
+    growth_mib = 256, -- swap use growth over the last minute, MiB
+    capture = "5m", -- how long to record in detail once it fires
+  },
   severity = "critical",
   hold = "30s",
   clear_after = "2m",
@@ -16,7 +18,7 @@ rule {
       return false
     end
     local low = history.min("swap_used", "1m")
-    if low == nil or s.swap.used - low < GROWTH_BYTES then
+    if low == nil or s.swap.used - low < params.growth_mib * 1048576 then
       return false
     end
     local p = s:top(1, "mem")[1]
@@ -25,6 +27,6 @@ rule {
   end,
   on_fire = function(s, ctx)
     incident {}
-    capture { duration = "5m", interval = "1s" }
+    capture { duration = params.capture, interval = "1s" }
   end,
 }

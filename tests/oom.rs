@@ -87,3 +87,65 @@ fn a_kernel_oom_kill_is_recorded_with_victim_name_and_rss() {
         "{status}"
     );
 }
+
+/// Runs a python3 child in the cgroup that allocates past its limit; returns its pid once
+/// the kernel killed it.
+fn oom_victim(cg: &MemCgroup) -> u32 {
+    let script = format!(
+        "echo $$ > {} && exec /usr/bin/python3 -c 'b = bytearray(b\"x\" * (200 << 20))'",
+        cg.procs.display()
+    );
+    let mut child = Command::new("/bin/sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    assert!(!child.wait().unwrap().success(), "the child was not killed");
+    pid
+}
+
+#[test]
+fn an_oom_kill_from_before_the_first_start_is_recorded_but_fires_nothing() {
+    let cg = MemCgroup::new();
+    let before = oom_victim(&cg);
+    // A fresh store, the shipped oom_kill rule, and an email channel: whatever the rule
+    // decided would be an incident, a queued alert or a capture in the store.
+    let config = format!(
+        "[sampler]\ninterval = \"1s\"\n\n\
+         [email]\nenabled = true\nserver = \"127.0.0.1\"\nport = {}\ntls = \"none\"\n\
+         from = \"hogtrap <hogtrap@example.org>\"\nto = [\"ops@example.org\"]\n",
+        support::free_port()
+    );
+    let d = Daemon::start_with_shipped_rules(&config, &["oom_kill.lua"]);
+    d.wait_for(
+        "the old kill in the record",
+        Duration::from_secs(30),
+        || {
+            let v = d.try_sql_json(&format!("SELECT name FROM oom_kill WHERE pid = {before}"))?;
+            v.get(0).cloned()
+        },
+    );
+    let recorded = d.sample_count();
+    d.wait_samples(recorded + 3, Duration::from_secs(30));
+    let status = d.ok(&["status"]);
+    assert!(
+        status.contains(&format!("the kernel killed python3 (pid {before}")),
+        "{status}"
+    );
+    assert_eq!(d.scalar("SELECT count(*) FROM incident"), 0);
+    assert_eq!(d.scalar("SELECT count(*) FROM alert"), 0);
+    assert_eq!(d.scalar("SELECT count(*) FROM capture"), 0);
+    assert_eq!(
+        d.scalar("SELECT status FROM rule_state WHERE rule = 'oom_kill'"),
+        "inactive"
+    );
+
+    // A kill while it runs is news: the rule fires on it.
+    let during = oom_victim(&cg);
+    let title = d.wait_for("an oom_kill incident", Duration::from_secs(30), || {
+        let v = d.try_sql_json("SELECT title FROM incident WHERE rule = 'oom_kill'")?;
+        v.get(0)
+            .and_then(|r| r["title"].as_str().map(str::to_string))
+    });
+    assert!(title.contains(&format!("pid {during}")), "{title}");
+}

@@ -19,6 +19,8 @@ pub(super) struct RuleNote {
     pub(super) channel: Channel,
     /// `None`: from the severity.
     pub(super) urgency: Option<Urgency>,
+    /// Email: these addresses instead of `[email] to` (empty: the configured ones).
+    pub(super) recipients: Vec<String>,
 }
 
 impl Actions {
@@ -47,9 +49,15 @@ impl Actions {
             serde_json::Value::Object(o) => o.clone().into_iter().collect(),
             _ => BTreeMap::new(),
         };
-        let (title, body, only, urgency) = match note {
-            Some(n) => (n.subject, Some(n.body), Some(vec![n.channel]), n.urgency),
-            None => (i.title.clone(), None, None, None),
+        let (title, body, only, urgency, recipients) = match note {
+            Some(n) => (
+                n.subject,
+                Some(n.body),
+                Some(vec![n.channel]),
+                n.urgency,
+                n.recipients,
+            ),
+            None => (i.title.clone(), None, None, None, Vec::new()),
         };
         let alert = IncidentAlert {
             host: self.settings.host_name.clone(),
@@ -77,9 +85,10 @@ impl Actions {
         if let Some(u) = urgency {
             new.urgency = u;
         }
+        new.recipients = recipients;
         if let Err(e) = alert_outbox::raise(
             store,
-            &alert_outbox::RaiseConfig::from_config(&self.settings.config),
+            &alert_outbox::RaiseConfig::for_rule(&self.settings.config, &i.rule),
             &self.waker,
             &new,
             only.as_deref(),
@@ -112,9 +121,10 @@ impl Actions {
                 if let Some(u) = note.urgency {
                     new.urgency = u;
                 }
+                new.recipients = note.recipients.clone();
                 alert_outbox::raise(
                     store,
-                    &alert_outbox::RaiseConfig::from_config(&self.settings.config),
+                    &alert_outbox::RaiseConfig::for_rule(&self.settings.config, &f.rule),
                     &self.waker,
                     &new,
                     Some(&[note.channel]),

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use crate::alert::outbox::OutboxWaker;
 use crate::config::{Config, Escalation as EscalationConfig};
-use crate::model::{AlertKind, Level, Sample, Severity};
+use crate::model::{AlertKind, Level, Sample, Severity, TimestampMs};
 use crate::rules::{Action, Evaluation, Firing, FiringKind};
 use crate::store::outbox::Channel;
 use crate::store::retention::PruneQueue;
@@ -81,6 +81,9 @@ pub struct Actions {
     /// The peaks of the open incidents seen so far, by incident id.
     peaks: HashMap<i64, Peaks>,
     health: Health,
+    /// Kernel OOM kills at or before this time are history, not news: see
+    /// [`Actions::note_start`].
+    oom_news_after: TimestampMs,
 }
 
 impl Actions {
@@ -99,7 +102,44 @@ impl Actions {
             capture: None,
             peaks: HashMap::new(),
             health: Health::default(),
+            oom_news_after: TimestampMs::MIN,
         }
+    }
+
+    /// At the daemon's start, before the first sample is written: kernel OOM kills from
+    /// before the first start on this store (the kernel log replays them) and those already
+    /// recorded by an earlier run are recorded, but not handed to the rules as new.
+    pub fn note_start(&mut self, store: &mut Store, now: TimestampMs) {
+        let first = match store.get_state("first_start_ms") {
+            Ok(Some(v)) => v.parse().unwrap_or(now),
+            Ok(None) => {
+                if let Err(e) = store.set_state("first_start_ms", &now.to_string()) {
+                    tracing::warn!("cannot record the first start: {e}");
+                }
+                now
+            }
+            Err(e) => {
+                tracing::warn!("cannot read the first start: {e}; old OOM kills count as history");
+                now
+            }
+        };
+        let last = match store.last_oom_kill_ts() {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!("cannot read the recorded OOM kills: {e}");
+                None
+            }
+        };
+        self.oom_news_after = last.map_or(first, |l| l.max(first));
+    }
+
+    /// Leaves in `sample` only the OOM kills that are news to the rules (see
+    /// [`Actions::note_start`]); returns how many were left out.
+    pub fn drop_old_oom_kills(&self, sample: &mut Sample) -> usize {
+        let before = sample.oom_kills.len();
+        let after = self.oom_news_after;
+        sample.oom_kills.retain(|k| k.ts_ms > after);
+        before - sample.oom_kills.len()
     }
 
     pub fn reconfigure(&mut self, config: &Config, host_name: &str) {
@@ -239,26 +279,30 @@ impl Actions {
                             self.raise(store, id, AlertKind::Fire, None, full.ts_ms);
                         }
                     }),
-                Action::Resolve { .. } => match store.open_incident_of(&f.rule) {
+                Action::Resolve { note } => match store.open_incident_of(&f.rule) {
                     Ok(Some(id)) => {
                         tracing::info!("incident {id} ({}) resolved", f.rule);
-                        store.close_incident(id, full.ts_ms).map(|_| {
-                            if !explicit_alerts {
-                                self.raise(store, id, AlertKind::Clear, None, full.ts_ms);
-                            }
-                        })
+                        let noted = match note {
+                            Some(n) => store.set_resolve_note(id, n),
+                            None => Ok(()),
+                        };
+                        noted
+                            .and_then(|_| store.close_incident(id, full.ts_ms))
+                            .map(|_| {
+                                if !explicit_alerts {
+                                    self.raise(store, id, AlertKind::Clear, None, full.ts_ms);
+                                }
+                            })
                     }
                     Ok(None) => Ok(()),
                     Err(e) => Err(e),
                 },
-                Action::Capture {
-                    duration, interval, ..
-                } => {
+                Action::Capture { duration, interval } => {
                     let found = store.open_incident_of(&f.rule);
                     let incident = self.health.note(Step::IncidentOfRule, found).flatten();
                     self.start_capture(store, &f.rule, incident, *duration, *interval, full.ts_ms)
                 }
-                Action::Email { subject, body, .. } => self.raise_from_rule(
+                Action::Email { subject, body, to } => self.raise_from_rule(
                     store,
                     f,
                     kind,
@@ -267,6 +311,7 @@ impl Actions {
                         body: body.clone(),
                         channel: Channel::Email,
                         urgency: None,
+                        recipients: to.clone(),
                     },
                     full,
                 ),
@@ -283,6 +328,7 @@ impl Actions {
                         body: body.clone(),
                         channel: Channel::Desktop,
                         urgency: Some(*urgency),
+                        recipients: Vec::new(),
                     },
                     full,
                 ),
@@ -335,6 +381,74 @@ pub fn rules_config(c: &Config) -> crate::rules::RulesConfig {
         rule_wall_limit: c.rules.rule_wall_limit.std(),
         max_consecutive_errors: c.rules.max_consecutive_errors,
         allow_exec: c.rules.allow_exec,
+        settings: rule_settings(&c.rules),
         ..crate::rules::RulesConfig::default()
+    }
+}
+
+/// Checks the `[rules.<name>]` settings against the rules in `[rules] dir` (unknown rule,
+/// unknown key, wrong type): `Err` holds one line per problem, naming file, line and key.
+/// Other rule problems are left to the lenient load (a broken rule file never stops
+/// recording).
+pub fn check_rule_settings(c: &Config) -> Result<(), String> {
+    if c.rules.per_rule.is_empty() {
+        return Ok(());
+    }
+    let cfg = rules_config(c);
+    let sources = match crate::rules::load_dir_sources(&c.rules.dir, true) {
+        Ok(s) => s,
+        Err(_) => return Ok(()), // reported when the daemon loads its rules
+    };
+    let settings_file = cfg.settings.file.clone();
+    let errors = match crate::rules::Engine::load_lenient(cfg, sources) {
+        Ok((_, errors)) => errors,
+        Err(_) => return Ok(()),
+    };
+    let lines: Vec<String> = errors
+        .iter()
+        .filter(|e| e.file == settings_file)
+        .map(|e| e.to_string())
+        .collect();
+    match lines.is_empty() {
+        true => Ok(()),
+        false => Err(lines.join("\n")),
+    }
+}
+
+/// `[rules.<name>]` tables as the engine takes them: values as JSON, with file and lines.
+fn rule_settings(r: &crate::config::Rules) -> crate::rules::RuleSettings {
+    use crate::rules::{RuleOverride, Setting};
+    let origin = &r.per_rule_origin;
+    let rules = r
+        .per_rule
+        .iter()
+        .map(|(name, table)| {
+            let (header, lines) = origin.lines.get(name).cloned().unwrap_or_default();
+            let keys = table
+                .as_table()
+                .map(|t| {
+                    t.iter()
+                        .map(|(k, v)| {
+                            let setting = Setting {
+                                value: serde_json::to_value(v).unwrap_or(serde_json::Value::Null),
+                                line: lines.get(k).copied().unwrap_or(header) as u32,
+                                cli: false,
+                            };
+                            (k.clone(), setting)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let ov = RuleOverride {
+                line: header as u32,
+                keys,
+            };
+            (name.clone(), ov)
+        })
+        .collect();
+    crate::rules::RuleSettings {
+        file: origin.file.clone(),
+        rules,
+        ignore_unknown_rules: false,
     }
 }

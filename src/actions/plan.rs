@@ -106,6 +106,7 @@ mod tests {
             actions,
             values: serde_json::Value::Null,
             labels: Default::default(),
+            rate_limit_ms: None,
         }
     }
 

@@ -266,6 +266,7 @@ pub fn new_alert(
         body_text: message.text.clone(),
         body_html: message.html.clone(),
         urgency: message.urgency.unwrap_or_default(),
+        recipients: Vec::new(),
     }
 }
 

@@ -48,6 +48,8 @@ pub struct DeliveryConfig {
     pub alerts: Alerts,
     /// Named in digests.
     pub host: String,
+    /// `[rules.<name>] rate_limit`: rules with their own window.
+    pub rule_rate_limits: std::collections::BTreeMap<String, Duration>,
 }
 
 impl DeliveryConfig {
@@ -57,7 +59,21 @@ impl DeliveryConfig {
             desktop: config.desktop.clone(),
             alerts: config.alerts.clone(),
             host: host.to_owned(),
+            rule_rate_limits: config
+                .rules
+                .per_rule
+                .keys()
+                .filter_map(|r| Some((r.clone(), config.rules.rate_limit_of(r)?.std())))
+                .collect(),
         }
+    }
+
+    /// The rate-limit window of `rule`: its own, or `[alerts] rate_limit`.
+    fn rate_limit_of(&self, rule: &str) -> Duration {
+        self.rule_rate_limits
+            .get(rule)
+            .copied()
+            .unwrap_or_else(|| self.alerts.rate_limit.std())
     }
 
     fn enabled(&self, channel: Channel) -> bool {
@@ -87,6 +103,17 @@ impl RaiseConfig {
             email: config.email.enabled,
             desktop: config.desktop.enabled,
             rate_limit: config.alerts.rate_limit.std(),
+        }
+    }
+
+    /// For an alert of `rule`: its own rate limit (`[rules.<name>] rate_limit`) if it has one.
+    pub fn for_rule(config: &Config, rule: &str) -> RaiseConfig {
+        RaiseConfig {
+            rate_limit: config
+                .rules
+                .rate_limit_of(rule)
+                .map_or_else(|| config.alerts.rate_limit.std(), |d| d.std()),
+            ..RaiseConfig::from_config(config)
         }
     }
 
@@ -245,8 +272,9 @@ impl Delivery {
         let mut schedule = |t: TimestampMs| next = Some(next.map_or(t, |n: i64| n.min(t)));
 
         // Digests of what the rate limit held back, once the window is over.
-        let rate_ms = self.config.alerts.rate_limit.as_millis() as i64;
         for group in self.with(|o| o.held_groups())? {
+            let rate = self.config.rate_limit_of(&group.rule);
+            let rate_ms = rate.as_millis() as i64;
             let due_at = match group.window_start_ms {
                 Some(start) if rate_ms > 0 => start + rate_ms,
                 _ => now_ms,
@@ -262,7 +290,7 @@ impl Delivery {
             let message = digest_message(
                 &self.config.host,
                 &group.rule,
-                &self.config.alerts.rate_limit.to_string(),
+                &crate::format::human_ms(rate_ms),
                 &held,
             );
             let digest = new_alert(&group.rule, None, AlertKind::Digest, &message, now_ms);
@@ -291,7 +319,13 @@ impl Delivery {
                     &message,
                     now_ms,
                 );
-                self.with(|o| o.enqueue(&reminder, &[open.channel], rate_ms))?;
+                self.with(|o| {
+                    o.enqueue(
+                        &reminder,
+                        &[open.channel],
+                        self.config.rate_limit_of(&open.rule).as_millis() as i64,
+                    )
+                })?;
                 report.reminders += 1;
                 schedule(now_ms + every_ms);
             }
@@ -357,6 +391,14 @@ impl Delivery {
                 message_id: Some(message_id(alert, &self.config.host)),
             };
             let result = match alert.channel {
+                Channel::Email if !alert.recipients.is_empty() => {
+                    // A rule's `email { to = ... }`: exactly those recipients.
+                    let email = EmailConfig {
+                        to: alert.recipients.clone(),
+                        ..self.config.email.clone()
+                    };
+                    send_email(&email, &message).await
+                }
                 Channel::Email => send_email(&self.config.email, &message).await,
                 Channel::Desktop => {
                     send_desktop_with(&self.relay, &self.config.desktop, &message).await
@@ -534,6 +576,16 @@ impl Worker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rule_rate_limit_replaces_the_alerts_one_for_that_rule_only() {
+        let text = "[alerts]\nrate_limit = \"10m\"\n\n[rules.disk_full]\nrate_limit = \"1h\"\n";
+        let c = crate::config::Config::parse(text, std::path::Path::new("t.toml")).unwrap();
+        let full = RaiseConfig::for_rule(&c, "disk_full");
+        let other = RaiseConfig::for_rule(&c, "cpu_hog");
+        assert_eq!(full.rate_limit, std::time::Duration::from_secs(3600));
+        assert_eq!(other.rate_limit, std::time::Duration::from_secs(600));
+    }
     use crate::config::Duration as ConfigDuration;
     use crate::model::Urgency;
 
@@ -570,6 +622,7 @@ mod tests {
             body_text: "b".into(),
             body_html: None,
             urgency: Urgency::Normal,
+            recipients: Vec::new(),
         };
         assert!(raise(
             &mut store,

@@ -1,4 +1,4 @@
-//! `hogtrap rules check | test | backtest`.
+//! `hogtrap rules check | list | test | backtest`.
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -17,10 +17,18 @@ use crate::rules::{self, Action, DiagnosticLevel, Engine, FiringKind};
 pub enum Command {
     /// Compile and validate every rule file; errors name file and line.
     Check,
+    /// Every rule with its file, state and effective settings (default, or config with its line).
+    List {
+        #[arg(long)]
+        json: bool,
+    },
     /// Run rule test files (fixture samples in, expected firings and actions out; see docs/rules.md).
     Test {
         /// Test files; default: every *.toml in the rules directory's tests/.
         files: Vec<PathBuf>,
+        /// Override a rule setting or parameter, as `[rules.<name>]` would: cpu_hog.threshold=70.
+        #[arg(long = "set", value_name = "RULE.KEY=VALUE")]
+        set: Vec<String>,
     },
     /// Replay recorded samples through the rules with actions held: when each rule would have fired.
     Backtest {
@@ -33,6 +41,9 @@ pub enum Command {
         /// Only this rule's firings.
         #[arg(long)]
         rule: Option<String>,
+        /// Override a rule setting or parameter, as `[rules.<name>]` would: cpu_hog.threshold=70.
+        #[arg(long = "set", value_name = "RULE.KEY=VALUE")]
+        set: Vec<String>,
         #[arg(long)]
         json: bool,
     },
@@ -42,13 +53,15 @@ pub fn run(ctx: &Ctx, command: Command) -> anyhow::Result<()> {
     let cfg = ctx.config()?;
     match command {
         Command::Check => check(cfg),
-        Command::Test { files } => test(cfg, &files),
+        Command::List { json } => list(ctx, cfg, json),
+        Command::Test { files, set } => test(cfg, &files, &set),
         Command::Backtest {
             from,
             to,
             rule,
+            set,
             json,
-        } => backtest(ctx, cfg, from, to, rule.as_deref(), json),
+        } => backtest(ctx, cfg, from, to, rule.as_deref(), &set, json),
     }
 }
 
@@ -75,8 +88,77 @@ fn check(cfg: &Config) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn test(cfg: &Config, files: &[PathBuf]) -> anyhow::Result<()> {
+/// The engine config with `--set` overrides on top of the config's `[rules.<name>]`.
+fn rules_config_with(cfg: &Config, set: &[String]) -> anyhow::Result<rules::RulesConfig> {
+    let mut rc = crate::actions::rules_config(cfg);
+    for arg in set {
+        rc.settings.set(arg).map_err(anyhow::Error::msg)?;
+    }
+    Ok(rc)
+}
+
+fn list(ctx: &Ctx, cfg: &Config, json: bool) -> anyhow::Result<()> {
     let rc = crate::actions::rules_config(cfg);
+    let sources = rules::load_dir_sources(&cfg.rules.dir, true)?;
+    let (engine, errors) = Engine::load_lenient(rc, sources)?;
+    // The state the daemon recorded, when there is a store.
+    let recorded = match ctx.open_store() {
+        Ok(store) => crate::store::incident::rule_states(&store.conn).unwrap_or_default(),
+        Err(_) => Vec::new(),
+    };
+    #[derive(serde::Serialize)]
+    struct Listed<'a> {
+        #[serde(flatten)]
+        rule: &'a rules::RuleInfo,
+        /// What the daemon recorded for it (status, since, failures), if it ran.
+        recorded: Option<&'a crate::store::incident::RuleStateRow>,
+    }
+    let infos = engine.rules();
+    let listed: Vec<Listed> = infos
+        .iter()
+        .map(|r| Listed {
+            rule: r,
+            recorded: recorded.iter().find(|s| s.rule == r.name),
+        })
+        .collect();
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &listed)?;
+        writeln!(out)?;
+    } else {
+        for l in &listed {
+            let r = l.rule;
+            let state = match (r.enabled, l.recorded) {
+                (false, _) => "off (enabled = false)".to_string(),
+                (true, Some(s)) if s.disabled => "disabled after errors".to_string(),
+                (true, Some(s)) => s.status.clone(),
+                (true, None) => "not run yet".to_string(),
+            };
+            writeln!(out, "{} ({}): {state}", r.name, r.file.display())?;
+            if let Some(d) = &r.description {
+                writeln!(out, "    {d}")?;
+            }
+            for s in &r.settings {
+                let at = s.at.as_deref().map(|a| format!(" {a}")).unwrap_or_default();
+                let value = match &s.value {
+                    serde_json::Value::Null => "-".to_string(),
+                    v => v.to_string(),
+                };
+                writeln!(out, "    {:<18} {value:<24} {}{at}", s.key, s.source)?;
+            }
+        }
+    }
+    for e in &errors {
+        eprintln!("{e}");
+    }
+    if !errors.is_empty() {
+        bail!("{} error(s) loading the rules", errors.len());
+    }
+    Ok(())
+}
+
+fn test(cfg: &Config, files: &[PathBuf], set: &[String]) -> anyhow::Result<()> {
+    let rc = rules_config_with(cfg, set)?;
     let files: Vec<PathBuf> = if files.is_empty() {
         let dir = cfg.rules.dir.join("tests");
         let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -127,6 +209,7 @@ fn backtest(
     from: TimestampMs,
     to: TimestampMs,
     only: Option<&str>,
+    set: &[String],
     json: bool,
 ) -> anyhow::Result<()> {
     if to < from {
@@ -146,7 +229,7 @@ fn backtest(
     }
     let sources = rules::load_dir_sources(&cfg.rules.dir, true)?;
     // Actions are held: the engine only returns them, and nothing here carries them out.
-    let mut engine = Engine::load(crate::actions::rules_config(cfg), sources).map_err(|errs| {
+    let mut engine = Engine::load(rules_config_with(cfg, set)?, sources).map_err(|errs| {
         anyhow::anyhow!(
             "{}",
             errs.iter()

@@ -34,13 +34,14 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let timeline = inc::timeline(conn, id)?;
     let captures = inc::captures(conn, id)?;
     let alerts = inc::alerts_of_incident(conn, id)?;
+    let note = inc::resolve_note(conn, id)?;
     let mut out = std::io::stdout().lock();
     if json {
         serde_json::to_writer_pretty(
             &mut out,
             &serde_json::json!({
                 "incident": i, "culprits": culprits, "timeline": timeline,
-                "captures": captures, "alerts": alerts,
+                "captures": captures, "alerts": alerts, "resolve_note": note,
             }),
         )?;
         writeln!(out)?;
@@ -74,6 +75,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     if !i.summary.is_empty() {
         writeln!(out, "summary   {}", i.summary)?;
+    }
+    if let Some(note) = &note {
+        writeln!(out, "note      {note}")?;
     }
     if let serde_json::Value::Object(peak) = &i.peak {
         let parts: Vec<String> = peak

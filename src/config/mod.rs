@@ -5,9 +5,11 @@
 //! `config.toml.example`); with no file at all, [`Config::default`] is the embedded default.
 
 pub mod alert;
+mod per_rule;
 mod units;
 
 pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
+pub use per_rule::PerRuleOrigin;
 pub use units::{ByteSize, Duration};
 
 use std::path::{Path, PathBuf};
@@ -94,8 +96,10 @@ pub struct Retention {
     pub downsample_to: Option<Duration>,
 }
 
+// Not `deny_unknown_fields`: the `[rules.<name>]` tables are gathered in `per_rule`, and any
+// other unknown key is refused by `Rules::validate`.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(default)]
 pub struct Rules {
     /// Directory of `*.lua` rule files, loaded in name order.
     pub dir: PathBuf,
@@ -113,6 +117,13 @@ pub struct Rules {
     pub allow_exec: bool,
     /// How long a command run by a rule may take before it is killed.
     pub exec_timeout: Duration,
+    /// `[rules.<name>]`: each rule's settings and parameters, checked against the rules
+    /// when they load (see docs/rules.md).
+    #[serde(flatten)]
+    pub per_rule: std::collections::BTreeMap<String, toml::Value>,
+    /// Where `per_rule` was written (file, lines), for errors.
+    #[serde(skip)]
+    pub per_rule_origin: PerRuleOrigin,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -233,6 +244,8 @@ impl Default for Rules {
             max_consecutive_errors: 3,
             allow_exec: false,
             exec_timeout: Duration::from_secs(30),
+            per_rule: Default::default(),
+            per_rule_origin: PerRuleOrigin::default(),
         }
     }
 }
@@ -304,10 +317,14 @@ impl Config {
 
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let de = toml::Deserializer::parse(text).map_err(|e| invalid(path, text, "", &e))?;
-        let config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
+        let mut config: Config = serde_path_to_error::deserialize(de).map_err(|e| {
             let key = e.path().to_string();
             invalid(path, text, if key == "." { "" } else { &key }, e.inner())
         })?;
+        if !config.rules.per_rule.is_empty() {
+            config.rules.per_rule_origin =
+                PerRuleOrigin::locate(&config.rules.per_rule, text, path);
+        }
         config
             .validate()
             .map_err(|(key, message)| ConfigError::Invalid {
@@ -402,7 +419,7 @@ impl Rules {
         if self.max_consecutive_errors == 0 {
             return bad("rules.max_consecutive_errors", "must be at least 1, got 0");
         }
-        Ok(())
+        per_rule::check_shape(&self.per_rule)
     }
 }
 

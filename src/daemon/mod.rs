@@ -54,6 +54,8 @@ enum Control {
 /// Runs the recorder until SIGTERM/SIGINT. `config_path` None: the embedded default.
 pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load_or_default(config_path.as_deref())?;
+    // `[rules.<name>]` settings must fit the rules: a typo there stops the start.
+    crate::actions::check_rule_settings(&config).map_err(anyhow::Error::msg)?;
     // Before any thread exists, so every thread inherits priority and I/O class.
     let protections = protect::apply(&config.protect);
     // A few threads share the heap: one malloc arena each would all be locked in memory.
@@ -197,6 +199,7 @@ impl Recorder {
             },
             config,
         };
+        r.actions.note_start(&mut r.store, now);
         r.record_restart_gap(now)?;
         r.report_notices();
         if let Err(e) = r.store.end_stale_captures(now) {
@@ -424,6 +427,11 @@ impl Recorder {
             Level::Baseline => collect::baseline_subset(&full, self.config.sampler.top_processes),
         };
         let sample_id = self.store_sample(stored);
+        // Recorded above with their real time; old ones are not news to the rules.
+        let old = self.actions.drop_old_oom_kills(&mut full);
+        if old > 0 {
+            tracing::info!("{old} OOM kill(s) recorded but not handed to the rules: from before the first start on this store, or recorded by an earlier run");
+        }
         let full = Arc::new(full);
         if let (Level::Baseline, Some(id)) = (level, sample_id) {
             self.actions.remember(id, full.clone());

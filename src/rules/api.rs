@@ -43,7 +43,14 @@ pub(crate) struct RuleDecl {
     pub(crate) on_fire: Option<Function>,
     pub(crate) on_clear: Option<Function>,
     pub(crate) summary: Option<String>,
+    pub(crate) description: Option<String>,
     pub(crate) labels: BTreeMap<String, String>,
+    /// The declared parameters with their defaults (`params = { threshold = 90 }`).
+    pub(crate) params: Option<Table>,
+    /// `[rules.<name>] enabled = false` loads the rule but never evaluates it.
+    pub(crate) enabled: bool,
+    /// `[rules.<name>] rate_limit`, ms.
+    pub(crate) rate_limit_ms: Option<i64>,
 }
 
 type Opt<T> = (Option<T>, Option<String>);
@@ -301,15 +308,15 @@ fn resolve(o: &Opts<'_>, _: &ActionInfo) -> Result<Action, String> {
     })
 }
 
+/// A capture records every process and its connections: the detail level is one mode of
+/// the collector, so there is no `all_processes` or `connections` switch to offer.
 fn capture(o: &Opts<'_>, _: &ActionInfo) -> Result<Action, String> {
-    o.check_keys(&["duration", "interval", "all_processes", "connections"])?;
+    o.check_keys(&["duration", "interval"])?;
     Ok(Action::Capture {
         duration: o
             .duration("duration")?
             .unwrap_or(std::time::Duration::from_secs(300)),
         interval: o.duration("interval")?,
-        all_processes: o.boolean("all_processes", true)?,
-        connections: o.boolean("connections", true)?,
     })
 }
 
@@ -324,6 +331,27 @@ fn email(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
             .map_err(|_| "email: to must be a list of addresses".to_string())?,
         _ => return Err("email: to must be an address or a list of addresses".into()),
     };
+    for addr in &to {
+        let plain = addr.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty()
+                && domain.contains('.')
+                && !domain.starts_with('.')
+                && !domain.ends_with('.')
+                && !domain.contains('@')
+        }) && !addr
+            .chars()
+            .any(|c| c.is_whitespace() || matches!(c, '<' | '>' | ',' | ';' | '"' | '(' | ')'));
+        if !plain {
+            return Err(format!(
+                "email: to: {addr:?} is not an email address (write it as \"team@example.org\")"
+            ));
+        }
+    }
+    if o.value("to") != Value::Nil && to.is_empty() {
+        return Err(
+            "email: to is an empty list (leave it out for the configured recipients)".into(),
+        );
+    }
     Ok(Action::Email {
         subject: o
             .string("subject")?
@@ -493,6 +521,7 @@ const RULE_KEYS: &[&str] = &[
     "run",
     "summary",
     "labels",
+    "params",
 ];
 
 pub(crate) fn parse_rule(def: &Table) -> Result<RuleDecl, String> {
@@ -554,7 +583,50 @@ pub(crate) fn parse_rule(def: &Table) -> Result<RuleDecl, String> {
         }
         _ => return Err(format!("rule {name}: labels must be a table of strings")),
     }
+    let params = match o.value("params") {
+        Value::Nil => None,
+        Value::Table(t) => {
+            for pair in t.pairs::<Value, Value>() {
+                let (k, v) = pair.map_err(|e| e.to_string())?;
+                let Value::String(k) = k else {
+                    return Err(format!(
+                        "rule {name}: params keys must be names, e.g. params = {{ threshold = 90 }}"
+                    ));
+                };
+                let k = k.to_string_lossy();
+                if SETTING_KEYS.contains(&k.as_str()) {
+                    return Err(format!(
+                        "rule {name}: params.{k}: {k} is a setting every rule has; name the parameter otherwise"
+                    ));
+                }
+                if !matches!(
+                    v,
+                    Value::Boolean(_)
+                        | Value::Integer(_)
+                        | Value::Number(_)
+                        | Value::String(_)
+                        | Value::Table(_)
+                ) {
+                    return Err(format!(
+                        "rule {name}: params.{k} must be a number, string, boolean or table (its default), not {}",
+                        v.type_name()
+                    ));
+                }
+            }
+            Some(t)
+        }
+        other => {
+            return Err(format!(
+                "rule {name}: params must be a table of defaults, not {}",
+                other.type_name()
+            ))
+        }
+    };
     Ok(RuleDecl {
+        description: o.string("description")?,
+        params,
+        enabled: true,
+        rate_limit_ms: None,
         severity: o.severity("severity")?.unwrap_or_default(),
         hold_ms: ms(o.duration("hold")?),
         clear_after_ms: ms(o.duration("clear_after")?),

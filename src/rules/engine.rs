@@ -30,6 +30,13 @@ pub struct RuleInfo {
     pub file: PathBuf,
     pub severity: Severity,
     pub scheduled: bool,
+    /// `false` when the config says `enabled = false` (loaded, never evaluated).
+    pub enabled: bool,
+    /// The rule's description with its parameters filled in.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Every setting and parameter with its effective value and where it comes from.
+    pub settings: Vec<EffectiveSetting>,
     pub state: RuleState,
 }
 
@@ -92,8 +99,14 @@ impl Engine {
             abandoned: 0,
         };
         match engine.respawn() {
-            Ok(errors) if errors.is_empty() => Ok(engine),
-            Ok(errors) => Err(errors),
+            Ok(mut errors) => {
+                let unknown = engine.unknown_settings(&errors);
+                errors.extend(unknown);
+                match errors.is_empty() {
+                    true => Ok(engine),
+                    false => Err(errors),
+                }
+            }
             Err(e) => Err(vec![engine_error(e.to_string())]),
         }
     }
@@ -127,11 +140,15 @@ impl Engine {
             abandoned: self.abandoned,
         };
         match next.respawn() {
-            Ok(errors) if errors.is_empty() => {
+            Ok(mut errors) => {
+                let unknown = next.unknown_settings(&errors);
+                errors.extend(unknown);
+                if !errors.is_empty() {
+                    return Err(errors);
+                }
                 *self = next;
                 Ok(())
             }
-            Ok(errors) => Err(errors),
             Err(e) => Err(vec![engine_error(e.to_string())]),
         }
     }
@@ -151,8 +168,23 @@ impl Engine {
             worker: None,
             abandoned: 0,
         };
-        let errors = engine.respawn()?;
+        let mut errors = engine.respawn()?;
+        let unknown = engine.unknown_settings(&errors);
+        errors.extend(unknown);
         Ok((engine, errors))
+    }
+
+    /// `[rules.<name>]` settings for rules that are not loaded (a typo in the name, or a rule
+    /// whose file failed): one error each, naming the config file and line.
+    /// Rules already named by one of `errors` (their settings were refused) are left out.
+    fn unknown_settings(&self, errors: &[RuleError]) -> Vec<RuleError> {
+        super::settings::unknown_rules(
+            &self.cfg.settings,
+            self.rules.iter().map(|r| r.name.as_str()),
+        )
+        .into_iter()
+        .filter(|u| !errors.iter().any(|e| e.rule == u.rule))
+        .collect()
     }
 
     /// Starts a worker and loads `self.sources` into it, dropping files that fail.
@@ -422,6 +454,9 @@ impl Engine {
                 file: m.file.clone(),
                 severity: m.severity,
                 scheduled: m.scheduled,
+                enabled: m.enabled,
+                description: m.description.clone(),
+                settings: m.settings.clone(),
                 state: self.states.get(&m.name).cloned().unwrap_or_default(),
             })
             .collect()

@@ -31,6 +31,7 @@ mod engine;
 mod history;
 mod machine;
 pub mod sandbox;
+mod settings;
 pub mod testing;
 mod types;
 mod view;

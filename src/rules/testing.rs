@@ -133,6 +133,8 @@ pub fn run_test_file(path: &Path, cfg: &RulesConfig) -> Result<TestOutcome, Rule
     let offset_ms = |what: &str, v: &str| ms(path, what, v);
 
     let mut cfg = cfg.clone();
+    // Settings (config, --set) apply to the rules this test loads; others are not here.
+    cfg.settings.ignore_unknown_rules = true;
     if let Some(v) = test.config.allow_exec {
         cfg.allow_exec = v;
     }

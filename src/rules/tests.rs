@@ -452,7 +452,7 @@ rule {
   when = function(s) return s.load1 > 1, { load = s.load1 } end,
   on_fire = function(s, ctx)
     incident { title = "load " .. ctx.values.load }
-    capture { duration = "5m", interval = "1s", connections = true }
+    capture { duration = "5m", interval = "1s" }
     email { subject = "load on " .. s.host, body = "see hogtrap show" }
     notify { summary = "load", urgency = "critical" }
     log("fired")

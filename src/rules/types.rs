@@ -34,6 +34,93 @@ pub struct RulesConfig {
     pub max_gap: Duration,
     /// Refuse rule files writable by group/others or owned by another user.
     pub strict_permissions: bool,
+    /// Per-rule settings from the config (`[rules.<name>]`) or `--set`.
+    pub settings: RuleSettings,
+}
+
+/// Per-rule settings: `[rules.<name>]` tables of the config file, or `--set rule.key=value`.
+/// Checked against the rules when they load: each key must be one of [`SETTING_KEYS`] or a
+/// parameter the rule declares, of the declared default's type.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RuleSettings {
+    /// Where they come from (the config file, or `--set`), for errors.
+    pub file: PathBuf,
+    pub rules: BTreeMap<String, RuleOverride>,
+    /// Settings for rules that are not loaded are ignored instead of refused (a rule test
+    /// loads only some of the rules).
+    #[serde(default)]
+    pub ignore_unknown_rules: bool,
+}
+
+/// The settings of one rule.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RuleOverride {
+    /// Line of the `[rules.<name>]` header (0: unknown).
+    pub line: u32,
+    pub keys: BTreeMap<String, Setting>,
+}
+
+/// One setting: its value (as JSON) and the line it is on (0: unknown).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Setting {
+    pub value: serde_json::Value,
+    pub line: u32,
+    /// Given on the command line (`--set`), not in the file.
+    #[serde(default)]
+    pub cli: bool,
+}
+
+/// The settings every rule has, besides the parameters it declares.
+pub const SETTING_KEYS: &[&str] = &[
+    "enabled",
+    "hold",
+    "clear_after",
+    "severity",
+    "labels",
+    "rate_limit",
+];
+
+impl RuleSettings {
+    /// Adds `rule.key=value` (a `--set` argument; the value is TOML: `70`, `"2m"`, `true`,
+    /// or a bare word taken as a string).
+    pub fn set(&mut self, arg: &str) -> Result<(), String> {
+        let (lhs, value) = arg.split_once('=').ok_or_else(|| {
+            format!("--set {arg}: expected RULE.KEY=VALUE, e.g. cpu_hog.threshold=70")
+        })?;
+        let (rule, key) = lhs.trim().rsplit_once('.').ok_or_else(|| {
+            format!("--set {arg}: expected RULE.KEY=VALUE, e.g. cpu_hog.threshold=70")
+        })?;
+        let value = value.trim();
+        let parsed: serde_json::Value = match toml::from_str::<toml::Table>(&format!("v = {value}"))
+        {
+            Ok(mut t) => match t.remove("v") {
+                Some(v) => serde_json::to_value(v).map_err(|e| format!("--set {arg}: {e}"))?,
+                None => serde_json::Value::String(value.to_string()),
+            },
+            Err(_) => serde_json::Value::String(value.to_string()),
+        };
+        self.rules.entry(rule.to_string()).or_default().keys.insert(
+            key.trim().to_string(),
+            Setting {
+                value: parsed,
+                line: 0,
+                cli: true,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// One effective setting of a loaded rule, for `hogtrap rules list`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EffectiveSetting {
+    pub key: String,
+    pub value: serde_json::Value,
+    /// `"default"` or `"config"`.
+    pub source: String,
+    /// Where the config set it: `FILE:LINE`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub at: Option<String>,
 }
 
 impl Default for RulesConfig {
@@ -48,6 +135,7 @@ impl Default for RulesConfig {
             history_capacity: 4096,
             max_gap: Duration::from_secs(300),
             strict_permissions: true,
+            settings: RuleSettings::default(),
         }
     }
 }
@@ -72,19 +160,17 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         note: Option<String>,
     },
-    /// Record at detail level for a while.
+    /// Record at detail level (every process, with connections) for a while.
     Capture {
         #[serde(with = "secs")]
         duration: Duration,
         #[serde(with = "opt_secs", skip_serializing_if = "Option::is_none")]
         interval: Option<Duration>,
-        all_processes: bool,
-        connections: bool,
     },
     Email {
         subject: String,
         body: String,
-        /// Extra recipients; empty means the configured ones.
+        /// The recipients, instead of `[email] to`; empty means the configured ones.
         #[serde(skip_serializing_if = "Vec::is_empty", default)]
         to: Vec<String>,
     },
@@ -153,6 +239,10 @@ pub struct Firing {
     /// The table the condition returned as its second value (at fire), e.g. the culprit.
     pub values: serde_json::Value,
     pub labels: BTreeMap<String, String>,
+    /// The rule's own alert rate limit (`[rules.<name>] rate_limit`), in ms; `None`: the
+    /// `[alerts] rate_limit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit_ms: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -18,6 +18,7 @@ use super::convert::{json_to_lua, lua_to_json, table_to_json};
 use super::history::HistoryRing;
 use super::machine::{self, Status, Timing, Transition};
 use super::sandbox::{self, Prelude};
+use super::settings;
 use super::types::*;
 use super::view::{self, ViewCtx};
 use crate::model::Sample;
@@ -37,6 +38,9 @@ pub(crate) struct RuleMeta {
     pub file: PathBuf,
     pub severity: Severity,
     pub scheduled: bool,
+    pub enabled: bool,
+    pub description: Option<String>,
+    pub settings: Vec<EffectiveSetting>,
 }
 
 pub(crate) enum Request {
@@ -123,6 +127,9 @@ struct Rule {
     env: Table,
     state: RuleState,
     state_table: Table,
+    /// The effective `params` (declared defaults with the config's settings applied).
+    params: serde_json::Value,
+    params_table: Table,
 }
 
 struct Worker {
@@ -245,7 +252,26 @@ impl Worker {
         }
         let mut metas = Vec::new();
         let mut new_rules = Vec::new();
-        for decl in decls {
+        for mut decl in decls {
+            let defaults = match decl.params.as_ref() {
+                Some(t) => match lua_to_json(lua, &Value::Table(t.clone()), 0) {
+                    serde_json::Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                },
+                None => serde_json::Map::new(),
+            };
+            let name = decl.name.clone();
+            let (params, effective) = settings::apply(
+                &mut decl,
+                &defaults,
+                self.cfg.settings.rules.get(&name),
+                &self.cfg.settings.file,
+            )?;
+            let params = serde_json::Value::Object(params);
+            let params_table = match json_to_lua(lua, &params) {
+                Ok(Value::Table(t)) => t,
+                _ => lua.create_table().map_err(|e| fail(&e))?,
+            };
             if !names.insert(decl.name.clone()) {
                 return Err(RuleError {
                     rule: Some(decl.name.clone()),
@@ -265,6 +291,17 @@ impl Worker {
                 file: file.path.clone(),
                 severity: decl.severity,
                 scheduled: decl.every_ms.is_some(),
+                enabled: decl.enabled,
+                description: decl.description.as_ref().map(|d| {
+                    let mut fill = params.clone();
+                    if let serde_json::Value::Object(m) = &mut fill {
+                        let text = |ms: i64| crate::format::human_ms(ms).into();
+                        m.insert("hold".into(), text(decl.hold_ms));
+                        m.insert("clear_after".into(), text(decl.clear_after_ms));
+                    }
+                    render_template(d, &fill)
+                }),
+                settings: effective,
             });
             new_rules.push(Rule {
                 decl,
@@ -272,6 +309,8 @@ impl Worker {
                 env: env.clone(),
                 state,
                 state_table,
+                params,
+                params_table,
             });
         }
         self.rules.extend(new_rules);
@@ -309,11 +348,12 @@ impl Worker {
             logs: Vec::new(),
             newly_disabled: None,
         };
-        if self.rules[i].state.disabled.is_some() {
+        if self.rules[i].state.disabled.is_some() || !self.rules[i].decl.enabled {
             return out;
         }
         let rule = &self.rules[i];
         let _ = rule.env.raw_set("state", &rule.state_table);
+        let _ = rule.env.raw_set("params", &rule.params_table);
         let name = rule.decl.name.clone();
         let file = rule.file.clone();
         let mut state = rule.state.clone();
@@ -367,7 +407,7 @@ impl Worker {
                 FiringKind::Scheduled => rule.decl.run.clone(),
             };
             let values_json = state.values.clone();
-            let default_title = default_title(&rule.decl, &values_json);
+            let default_title = default_title(&rule.decl, &values_json, &rule.params);
             let mut actions = Vec::new();
             if let Some(handler) = handler {
                 set_ctx(&self.lua, |c| c.default_title = default_title.clone());
@@ -405,6 +445,7 @@ impl Worker {
                 actions,
                 values: values_json,
                 labels: rule.decl.labels.clone(),
+                rate_limit_ms: rule.decl.rate_limit_ms,
             });
             if kind == FiringKind::Clear {
                 state.values = serde_json::Value::Null;
@@ -488,6 +529,7 @@ impl Worker {
         }
         t.raw_set("labels", labels)?;
         t.raw_set("state", &rule.state_table)?;
+        t.raw_set("params", &rule.params_table)?;
         Ok(t)
     }
 
@@ -553,9 +595,14 @@ fn with_ctx<R>(lua: &Lua, f: impl FnOnce(&mut CallCtx) -> R) -> Option<R> {
     lua.app_data_mut::<CallCtx>().map(|mut c| f(&mut c))
 }
 
-fn default_title(decl: &RuleDecl, values: &serde_json::Value) -> String {
+/// The summary filled from the values, then from the rule's parameters (`{threshold}`).
+fn default_title(
+    decl: &RuleDecl,
+    values: &serde_json::Value,
+    params: &serde_json::Value,
+) -> String {
     match &decl.summary {
-        Some(template) => render_template(template, values),
+        Some(template) => render_template(&render_template(template, values), params),
         None => decl.name.clone(),
     }
 }

@@ -189,6 +189,17 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Keeps the note of a rule's `resolve { note = ... }` with the incident.
+    pub fn set_resolve_note(&mut self, id: i64, note: &str) -> Result<()> {
+        self.conn
+            .execute(
+                "UPDATE incident SET resolve_note = ?2 WHERE id = ?1",
+                params![id, note],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     pub fn link_samples(&mut self, incident_id: i64, sample_ids: &[i64]) -> Result<()> {
         let tx = self
             .conn
@@ -385,6 +396,17 @@ pub fn list_incidents(
     let mut st = conn.prepare(&sql)?;
     let rows = st.query_map(params![since_ms, rule, open_only], incident_row)?;
     rows.collect()
+}
+
+/// The note the rule left when it resolved incident `id` (`resolve { note = ... }`).
+pub fn resolve_note(conn: &Connection, id: i64) -> rusqlite::Result<Option<String>> {
+    conn.query_row(
+        "SELECT resolve_note FROM incident WHERE id = ?1",
+        [id],
+        |r| r.get(0),
+    )
+    .optional()
+    .map(Option::flatten)
 }
 
 pub fn incident(conn: &Connection, id: i64) -> rusqlite::Result<Option<IncidentRow>> {

@@ -282,6 +282,18 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// A value of `recorder_state`, if set.
+    pub fn get_state(&self, key: &str) -> Result<Option<String>> {
+        self.conn
+            .query_row(
+                "SELECT value FROM recorder_state WHERE key = ?1",
+                [key],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn set_state(&mut self, key: &str, value: &str) -> Result<()> {
         self.conn
             .execute(

@@ -68,6 +68,9 @@ pub struct NewAlert {
     pub body_text: String,
     pub body_html: Option<String>,
     pub urgency: Urgency,
+    /// Email: the addresses a rule named (`email { to = ... }`), sent to instead of
+    /// `[email] to`; empty: the configured recipients.
+    pub recipients: Vec<String>,
 }
 
 /// One row [`enqueue`] wrote.
@@ -94,6 +97,8 @@ pub struct DueAlert {
     pub urgency: Urgency,
     /// Attempts made before this one.
     pub attempts: i64,
+    /// See [`NewAlert::recipients`].
+    pub recipients: Vec<String>,
 }
 
 /// A rule and channel with alerts held back, and when its rate-limit window began.
@@ -203,8 +208,8 @@ fn insert(
 ) -> rusqlite::Result<i64> {
     conn.prepare_cached(
         "INSERT INTO alert (created_ms, incident_id, rule, channel, kind, subject, body_text,
-         body_html, urgency, status, attempts, next_attempt_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1)",
+         body_html, urgency, status, attempts, next_attempt_ms, recipients)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, 0, ?1, ?11)",
     )?
     .execute(params![
         alert.created_ms,
@@ -217,6 +222,12 @@ fn insert(
         alert.body_html,
         alert.urgency,
         status,
+        match channel {
+            Channel::Email if !alert.recipients.is_empty() => {
+                serde_json::to_string(&alert.recipients).ok()
+            }
+            _ => None,
+        },
     ])?;
     Ok(conn.last_insert_rowid())
 }
@@ -301,7 +312,7 @@ impl Outbox {
         let run = || -> rusqlite::Result<Vec<DueAlert>> {
             let mut st = self.conn.prepare_cached(
                 "SELECT id, created_ms, incident_id, rule, channel, kind, subject, body_text,
-                        body_html, urgency, attempts
+                        body_html, urgency, attempts, recipients
                  FROM alert WHERE status = 'pending' AND next_attempt_ms <= ?1
                  ORDER BY next_attempt_ms, id LIMIT ?2",
             )?;
@@ -327,6 +338,10 @@ impl Outbox {
                     body_html: r.get(8)?,
                     urgency: r.get(9)?,
                     attempts: r.get(10)?,
+                    recipients: r
+                        .get::<_, Option<String>>(11)?
+                        .and_then(|j| serde_json::from_str(&j).ok())
+                        .unwrap_or_default(),
                 })
             })?;
             rows.collect()
@@ -680,6 +695,7 @@ mod tests {
             body_text: "body".into(),
             body_html: None,
             urgency: Urgency::Normal,
+            recipients: Vec::new(),
         }
     }
 

@@ -3,7 +3,7 @@
 //! Every table and column is documented in `docs/schema.md` (a test keeps the two in step).
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_RULE_OPTIONS];
 
 const V1: &str = r#"
 CREATE TABLE host (
@@ -307,4 +307,11 @@ CREATE TABLE prune_log (
 /// the sampling path: index them.
 const V3: &str = r#"
 CREATE INDEX alert_rule_window ON alert(rule, channel, status, created_ms);
+"#;
+
+/// What rules' actions say beyond the defaults: `resolve { note = ... }` is kept with the
+/// incident, `email { to = ... }` with the alert (its recipients instead of `[email] to`).
+const V4_RULE_OPTIONS: &str = r#"
+ALTER TABLE incident ADD COLUMN resolve_note TEXT;
+ALTER TABLE alert ADD COLUMN recipients TEXT;
 "#;

@@ -151,6 +151,7 @@ mod tests {
             body_text: "b".into(),
             body_html: None,
             urgency: Urgency::Low,
+            recipients: Vec::new(),
         };
         store.enqueue_alert(&alert, &[Channel::Email], 0).unwrap();
         // The delivery side reads on its own connection, as in the daemon.
