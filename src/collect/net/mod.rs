@@ -338,6 +338,8 @@ pub struct NetCollector {
     dump_ns: u64,
     lookup_ns: u64,
     stats: ListingStats,
+    /// Whether the one-walk legacy request works here (cleared at its first failure).
+    walk_once: bool,
 }
 
 impl NetCollector {
@@ -375,6 +377,7 @@ impl NetCollector {
             dump_ns: 0,
             lookup_ns: 1_500,
             stats: ListingStats::default(),
+            walk_once: true,
         })
     }
 
@@ -457,15 +460,19 @@ impl NetCollector {
     fn walk(&mut self, now: Instant, sample: &mut NetSample) -> HashSet<Table> {
         let mut ok = HashSet::new();
         let started = Instant::now();
-        for table in Table::ALL {
-            if table.protocol() == Protocol::Udp {
-                continue;
-            }
-            match self.diag.dump(table, &mut self.records) {
-                Ok(_) => {
-                    ok.insert(table);
+        // One walk for both families; a kernel without the legacy request gets two.
+        if self.walk_once && self.diag.dump_tcp_any(&mut self.records).is_ok() {
+            ok.extend([Table::Tcp4, Table::Tcp6]);
+        } else {
+            self.walk_once = false;
+            self.records.clear();
+            for table in [Table::Tcp4, Table::Tcp6] {
+                match self.diag.dump(table, &mut self.records) {
+                    Ok(_) => {
+                        ok.insert(table);
+                    }
+                    Err(e) => sample.problems.push(e.to_string()),
                 }
-                Err(e) => sample.problems.push(e.to_string()),
             }
         }
         self.dump_ns = started.elapsed().as_nanos() as u64;

@@ -20,7 +20,9 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 
-use super::targeted::{encode_lookup, grow_receive_buffer, parse_replies, RecvBatch, Reply};
+use super::targeted::{
+    encode_lookup, encode_tcp_dump_any, grow_receive_buffer, parse_replies, RecvBatch, Reply,
+};
 use crate::model::Protocol;
 
 /// Errors of the sock_diag source. Per-socket problems are never errors (they are counted).
@@ -225,6 +227,50 @@ impl SockDiag {
             requests: Vec::new(),
             replies: None,
         })
+    }
+
+    /// Appends every TCP socket (IPv4 and IPv6, all states but TIME-WAIT) to `out`, from one
+    /// walk of the hash (the legacy `AF_UNSPEC` request; see [`encode_tcp_dump_any`]).
+    pub fn dump_tcp_any(
+        &mut self,
+        out: &mut Vec<SocketRecord>,
+    ) -> Result<DumpStats, SockDiagError> {
+        let err = |source| SockDiagError::Dump {
+            what: "TCP (IPv4 and IPv6 in one walk)",
+            source,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.requests.clear();
+        encode_tcp_dump_any(seq, &mut self.requests);
+        self.socket.send(&self.requests, 0).map_err(err)?;
+        let mut stats = DumpStats::default();
+        loop {
+            self.buf.clear();
+            let received = self.socket.recv(&mut self.buf, 0).map_err(err)?;
+            let datagram = &self.buf[..received.min(self.buf.len())];
+            let mut end = None;
+            parse_replies(datagram, |s, reply| {
+                if s != seq || end.is_some() {
+                    return; // a stale answer of an older request
+                }
+                match reply {
+                    Reply::Socket(rec) => {
+                        out.push(rec);
+                        stats.sockets += 1;
+                    }
+                    Reply::Done => end = Some(Ok(())),
+                    Reply::Error(code) => end = Some(Err(code)),
+                    Reply::Malformed => stats.malformed += 1,
+                    Reply::Other => {}
+                }
+            });
+            match end {
+                None => {}
+                Some(Ok(())) => return Ok(stats),
+                Some(Err(code)) => return Err(err(std::io::Error::from_raw_os_error(code))),
+            }
+        }
     }
 
     /// Looks up each of `known` by its tuple, interface and cookie (one hash lookup each in the
@@ -513,6 +559,31 @@ mod tests {
         assert_eq!(state_name(Protocol::Tcp, rec.state), "LISTEN");
         assert!(rec.cookie.is_some());
         assert_eq!(rec.bytes_sent, Some(0));
+    }
+
+    #[test]
+    fn one_walk_lists_what_the_two_family_dumps_list() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let mut diag = SockDiag::open().unwrap();
+        let mut any = Vec::new();
+        diag.dump_tcp_any(&mut any).unwrap();
+        let mut two = Vec::new();
+        diag.dump(Table::Tcp4, &mut two).unwrap();
+        diag.dump(Table::Tcp6, &mut two).unwrap();
+        for l in [&v4, &v6] {
+            let addr = l.local_addr().unwrap();
+            let a = any
+                .iter()
+                .find(|r| r.local == addr)
+                .expect("in the one walk");
+            let b = two
+                .iter()
+                .find(|r| r.local == addr)
+                .expect("in the family dumps");
+            assert_eq!(a, b);
+        }
+        assert!(any.iter().any(|r| r.table == Table::Tcp6));
     }
 
     pub(crate) fn inode_of(fd: i32) -> u64 {

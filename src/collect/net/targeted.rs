@@ -21,6 +21,9 @@ use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 use super::sockdiag::{SocketRecord, Table};
 
 const SOCK_DIAG_BY_FAMILY: u16 = 20;
+/// The legacy request type: with it the family is `AF_UNSPEC`, so one walk lists both.
+const TCPDIAG_GETSOCK: u16 = 18;
+const NLM_F_DUMP: u16 = 0x300;
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
 const NLM_F_REQUEST: u16 = 1;
@@ -60,6 +63,24 @@ pub fn encode_lookup(rec: &SocketRecord, seq: u32, out: &mut Vec<u8>) {
     out.extend_from_slice(&address_bytes(rec.remote.ip(), family));
     out.extend_from_slice(&rec.interface.to_ne_bytes());
     out.extend_from_slice(&rec.cookie.unwrap_or(u64::MAX).to_ne_bytes());
+}
+
+/// The legacy `TCPDIAG_GETSOCK` dump request (`struct inet_diag_req`): the kernel answers it
+/// with `AF_UNSPEC`, walking the TCP hash once for IPv4 and IPv6 together (two
+/// `SOCK_DIAG_BY_FAMILY` dumps walk it twice). Every state but TIME-WAIT, with `tcp_info`.
+pub fn encode_tcp_dump_any(seq: u32, out: &mut Vec<u8>) {
+    const LEN: usize = NLMSG_HDR + 60;
+    out.extend_from_slice(&(LEN as u32).to_ne_bytes());
+    out.extend_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
+    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
+    out.extend_from_slice(&seq.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
+    // family (AF_UNSPEC), src_len, dst_len, ext; the socket id (all zero); states; dbs.
+    out.extend_from_slice(&[0, 0, 0, EXT_INFO]);
+    out.extend_from_slice(&[0u8; 48]);
+    let states = u32::MAX & !(1 << super::sockdiag::TCP_TIME_WAIT);
+    out.extend_from_slice(&states.to_ne_bytes());
+    out.extend_from_slice(&0u32.to_ne_bytes());
 }
 
 /// The 16 address bytes of a socket id: IPv4 in the first four; an IPv6 socket's IPv4 peer
@@ -113,7 +134,7 @@ pub fn parse_replies(datagram: &[u8], mut each: impl FnMut(u32, Reply)) {
                 }
                 None => Reply::Malformed,
             },
-            SOCK_DIAG_BY_FAMILY => parse_inet_diag_msg(payload),
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => parse_inet_diag_msg(payload),
             _ => Reply::Other,
         };
         each(seq, reply);
