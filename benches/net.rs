@@ -195,6 +195,24 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
+    // Side by side, interleaved (the machine is shared: criterion's cases run minutes apart):
+    // a steady sample by lookups against one by a walk.
+    let (mut looks, mut walks) = (Duration::ZERO, Duration::ZERO);
+    for _ in 0..300 {
+        let t = Instant::now();
+        std::hint::black_box(collector.collect(Instant::now()));
+        looks += t.elapsed();
+        let t = Instant::now();
+        std::hint::black_box(walker.collect(Instant::now()));
+        walks += t.elapsed();
+    }
+    eprintln!(
+        "interleaved, 300 each: steady {:.3} ms, steady_walk {:.3} ms, ratio {:.2}",
+        looks.as_secs_f64() / 0.3,
+        walks.as_secs_f64() / 0.3,
+        looks.as_secs_f64() / walks.as_secs_f64()
+    );
+
     let s = collector.collect(Instant::now());
     eprintln!(
         "sockets in the last sample: {} ({} unattributed); owner cache work so far: {:?}",
