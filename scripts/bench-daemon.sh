@@ -119,7 +119,8 @@ run_phase() {
   sleep "$secs"
 
   local procs hog_t hog_h fl_t fl_h at_t at_h base_t base_h
-  procs=$(ls -d /proc/[0-9]* | wc -l)
+  local all=(/proc/[0-9]*)
+  procs=${#all[@]}
   hog_t=$(ticks "$hog"); hog_h=$(hwm_kib "$hog")
   fl_t=$(ticks "$fl" 2>/dev/null || echo 0); fl_h=$(hwm_kib "$fl" 2>/dev/null || echo 0)
   at_t=$(ticks "$at"); at_h=$(hwm_kib "$at")
@@ -194,7 +195,8 @@ run_netns() {
     kill "${ats[$size]}" 2>/dev/null || true
     if [ -n "${BASELINE_BIN:-}" ]; then kill -TERM "${bases[$size]}"; wait "${bases[$size]}" || true; fi
   done
-  echo "== netns: ${secs}s at 1s interval, $(ls -d /proc/[0-9]* | wc -l) processes, $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  local all=(/proc/[0-9]*)
+  echo "== netns: ${secs}s at 1s interval, ${#all[@]} processes, $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
   printf "%-22s %14s %14s %10s %14s\n" "namespace" "hogtrap ms" "atop ms" "h / atop" "baseline ms"
   declare -A hog_ms
   for size in "${sizes[@]}"; do
