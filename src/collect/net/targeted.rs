@@ -78,7 +78,7 @@ pub fn encode_tcp_dump_any(seq: u32, out: &mut Vec<u8>) {
     // family (AF_UNSPEC), src_len, dst_len, ext; the socket id (all zero); states; dbs.
     out.extend_from_slice(&[0, 0, 0, EXT_INFO]);
     out.extend_from_slice(&[0u8; 48]);
-    let states = u32::MAX & !(1 << super::sockdiag::TCP_TIME_WAIT);
+    let states: u32 = !(1 << super::sockdiag::TCP_TIME_WAIT);
     out.extend_from_slice(&states.to_ne_bytes());
     out.extend_from_slice(&0u32.to_ne_bytes());
 }
