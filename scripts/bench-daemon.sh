@@ -1,99 +1,226 @@
 #!/usr/bin/env bash
-# Runs the hogtrap daemon (collect, store and the shipped rules) at a 1 s interval beside the floor (a minimal reader of every
-# /proc/[pid]/stat, examples/stat_floor.rs) and `atop -w FILE 1`, all at once for the same
-# time on the same machine, and reports CPU ms per sample, peak RSS and bytes per stored
-# process row. Ratios to the floor and to atop are what count: the machine is shared.
+# Runs the hogtrap daemon (collect, store and the shipped rules) at a 1 s interval beside the
+# floor (a minimal reader of every /proc/[pid]/stat, examples/stat_floor.rs) and
+# `atop -w FILE 1`, all at once for the same time on the same machine, and reports CPU ms per
+# sample, peak RSS, bytes per stored process row (and where they go), and what the store opened
+# (incidents, captures: a run that opened one is not a quiet baseline). Ratios to the floor and
+# to atop are what count: the machine is shared.
 #
-# Usage: scripts/bench-daemon.sh [SECONDS] [EXTRA_IDLE_PROCESSES]
+# Usage:
+#   scripts/bench-daemon.sh [SECONDS] [EXTRA_IDLE_PROCESSES]
+#       Two phases in one invocation: today's processes, then EXTRA_IDLE_PROCESSES (default
+#       1000) more idle `sleep`s; each phase SECONDS (default 40) with its own daemon, store
+#       and atop. EXTRA_IDLE_PROCESSES=0 runs the first phase only.
+#   scripts/bench-daemon.sh --netns [SECONDS]
+#       The flatness check of the TCP hash: two network namespaces created with
+#       `net.ipv4.tcp_child_ehash_entries` = 1,024 and 1,048,576 (kernel >= 6.1, root), a
+#       daemon and an atop in each, all four at once; reports each daemon against the atop of
+#       its namespace and the 1,048,576-bucket daemon against the 1,024-bucket one.
 #
-# BASELINE_BIN=/path/to/older/hogtrap runs that binary too, beside the new one, with the same
-# config and its own store, and reports new / baseline: how a change moved the cost, measured
-# in the same seconds on the same machine.
+# BASELINE_BIN=/path/to/older/hogtrap runs that binary too, beside the new one (in every
+# phase, and in every namespace), with the same config and its own store, and reports
+# new / baseline: how a change moved the cost, measured in the same seconds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-secs=${1:-60}
-extra=${2:-0}
+
+mode=phases
+if [ "${1:-}" = "--netns" ]; then
+  mode=netns
+  shift
+fi
+secs=${1:-40}
+extra=${2:-1000}
 
 cargo build --release --quiet --bin hogtrap --example stat_floor
-bin=target/release/hogtrap
-floor=target/release/examples/stat_floor
+bin=$PWD/target/release/hogtrap
+floor=$PWD/target/release/examples/stat_floor
 command -v atop >/dev/null || { echo "atop is missing: run scripts/install-test-deps.sh" >&2; exit 1; }
+clk=$(getconf CLK_TCK)
 
 work=$(mktemp -d)
-idle_pids=()
+pids=()
+namespaces=()
+old_child_ehash=""
 cleanup() {
-  for p in "${idle_pids[@]}" ${hog_pid:-} ${base_pid:-} ${floor_pid:-} ${atop_pid:-}; do kill "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
+  for ns in "${namespaces[@]}"; do ip netns delete "$ns" 2>/dev/null || true; done
+  if [ -n "$old_child_ehash" ]; then sysctl -qw net.ipv4.tcp_child_ehash_entries="$old_child_ehash" || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT
 
-for ((i = 0; i < extra; i++)); do
-  sleep $((secs + 120)) &
-  idle_pids+=($!)
-done
+# CPU time of a process in clock ticks, from the nanoseconds each live thread has run
+# (/proc/PID/task/*/schedstat; utime + stime in /proc/PID/stat are 10 ms ticks, too coarse for
+# a few ms per sample).
+ticks() { cat /proc/"$1"/task/*/schedstat | awk -v c="$clk" '{ ns += $1 } END { printf "%.3f", ns * c / 1e9 }'; }
+hwm_kib() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
+ms_per() { awk -v t="$1" -v c="$clk" -v n="$2" 'BEGIN { if (n > 0) printf "%.2f", t * 1000 / c / n; else print "nan" }'; }
+q() { "$bin" --db "$1" sql --csv "$2" | tail -n 1; }
 
-cat >"$work/config.toml" <<TOML
+# config DIR: a config recording into DIR/bench.db with the shipped rules.
+config() {
+  mkdir -p "$1"
+  cat >"$1/config.toml" <<TOML
 [sampler]
 interval = "1s"
 [store]
-path = "$work/bench.db"
+path = "$1/bench.db"
 [rules]
 dir = "$PWD/rules"
 TOML
-chmod 600 "$work/config.toml"
-if [ -n "${BASELINE_BIN:-}" ]; then
-  sed "s#$work/bench.db#$work/base.db#" "$work/config.toml" >"$work/base.toml"
-  chmod 600 "$work/base.toml"
-  "$BASELINE_BIN" run -c "$work/base.toml" 2>"$work/base.log" &
-  base_pid=$!
+  chmod 600 "$1/config.toml"
+}
+
+# store_report DB: samples, rows, where a process row's bytes go, and what the run opened.
+store_report() {
+  local db=$1 samples rows file_bytes
+  samples=$(q "$db" "SELECT count(*) FROM sample")
+  rows=$(q "$db" "SELECT count(*) FROM process_sample")
+  file_bytes=$(stat -c %s "$db")
+  # dbstat: every page of process_sample (a WITHOUT ROWID b-tree: the table is its index).
+  IFS=, read -r pages leaf_bytes leaf_payload leaf_unused interior_bytes <<<"$(q "$db" "SELECT count(*),
+      sum(CASE WHEN pagetype = 'leaf' THEN pgsize ELSE 0 END),
+      sum(CASE WHEN pagetype = 'leaf' THEN payload ELSE 0 END),
+      sum(CASE WHEN pagetype = 'leaf' THEN unused ELSE 0 END),
+      sum(CASE WHEN pagetype <> 'leaf' THEN pgsize ELSE 0 END)
+      FROM dbstat WHERE name = 'process_sample'")"
+  awk -v r="$rows" -v s="$samples" -v fb="$file_bytes" -v pg="$pages" -v lb="$leaf_bytes" \
+    -v pl="$leaf_payload" -v un="$leaf_unused" -v ib="$interior_bytes" 'BEGIN {
+    printf "samples %d, process rows %d (%.1f per sample), %.1f bytes per process row (dbstat), file %d bytes (%.0f per sample)\n",
+      s, r, r / s, (lb + ib) / r, fb, fb / s
+    printf "  per row: %.1f record, %.1f cell and page headers, %.1f unused (leaf fill %.0f%%), %.1f interior pages; %d pages\n",
+      pl / r, (lb - pl - un) / r, un / r, 100 * (1 - un / lb), ib / r, pg }'
+  echo "  store: $(q "$db" "SELECT count(*) || ' incidents (' || coalesce(group_concat(rule), '') || ')' FROM incident"), $(q "$db" "SELECT count(*) FROM capture") captures"
+}
+
+# run_phase LABEL EXTRA: one side-by-side run in the host namespace.
+run_phase() {
+  local label=$1 n_extra=$2 dir=$work/$1 idle=() hog base fl at
+  for ((i = 0; i < n_extra; i++)); do
+    sleep $((secs + 120)) &
+    idle+=($!)
+  done
+  pids+=("${idle[@]}")
+  config "$dir"
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    config "$dir/base"
+    "$BASELINE_BIN" run -c "$dir/base/config.toml" 2>"$dir/base.log" &
+    base=$!
+    pids+=("$base")
+  fi
+  "$bin" run -c "$dir/config.toml" 2>"$dir/hogtrap.log" &
+  hog=$!
+  "$floor" 1000 $((secs + 30)) &
+  fl=$!
+  atop -w "$dir/atop.raw" 1 >/dev/null 2>&1 &
+  at=$!
+  pids+=("$hog" "$fl" "$at")
+  sleep "$secs"
+
+  local procs hog_t hog_h fl_t fl_h at_t at_h base_t base_h
+  local all=(/proc/[0-9]*)
+  procs=${#all[@]}
+  hog_t=$(ticks "$hog"); hog_h=$(hwm_kib "$hog")
+  fl_t=$(ticks "$fl" 2>/dev/null || echo 0); fl_h=$(hwm_kib "$fl" 2>/dev/null || echo 0)
+  at_t=$(ticks "$at"); at_h=$(hwm_kib "$at")
+  if [ -n "${base:-}" ]; then base_t=$(ticks "$base"); base_h=$(hwm_kib "$base"); fi
+  kill -TERM "$hog"; wait "$hog" || true
+  kill "$fl" "$at" 2>/dev/null || true
+  if [ -n "${base:-}" ]; then kill -TERM "$base"; wait "$base" || true; fi
+  kill "${idle[@]}" 2>/dev/null || true
+
+  local samples hog_ms fl_ms at_ms
+  samples=$(q "$dir/bench.db" "SELECT count(*) FROM sample")
+  hog_ms=$(ms_per "$hog_t" "$samples")
+  fl_ms=$(ms_per "$fl_t" "$secs")
+  at_ms=$(ms_per "$at_t" "$secs")
+  echo "== $label: ${secs}s at 1s interval, $procs processes (${n_extra} extra idle), $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf "%-10s %14s %12s\n" "" "CPU ms/sample" "peak RSS"
+  printf "%-10s %14s %9s KiB\n" "hogtrap" "$hog_ms" "$hog_h"
+  printf "%-10s %14s %9s KiB\n" "floor" "$fl_ms" "$fl_h"
+  printf "%-10s %14s %9s KiB\n" "atop" "$at_ms" "$at_h"
+  if [ -n "${base:-}" ]; then
+    local base_ms
+    base_ms=$(ms_per "$base_t" "$(q "$dir/base/bench.db" "SELECT count(*) FROM sample")")
+    printf "%-10s %14s %9s KiB\n" "baseline" "$base_ms" "$base_h"
+    awk -v h="$hog_ms" -v b="$base_ms" 'BEGIN { printf "hogtrap / baseline = %.2f\n", h / b }'
+  fi
+  awk -v h="$hog_ms" -v f="$fl_ms" -v a="$at_ms" 'BEGIN {
+    printf "hogtrap / floor = %.2f   hogtrap / atop = %.2f\n", h / f, h / a }'
+  store_report "$dir/bench.db"
+  if [ -n "${base:-}" ]; then echo "  baseline $(store_report "$dir/base/bench.db" | tail -n 1 | sed 's/^ *//')"; fi
+}
+
+# run_netns: a daemon and an atop in each of two namespaces with different TCP hash sizes.
+run_netns() {
+  [ "$(id -u)" = 0 ] || { echo "--netns needs root" >&2; exit 1; }
+  [ -e /proc/sys/net/ipv4/tcp_child_ehash_entries ] || { echo "this kernel has no tcp_child_ehash_entries (needs 6.1+)" >&2; exit 1; }
+  old_child_ehash=$(sysctl -n net.ipv4.tcp_child_ehash_entries)
+  local sizes=(1024 1048576) ns hog at base
+  declare -A hogs ats bases
+  for size in "${sizes[@]}"; do
+    ns=htbench-$size-$$
+    sysctl -qw net.ipv4.tcp_child_ehash_entries="$size"
+    ip netns add "$ns"
+    namespaces+=("$ns")
+    ip netns exec "$ns" ip link set lo up
+  done
+  sysctl -qw net.ipv4.tcp_child_ehash_entries="$old_child_ehash"
+  old_child_ehash=""
+  for size in "${sizes[@]}"; do
+    ns=htbench-$size-$$
+    config "$work/$size"
+    ip netns exec "$ns" "$bin" run -c "$work/$size/config.toml" 2>"$work/$size/hogtrap.log" &
+    hogs[$size]=$!
+    ip netns exec "$ns" atop -w "$work/$size/atop.raw" 1 >/dev/null 2>&1 &
+    ats[$size]=$!
+    pids+=("${hogs[$size]}" "${ats[$size]}")
+    if [ -n "${BASELINE_BIN:-}" ]; then
+      config "$work/$size/base"
+      ip netns exec "$ns" "$BASELINE_BIN" run -c "$work/$size/base/config.toml" 2>"$work/$size/base.log" &
+      bases[$size]=$!
+      pids+=("${bases[$size]}")
+    fi
+  done
+  sleep "$secs"
+  declare -A hog_t at_t base_t
+  for size in "${sizes[@]}"; do
+    hog_t[$size]=$(ticks "${hogs[$size]}")
+    at_t[$size]=$(ticks "${ats[$size]}")
+    if [ -n "${BASELINE_BIN:-}" ]; then base_t[$size]=$(ticks "${bases[$size]}"); fi
+  done
+  for size in "${sizes[@]}"; do
+    kill -TERM "${hogs[$size]}"; wait "${hogs[$size]}" || true
+    kill "${ats[$size]}" 2>/dev/null || true
+    if [ -n "${BASELINE_BIN:-}" ]; then kill -TERM "${bases[$size]}"; wait "${bases[$size]}" || true; fi
+  done
+  local all=(/proc/[0-9]*)
+  echo "== netns: ${secs}s at 1s interval, ${#all[@]} processes, $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf "%-22s %14s %14s %10s %14s\n" "namespace" "hogtrap ms" "atop ms" "h / atop" "baseline ms"
+  declare -A hog_ms
+  for size in "${sizes[@]}"; do
+    ns=htbench-$size-$$
+    local samples a b="-"
+    samples=$(q "$work/$size/bench.db" "SELECT count(*) FROM sample")
+    hog_ms[$size]=$(ms_per "${hog_t[$size]}" "$samples")
+    a=$(ms_per "${at_t[$size]}" "$secs")
+    if [ -n "${BASELINE_BIN:-}" ]; then
+      b=$(ms_per "${base_t[$size]}" "$(q "$work/$size/base/bench.db" "SELECT count(*) FROM sample")")
+    fi
+    printf "%-22s %14s %14s %10s %14s\n" "ehash $(ip netns exec "$ns" sysctl -n net.ipv4.tcp_ehash_entries)" \
+      "${hog_ms[$size]}" "$a" "$(awk -v h="${hog_ms[$size]}" -v a="$a" 'BEGIN { printf "%.2f", h / a }')" "$b"
+  done
+  awk -v big="${hog_ms[1048576]}" -v small="${hog_ms[1024]}" 'BEGIN {
+    printf "hogtrap at 1,048,576 buckets / at 1,024 = %.2f\n", big / small }'
+  for size in "${sizes[@]}"; do echo "ehash $size: $(store_report "$work/$size/bench.db" | tail -n 1 | sed 's/^ *//')"; done
+}
+
+echo "uptime before: $(uptime)"
+if [ "$mode" = netns ]; then
+  run_netns
+else
+  run_phase today 0
+  if [ "$extra" -gt 0 ]; then run_phase "plus$extra" "$extra"; fi
 fi
-
-"$bin" run -c "$work/config.toml" 2>"$work/hogtrap.log" &
-hog_pid=$!
-"$floor" 1000 $((secs + 30)) &
-floor_pid=$!
-atop -w "$work/atop.raw" 1 >/dev/null 2>&1 &
-atop_pid=$!
-
-sleep "$secs"
-
-ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-hwm_kib() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
-clk=$(getconf CLK_TCK)
-procs=$(ls -d /proc/[0-9]* | wc -l)
-
-hog_ticks=$(ticks $hog_pid); hog_hwm=$(hwm_kib $hog_pid)
-floor_ticks=$(ticks $floor_pid 2>/dev/null || echo 0); floor_hwm=$(hwm_kib $floor_pid 2>/dev/null || echo 0)
-atop_ticks=$(ticks $atop_pid); atop_hwm=$(hwm_kib $atop_pid)
-if [ -n "${base_pid:-}" ]; then base_ticks=$(ticks $base_pid); base_hwm=$(hwm_kib $base_pid); fi
-kill -TERM $hog_pid; wait $hog_pid || true
-if [ -n "${base_pid:-}" ]; then kill -TERM $base_pid; wait $base_pid || true; fi
-
-q() { "$bin" --db "$work/bench.db" sql --csv "$1" | tail -n 1; }
-samples=$(q "SELECT count(*) FROM sample")
-rows=$(q "SELECT count(*) FROM process_sample")
-row_bytes=$(q "SELECT sum(pgsize) FROM dbstat WHERE name = 'process_sample'")
-file_bytes=$(stat -c %s "$work/bench.db")
-
-ms_per() { awk -v t="$1" -v c="$clk" -v n="$2" 'BEGIN { printf "%.2f", t * 1000 / c / n }'; }
-hog_ms=$(ms_per "$hog_ticks" "$samples")
-floor_ms=$(ms_per "$floor_ticks" "$secs")
-atop_ms=$(ms_per "$atop_ticks" "$secs")
-
-echo "hogtrap bench: ${secs}s at 1s interval, $procs processes (${extra} extra idle), $(nproc) CPUs"
-printf "%-10s %14s %12s\n" "" "CPU ms/sample" "peak RSS"
-printf "%-10s %14s %9s KiB\n" "hogtrap" "$hog_ms" "$hog_hwm"
-printf "%-10s %14s %9s KiB\n" "floor" "$floor_ms" "$floor_hwm"
-printf "%-10s %14s %9s KiB\n" "atop" "$atop_ms" "$atop_hwm"
-if [ -n "${base_pid:-}" ]; then
-  base_samples=$("$bin" --db "$work/base.db" sql --csv "SELECT count(*) FROM sample" | tail -n 1)
-  base_ms=$(ms_per "$base_ticks" "$base_samples")
-  printf "%-10s %14s %9s KiB\n" "baseline" "$base_ms" "$base_hwm"
-  awk -v h="$hog_ms" -v b="$base_ms" 'BEGIN { printf "hogtrap / baseline = %.2f\n", h / b }'
-fi
-awk -v h="$hog_ms" -v f="$floor_ms" -v a="$atop_ms" 'BEGIN {
-  printf "hogtrap / floor = %.2f   hogtrap / atop = %.2f\n", h / f, h / a }'
-awk -v b="$row_bytes" -v r="$rows" -v s="$samples" -v fb="$file_bytes" 'BEGIN {
-  printf "samples %d, process rows %d (%.1f per sample), %.1f bytes per process row (dbstat), file %d bytes (%.0f per sample)\n",
-    s, r, r / s, b / r, fb, fb / s }'
+echo "uptime after: $(uptime)"

@@ -60,6 +60,7 @@ fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
     }
     let talkers = query::talkers(conn, from, to, a.n)?;
     let totals = query::net_totals(conn, from, to)?;
+    let closed = query::closed_unattributed(conn, from, to, a.n)?;
     if totals.samples == 0 {
         bail!(
             "no samples between {} and {} in {}",
@@ -72,7 +73,8 @@ fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
     if a.format.json {
         serde_json::to_writer_pretty(
             &mut out,
-            &serde_json::json!({ "from_ms": from, "to_ms": to, "totals": totals, "processes": talkers }),
+            &serde_json::json!({ "from_ms": from, "to_ms": to, "totals": totals, "processes": talkers,
+                "closed_unattributed": closed }),
         )?;
         writeln!(out)?;
         return Ok(());
@@ -127,7 +129,7 @@ fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
     )?;
     if talkers.is_empty() {
         writeln!(out, "no process moved TCP bytes")?;
-        return Ok(());
+        return closed_text(&mut out, &closed);
     }
     let [pid_h, user_h, name_h] = output::ProcessLabel::COLUMNS;
     let mut t = output::table(&[
@@ -161,6 +163,33 @@ fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
             "\n(remote endpoints are recorded at detail level, while a capture runs)"
         )?;
     }
+    closed_text(&mut out, &closed)
+}
+
+/// Closed connections no owner was found for, with their endpoints.
+fn closed_text(out: &mut impl Write, closed: &[query::ClosedSocket]) -> anyhow::Result<()> {
+    if closed.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nclosed TCP connections with no owner found:")?;
+    let mut t = output::table(&["LOCAL", "REMOTE", "SENT", "RECEIVED"]);
+    let endpoint = |addr: &str, port: u16| {
+        if addr.contains(':') {
+            format!("[{addr}]:{port}")
+        } else {
+            format!("{addr}:{port}")
+        }
+    };
+    for c in closed {
+        t.add_row(vec![
+            endpoint(&c.local_addr, c.local_port),
+            endpoint(&c.remote_addr, c.remote_port),
+            output::bytes(c.tx_bytes),
+            output::bytes(c.rx_bytes),
+        ]);
+    }
+    output::align_right(&mut t, &[2, 3]);
+    writeln!(out, "{}", output::render(&t))?;
     Ok(())
 }
 

@@ -52,7 +52,7 @@ impl Collector {
 }
 
 /// What a baseline sample keeps of a full one: the union of the top `n` processes by CPU,
-/// memory, disk I/O and network.
+/// memory, disk I/O and network, and the closed connections.
 pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
     let p = &full.processes;
     let keep = top_union(
@@ -74,7 +74,15 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
         late_ms: full.late_ms,
         host: full.host.clone(),
         processes: keep.into_iter().map(|i| p[i].clone()).collect(),
-        connections: Vec::new(),
+        // Closed TCP connections (a few rows at most at baseline, see
+        // `net::NetSample::closed_connections`): the only record of who a short connection
+        // talked to.
+        connections: full
+            .connections
+            .iter()
+            .filter(|c| c.state == "CLOSE")
+            .cloned()
+            .collect(),
         oom_kills: full.oom_kills.clone(),
         filesystems: full.filesystems.clone(),
     }

@@ -517,6 +517,49 @@ pub fn talkers(
     Ok(talkers)
 }
 
+/// A closed TCP connection no process could be found for (it opened and closed between two
+/// samples, not on a known listener's port), with its endpoints and the bytes it moved.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ClosedSocket {
+    pub local_addr: String,
+    pub local_port: u16,
+    pub remote_addr: String,
+    pub remote_port: u16,
+    pub tx_bytes: f64,
+    pub rx_bytes: f64,
+}
+
+/// The `n` unattributed closed connections that moved most bytes over a range (the rows the
+/// collector writes with state `CLOSE` and no pid; `*` addresses sum the rest of a sample).
+pub fn closed_unattributed(
+    conn: &Connection,
+    from: TimestampMs,
+    to: TimestampMs,
+    n: usize,
+) -> rusqlite::Result<Vec<ClosedSocket>> {
+    let mut st = conn.prepare(
+        "SELECT c.local_addr, c.local_port, c.remote_addr, c.remote_port,
+                sum(coalesce(c.tx_bps, 0) * s.interval_ms / 1000.0) AS tx,
+                sum(coalesce(c.rx_bps, 0) * s.interval_ms / 1000.0) AS rx
+         FROM connection c JOIN sample s ON s.id = c.sample_id
+         WHERE s.ts_ms BETWEEN ?1 AND ?2 AND c.pid IS NULL AND c.state = 'CLOSE'
+           AND c.protocol = 'tcp'
+         GROUP BY c.local_addr, c.local_port, c.remote_addr, c.remote_port
+         ORDER BY tx + rx DESC LIMIT ?3",
+    )?;
+    let rows = st.query_map(params![from, to, n as i64], |r| {
+        Ok(ClosedSocket {
+            local_addr: r.get(0)?,
+            local_port: r.get(1)?,
+            remote_addr: r.get(2)?,
+            remote_port: r.get(3)?,
+            tx_bytes: r.get(4)?,
+            rx_bytes: r.get(5)?,
+        })
+    })?;
+    rows.collect()
+}
+
 pub fn net_totals(
     conn: &Connection,
     from: TimestampMs,

@@ -108,9 +108,11 @@ impl LinuxCollector {
         if let Some(n) = &net {
             n.fill_host(&mut host);
             n.fill_processes(&mut processes);
-            if level == Level::Detail {
-                connections = n.connections();
-            }
+            connections = if level == Level::Detail {
+                n.connections()
+            } else {
+                n.closed_connections()
+            };
         }
         if let (Some(nc), Some(n)) = (self.net.as_mut(), net.as_ref()) {
             if let Some(msg) = nc.permission_notice(n) {

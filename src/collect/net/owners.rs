@@ -136,6 +136,16 @@ impl OwnerMap {
             .map(|h| h.pid)
     }
 
+    /// Whether `/proc/[pid]` still exists.
+    pub fn is_alive(&mut self, pid: u32) -> bool {
+        self.path_buf.clear();
+        self.path_buf
+            .extend_from_slice(self.proc_root.as_os_str().as_bytes());
+        // Writing into a Vec cannot fail.
+        let _ = write!(self.path_buf, "/{pid}");
+        std::path::Path::new(std::ffi::OsStr::from_bytes(&self.path_buf)).exists()
+    }
+
     /// Every holder the cache knows, lowest pid first.
     pub fn holders(&self, inode: u64) -> &[Holder] {
         self.holders.get(&inode).map(Vec::as_slice).unwrap_or(&[])

@@ -20,6 +20,9 @@ use netlink_packet_sock_diag::{
 };
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 
+use super::targeted::{
+    encode_lookup, encode_tcp_dump_any, grow_receive_buffer, parse_replies, RecvBatch, Reply,
+};
 use crate::model::Protocol;
 
 /// Errors of the sock_diag source. Per-socket problems are never errors (they are counted).
@@ -84,6 +87,8 @@ pub struct SocketRecord {
     pub inode: u64,
     /// Owner uid of the socket (the creator's fsuid).
     pub uid: u32,
+    /// The interface the socket is bound to (0: none); part of its identity for a lookup.
+    pub interface: u32,
     /// Kernel socket cookie: unique per socket for the life of the namespace, never reused.
     pub cookie: Option<u64>,
     /// `tcpi_bytes_acked`: payload bytes sent and acknowledged by the peer (the SYN and the FIN
@@ -127,6 +132,9 @@ fn read_u64_ne(buf: &[u8], offset: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(bytes.try_into().ok()?))
 }
 
+pub const TCP_TIME_WAIT: u8 = 6;
+pub const TCP_LISTEN: u8 = 10;
+
 /// `ss`-style name of a kernel socket state.
 pub fn state_name(protocol: Protocol, state: u8) -> &'static str {
     match (protocol, state) {
@@ -162,7 +170,24 @@ pub struct SockDiag {
     socket: Socket,
     buf: Vec<u8>,
     seq: u32,
+    /// Lookups sent per `sendmsg`: as many answers as the receive buffer surely holds.
+    lookup_batch: usize,
+    requests: Vec<u8>,
+    replies: Option<RecvBatch>,
 }
+
+/// What a lookup found for one known socket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    Found(SocketRecord),
+    /// No such socket any more (`ENOENT`), or another socket under its tuple (`ESTALE`: the
+    /// cookie differs).
+    Gone,
+}
+
+/// A lookup answer takes at most this much of the receive buffer (`tcp_info` and a few small
+/// attributes in a 1 KiB skb, plus its overhead).
+const LOOKUP_REPLY_TRUESIZE: usize = 2048;
 
 /// Kernel dumps arrive in datagrams of up to 32 KiB (more on large-page systems).
 const RECV_BUF_BYTES: usize = 64 * 1024;
@@ -193,11 +218,139 @@ impl SockDiag {
         if rc != 0 {
             return Err(SockDiagError::Open(std::io::Error::last_os_error()));
         }
+        let rcvbuf = grow_receive_buffer(socket.as_raw_fd(), 1 << 20);
         Ok(SockDiag {
             socket,
             buf: Vec::with_capacity(RECV_BUF_BYTES),
             seq: 0,
+            lookup_batch: (rcvbuf / LOOKUP_REPLY_TRUESIZE).clamp(16, 1024),
+            requests: Vec::new(),
+            replies: None,
         })
+    }
+
+    /// Appends every TCP socket (IPv4 and IPv6, all states but TIME-WAIT) to `out`, from one
+    /// walk of the hash (the legacy `AF_UNSPEC` request; see [`encode_tcp_dump_any`]).
+    pub fn dump_tcp_any(
+        &mut self,
+        out: &mut Vec<SocketRecord>,
+    ) -> Result<DumpStats, SockDiagError> {
+        let err = |source| SockDiagError::Dump {
+            what: "TCP (IPv4 and IPv6 in one walk)",
+            source,
+        };
+        self.seq = self.seq.wrapping_add(1);
+        let seq = self.seq;
+        self.requests.clear();
+        encode_tcp_dump_any(seq, &mut self.requests);
+        self.socket.send(&self.requests, 0).map_err(err)?;
+        let mut stats = DumpStats::default();
+        loop {
+            self.buf.clear();
+            let received = self.socket.recv(&mut self.buf, 0).map_err(err)?;
+            let datagram = &self.buf[..received.min(self.buf.len())];
+            let mut end = None;
+            parse_replies(datagram, |s, reply| {
+                if s != seq || end.is_some() {
+                    return; // a stale answer of an older request
+                }
+                match reply {
+                    Reply::Socket(rec) => {
+                        out.push(rec);
+                        stats.sockets += 1;
+                    }
+                    Reply::Done => end = Some(Ok(())),
+                    Reply::Error(code) => end = Some(Err(code)),
+                    Reply::Malformed => stats.malformed += 1,
+                    Reply::Other => {}
+                }
+            });
+            match end {
+                None => {}
+                Some(Ok(())) => return Ok(stats),
+                Some(Err(code)) => return Err(err(std::io::Error::from_raw_os_error(code))),
+            }
+        }
+    }
+
+    /// Looks up each of `known` by its tuple, interface and cookie (one hash lookup each in the
+    /// kernel, no walk), many per `sendmsg`; `out[i]` is the answer for `known[i]`. Fails as a
+    /// whole if any answer is missing or is an error other than "gone" (then dump instead).
+    pub fn lookup(
+        &mut self,
+        known: &[SocketRecord],
+        out: &mut Vec<Lookup>,
+    ) -> Result<(), SockDiagError> {
+        let err = |source| SockDiagError::Dump {
+            what: "TCP (lookups)",
+            source,
+        };
+        out.clear();
+        out.resize(known.len(), Lookup::Gone);
+        let fd = self.socket.as_raw_fd();
+        let replies = self
+            .replies
+            .get_or_insert_with(|| RecvBatch::new(32, LOOKUP_REPLY_TRUESIZE));
+        for (chunk_no, chunk) in known.chunks(self.lookup_batch).enumerate() {
+            let first = chunk_no * self.lookup_batch;
+            // Sequence numbers first+1.. name the requests of this chunk; answers of an older,
+            // abandoned exchange carry others and are skipped.
+            self.seq = self.seq.wrapping_add(chunk.len() as u32 + 1);
+            let base = self.seq.wrapping_sub(chunk.len() as u32);
+            self.requests.clear();
+            for (i, rec) in chunk.iter().enumerate() {
+                encode_lookup(rec, base.wrapping_add(i as u32), &mut self.requests);
+            }
+            self.socket.send(&self.requests, 0).map_err(err)?;
+            // The kernel answered every request before send returned: the answers are queued.
+            let mut answered = 0usize;
+            let mut failure = None;
+            while answered < chunk.len() {
+                let n = replies.receive(fd).map_err(err)?;
+                if n == 0 {
+                    break;
+                }
+                for d in 0..n {
+                    let (datagram, truncated) = replies.datagram(d);
+                    if truncated {
+                        failure = Some(libc::EMSGSIZE);
+                        continue;
+                    }
+                    parse_replies(datagram, |seq, reply| {
+                        let i = seq.wrapping_sub(base) as usize;
+                        if i >= chunk.len() {
+                            return;
+                        }
+                        match reply {
+                            Reply::Socket(rec) => {
+                                out[first + i] = Lookup::Found(rec);
+                                answered += 1;
+                            }
+                            Reply::Error(libc::ENOENT | libc::ESTALE) => answered += 1,
+                            Reply::Error(code) => {
+                                answered += 1;
+                                failure = Some(code);
+                            }
+                            _ => {}
+                        }
+                    });
+                }
+            }
+            if let Some(code) = failure {
+                return Err(err(std::io::Error::from_raw_os_error(code)));
+            }
+            if answered < chunk.len() {
+                return Err(err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    format!(
+                        "{} of {} lookups unanswered",
+                        chunk.len() - answered,
+                        chunk.len()
+                    ),
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// Appends every socket of `table` to `out`.
@@ -320,6 +473,7 @@ fn parse_datagram(
                         state: h.state,
                         inode: u64::from(h.inode),
                         uid: h.uid,
+                        interface: h.socket_id.interface_id,
                         // INET_DIAG_NOCOOKIE is all ones.
                         cookie: (cookie != u64::MAX).then_some(cookie),
                         bytes_sent: counters.bytes_acked,
@@ -405,6 +559,31 @@ mod tests {
         assert_eq!(state_name(Protocol::Tcp, rec.state), "LISTEN");
         assert!(rec.cookie.is_some());
         assert_eq!(rec.bytes_sent, Some(0));
+    }
+
+    #[test]
+    fn one_walk_lists_what_the_two_family_dumps_list() {
+        let v4 = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let v6 = std::net::TcpListener::bind("[::1]:0").unwrap();
+        let mut diag = SockDiag::open().unwrap();
+        let mut any = Vec::new();
+        diag.dump_tcp_any(&mut any).unwrap();
+        let mut two = Vec::new();
+        diag.dump(Table::Tcp4, &mut two).unwrap();
+        diag.dump(Table::Tcp6, &mut two).unwrap();
+        for l in [&v4, &v6] {
+            let addr = l.local_addr().unwrap();
+            let a = any
+                .iter()
+                .find(|r| r.local == addr)
+                .expect("in the one walk");
+            let b = two
+                .iter()
+                .find(|r| r.local == addr)
+                .expect("in the family dumps");
+            assert_eq!(a, b);
+        }
+        assert!(any.iter().any(|r| r.table == Table::Tcp6));
     }
 
     pub(crate) fn inode_of(fd: i32) -> u64 {

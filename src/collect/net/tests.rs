@@ -711,3 +711,221 @@ fn veth_scenario() {
     client.say("bye");
     server.say("bye");
 }
+
+// ---- lookups of known sockets, and closed sockets, in a namespace of the test's own ----
+
+/// Runs `f` on a thread moved into a fresh network namespace with `lo` up: no other process
+/// opens connections there, so the collector's choice between lookups and walks is the test's.
+fn in_fresh_netns(f: fn()) -> bool {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        eprintln!("not root: cannot create network namespaces");
+        return false;
+    }
+    std::thread::spawn(move || {
+        // SAFETY: plain syscall; affects only this thread.
+        assert_eq!(unsafe { libc::unshare(libc::CLONE_NEWNET) }, 0, "unshare");
+        run(Command::new("ip").args(["link", "set", "lo", "up"]));
+        f();
+    })
+    .join()
+    .unwrap();
+    true
+}
+
+/// The same established transfer measured by a collector that looks sockets up and by one
+/// that walks the tables, side by side: the same bytes for each process.
+#[test]
+fn lookups_measure_an_established_transfer_as_a_walk_does() {
+    in_fresh_netns(|| {
+        for host in ["127.0.0.1", "::1"] {
+            let mut server = Py::spawn(SERVER, &[host, &MB20.to_string()]);
+            let port = server.line();
+            let mut client = Py::spawn(CLIENT, &[host, &port, &MB20.to_string(), "wait"]);
+            client.line();
+            settle();
+            let mut looks = NetCollector::new().unwrap();
+            looks.set_udp(false);
+            let mut walks = NetCollector::new().unwrap();
+            walks.set_udp(false);
+            walks.set_tcp_listing(TcpListing::Dump);
+            for c in [&mut looks, &mut walks] {
+                c.collect(Instant::now()); // first: a walk, sets the baseline
+                c.collect(Instant::now()); // nothing opened since: lookups
+            }
+            assert_eq!(
+                looks.listing_stats().dumps,
+                1,
+                "{:?}",
+                looks.listing_stats()
+            );
+            assert_eq!(looks.listing_stats().lookup_passes, 1);
+            client.say("go");
+            assert_eq!(client.line(), "sent");
+            assert_eq!(server.line(), format!("got {MB20}"));
+            settle();
+            let a = looks.collect(Instant::now());
+            let b = walks.collect(Instant::now());
+            assert_eq!(
+                looks.listing_stats().lookup_passes,
+                2,
+                "{:?}",
+                looks.listing_stats()
+            );
+            assert!(a.problems.is_empty(), "{:?}", a.problems);
+            for pid in [client.pid(), server.pid()] {
+                let x = a.per_pid.get(&pid).copied().unwrap_or_default();
+                let y = b.per_pid.get(&pid).copied().unwrap_or_default();
+                let (xb, yb) = (
+                    bytes(x.tx_bytes_per_s + x.rx_bytes_per_s, &a),
+                    bytes(y.tx_bytes_per_s + y.rx_bytes_per_s, &b),
+                );
+                assert!(close_enough(xb, MB20), "{host} pid {pid}: {xb} by lookups");
+                assert!(
+                    (xb - yb).abs() <= 0.001 * yb,
+                    "{host}: lookups {xb}, walk {yb}"
+                );
+            }
+            // The listing shows the same sockets (the listener from the cache).
+            let listed = |s: &NetSample| {
+                let mut v: Vec<_> = s
+                    .sockets
+                    .iter()
+                    .map(|k| (k.local, k.remote, k.pid))
+                    .collect();
+                v.sort();
+                v
+            };
+            assert_eq!(listed(&a), listed(&b));
+            client.say("bye");
+            server.say("bye");
+        }
+    });
+}
+
+/// Accepts connections one after another; reads each to EOF, prints "got N", closes it.
+const ACCEPT_LOOP: &str = r#"
+import socket, sys
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+ls = socket.socket(fam, socket.SOCK_STREAM)
+ls.bind((sys.argv[1], 0)); ls.listen(8)
+print(ls.getsockname()[1], flush=True)
+while True:
+    c, _ = ls.accept(); got = 0
+    while True:
+        b = c.recv(1 << 20)
+        if not b: break
+        got += len(b)
+    c.close()
+    print("got", got, flush=True)
+"#;
+
+/// On each line "N": connects to argv[1]:argv[2], sends N bytes, closes, prints its port.
+/// With argv[3] == "early", connects at start and waits for the first line to send.
+const SHORT_CLIENT: &str = r#"
+import socket, sys
+fam = socket.AF_INET6 if ':' in sys.argv[1] else socket.AF_INET
+early = None
+if sys.argv[3] == "early":
+    early = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+    print(early.getsockname()[1], flush=True)
+for line in sys.stdin:
+    s = early or socket.create_connection((sys.argv[1], int(sys.argv[2])))
+    early = None
+    port = s.getsockname()[1]
+    s.sendall(b"c" * int(line)); s.close()
+    print(port, flush=True)
+"#;
+
+const MB5: u64 = 5 * 1024 * 1024;
+
+/// A connection opened, used for 5 MB and closed between two samples: the server side goes
+/// to the listener's owner, the client side is recorded unattributed with its endpoints, and
+/// on `lo` attributed + unattributed is what the interface carried.
+#[test]
+fn a_connection_closed_between_samples_is_accounted() {
+    in_fresh_netns(|| {
+        for host in ["127.0.0.1", "::1"] {
+            let mut server = Py::spawn(ACCEPT_LOOP, &[host, "0"]);
+            let port: u16 = server.line().parse().unwrap();
+            let mut client = Py::spawn(SHORT_CLIENT, &[host, &port.to_string(), "late"]);
+            let mut c = NetCollector::new().unwrap();
+            c.set_udp(false);
+            assert!(
+                c.sees_closed_sockets(),
+                "the destroy groups could not be joined"
+            );
+            c.collect(Instant::now());
+            c.collect(Instant::now());
+            client.say(&MB5.to_string());
+            let client_port: u16 = client.line().parse().unwrap();
+            assert_eq!(server.line(), format!("got {MB5}"));
+            settle();
+            let s = c.collect(Instant::now());
+            assert!(s.problems.is_empty(), "{:?}", s.problems);
+
+            let v = s.per_pid.get(&server.pid()).copied().unwrap_or_default();
+            let server_rx = bytes(v.rx_bytes_per_s, &s);
+            assert!(
+                close_enough(server_rx, MB5),
+                "{host}: server rx {server_rx}"
+            );
+            assert!(
+                !s.per_pid.contains_key(&client.pid()),
+                "the client's socket had no owner left"
+            );
+            let row = s
+                .closed
+                .iter()
+                .find(|k| k.local.port() == client_port && k.remote.port() == port)
+                .expect("the client's closed socket, with its endpoints");
+            assert_eq!(row.pid, None);
+            assert_eq!(row.remote.ip().to_string(), host);
+            let client_tx = bytes(row.rate.unwrap().tx_bytes_per_s, &s);
+            assert!(
+                close_enough(client_tx, MB5),
+                "{host}: client tx {client_tx}"
+            );
+            assert!(s.closed.iter().any(|k| k.pid == Some(server.pid())
+                && k.local.port() == port
+                && k.remote.port() == client_port));
+            let rows = s.closed_connections();
+            assert!(rows
+                .iter()
+                .any(|r| r.pid.is_none() && r.remote_port == port));
+
+            // lo carried the payload of both ends' sends plus headers: attributed (local) and
+            // unattributed closed bytes add up to it.
+            let lo_tx = bytes(s.interfaces_loopback.tx_bytes_per_s, &s);
+            let accounted = bytes(
+                s.attributed_local.tx_bytes_per_s + s.unattributed_closed.tx_bytes_per_s,
+                &s,
+            );
+            assert!(
+                accounted <= lo_tx && lo_tx < 1.05 * accounted,
+                "{host}: lo tx {lo_tx}, accounted {accounted}"
+            );
+
+            // A connection known from an earlier sample, then used and closed: its last bytes
+            // go to the owner that still runs.
+            let mut early = Py::spawn(SHORT_CLIENT, &[host, &port.to_string(), "early"]);
+            early.line();
+            settle();
+            c.collect(Instant::now());
+            early.say(&MB5.to_string());
+            early.line();
+            assert_eq!(server.line(), format!("got {MB5}"));
+            settle();
+            let s = c.collect(Instant::now());
+            let e = s.per_pid.get(&early.pid()).copied().unwrap_or_default();
+            let early_tx = bytes(e.tx_bytes_per_s, &s);
+            assert!(
+                close_enough(early_tx, MB5),
+                "{host}: known closed socket tx {early_tx}"
+            );
+            let v = s.per_pid.get(&server.pid()).copied().unwrap_or_default();
+            assert!(close_enough(bytes(v.rx_bytes_per_s, &s), MB5));
+            assert_eq!(s.unattributed_closed, NetRate::default());
+        }
+    });
+}
