@@ -1,0 +1,131 @@
+//! `hogtrap replay` and `hogtrap live`: the record in a full-screen terminal view, one
+//! sample at a time, as `atop -r` reads its files. `view` decides what a sample shows
+//! (pure, unit-tested), `keys` maps keys to actions, `app` carries them out on the
+//! read-only store, `ui` draws with ratatui. This file owns the terminal: it enters raw
+//! mode and the alternate screen, and always leaves them, on `q`, Ctrl-C, an error, or a
+//! hang-up (the terminal closed under us).
+
+pub mod app;
+pub mod keys;
+pub mod ui;
+pub mod view;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use crossterm::event::{self, Event};
+
+use super::{time, Ctx};
+use crate::model::TimestampMs;
+use crate::store::replay as store;
+use app::{App, Overlay};
+use view::Mode;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// Start at this moment: "03:12", "10m ago", "-1h", "2026-11-26 03:12", RFC 3339.
+    /// Without it (and without ID): the newest sample.
+    #[arg(long, allow_hyphen_values = true, value_parser = time::arg, conflicts_with = "id")]
+    pub at: Option<TimestampMs>,
+    /// Start at the opening sample of this incident (`hogtrap incidents` lists them).
+    pub id: Option<i64>,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct LiveArgs {}
+
+/// How long the view waits for a key before it looks for a new sample (live).
+const TICK: Duration = Duration::from_millis(250);
+
+static HUNG_UP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_hangup(_: libc::c_int) {
+    HUNG_UP.store(true, Ordering::SeqCst);
+}
+
+pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
+    let store = ctx.open_store()?;
+    let (db, conn) = (&store.path, &store.conn);
+    let start = match (a.id, a.at) {
+        (Some(id), _) => store::incident_opening(conn, id)
+            .with_context(|| format!("{}: reading incident {id}", db.display()))?
+            .with_context(|| {
+                format!(
+                    "no incident {id} with a sample at or after its opening in {}",
+                    db.display()
+                )
+            })?,
+        (None, Some(at)) => store::sample_near(conn, at)?
+            .with_context(|| format!("no samples in {}", db.display()))?,
+        (None, None) => {
+            store::last_sample(conn)?.with_context(|| format!("no samples in {}", db.display()))?
+        }
+    };
+    session(conn, start, Mode::Replay)
+}
+
+pub fn live(ctx: &Ctx, _a: LiveArgs) -> anyhow::Result<()> {
+    let store = ctx.open_store()?;
+    let (db, conn) = (&store.path, &store.conn);
+    let start = store::last_sample(conn)?.with_context(|| {
+        format!(
+            "no samples in {} yet: is the recorder running (hogtrap status)?",
+            db.display()
+        )
+    })?;
+    session(conn, start, Mode::Live { following: true })
+}
+
+fn session(
+    conn: &rusqlite::Connection,
+    start: store::SampleRef,
+    mode: Mode,
+) -> anyhow::Result<()> {
+    use std::io::IsTerminal;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        bail!("replay and live draw a full-screen view: run them in a terminal (for text, use hogtrap top --at)");
+    }
+    let frame = store::frame(conn, start)?.context("the sample vanished while opening it")?;
+    let mut app = App::new(conn, frame, mode);
+    let colour = ui::colour_allowed();
+    // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+    let handler: extern "C" fn(libc::c_int) = on_hangup;
+    unsafe {
+        libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
+        libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
+    }
+    let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
+    let result = event_loop(&mut terminal, &mut app, colour);
+    let restored = ratatui::try_restore();
+    if HUNG_UP.load(Ordering::SeqCst) {
+        // The terminal is gone (or we were asked to stop): nothing left to restore or say.
+        return Ok(());
+    }
+    result?;
+    restored.context("cannot restore the terminal")?;
+    Ok(())
+}
+
+fn event_loop(
+    terminal: &mut ratatui::DefaultTerminal,
+    app: &mut App,
+    colour: bool,
+) -> anyhow::Result<()> {
+    while !app.quit && !HUNG_UP.load(Ordering::SeqCst) {
+        terminal.draw(|f| ui::draw(f, app, colour))?;
+        if !event::poll(TICK)? {
+            app.refresh()?;
+            continue;
+        }
+        if let Event::Key(k) = event::read()? {
+            let action = match &mut app.overlay {
+                Overlay::Prompt { text, .. } => keys::prompt_action(k, text),
+                Overlay::None => keys::action(k),
+                Overlay::Help | Overlay::Connections { .. } => keys::overlay_action(k),
+            };
+            app.apply(action)?;
+        }
+    }
+    Ok(())
+}
