@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use crate::format::{bytes, human_ms, pct, short, time::format_local, PROCESS_COLUMNS};
+use crate::format::{bytes, human_ms, pct, rate, short, time::format_local, PROCESS_COLUMNS};
 use crate::model::{Level, Resource};
 use crate::store::replay::{Frame, ReplayProcess};
 
@@ -380,25 +380,28 @@ pub fn header(frame: &Frame, mode: Mode, opts: &ViewOptions) -> Vec<String> {
         pct(h.cpu_idle_pct)
     );
     let mem = format!(
-        "mem {} / {} (avail {})  swap {} / {}  procs {} run {} blk {}",
+        "mem {} / {} (avail {})  swap {} / {}",
         bytes(h.mem_used_bytes as f64),
         bytes(h.mem_total_bytes as f64),
         bytes(h.mem_available_bytes as f64),
         bytes(h.swap_used_bytes as f64),
         bytes(h.swap_total_bytes as f64),
+    );
+    let psi = format!(
+        "psi {} {} {}  procs {} run {} blocked {}",
+        psi_text("cpu", &h.psi_cpu),
+        psi_text("mem", &h.psi_memory),
+        psi_text("io", &h.psi_io),
         h.procs_total,
         h.procs_running,
         h.procs_blocked
     );
     let io = format!(
-        "psi {} {} {}  disk r {} w {}  net rx {} tx {}",
-        psi_text("cpu", &h.psi_cpu),
-        psi_text("mem", &h.psi_memory),
-        psi_text("io", &h.psi_io),
-        bytes(h.disk_read_bytes_per_s),
-        bytes(h.disk_write_bytes_per_s),
-        bytes(h.net_rx_bytes_per_s),
-        bytes(h.net_tx_bytes_per_s)
+        "disk read {} write {}  net rx {} tx {}",
+        rate(h.disk_read_bytes_per_s),
+        rate(h.disk_write_bytes_per_s),
+        rate(h.net_rx_bytes_per_s),
+        rate(h.net_tx_bytes_per_s)
     );
     let incident = if frame.open_incidents.is_empty() {
         "no incident open".to_string()
@@ -433,6 +436,7 @@ pub fn header(frame: &Frame, mode: Mode, opts: &ViewOptions) -> Vec<String> {
         where_,
         cpu,
         mem,
+        psi,
         io,
         format!("{incident}  |  {choices}"),
     ]
@@ -618,7 +622,7 @@ mod tests {
         assert!(lines[0].contains("web1") && lines[0].contains("#7/9"), "{lines:?}");
         assert!(lines[0].contains("DETAIL") && lines[0].contains("late 120ms"));
         assert!(lines[1].starts_with("load 2.50"));
-        assert!(lines[4].starts_with("no incident open"));
+        assert!(lines[5].starts_with("no incident open"));
         assert!(lines.iter().all(|l| l.chars().count() <= 80), "{lines:#?}");
         frame.open_incidents.push(OpenIncident {
             id: 3,
@@ -628,7 +632,7 @@ mod tests {
         });
         let lines = header(&frame, Mode::Live { following: true }, &opts);
         assert!(
-            lines[4].starts_with("!! INCIDENT #3 holder (warning, opens here)"),
+            lines[5].starts_with("!! INCIDENT #3 holder (warning, opens here)"),
             "{lines:?}"
         );
         assert!(lines[0].ends_with("live"));
