@@ -286,12 +286,12 @@ fn replay_steps_sorts_jumps_to_the_incident_and_restores_the_terminal() {
     });
     let first = process_rows(&screen)[0];
     assert!(first.contains(HOLDER), "first row {first:?}:\n{screen}");
-    let rss = first
-        .split_whitespace()
-        .skip_while(|w| !w.ends_with('%'))
-        .nth(1)
-        .unwrap();
-    assert!(rss.starts_with("30"), "holder RSS {rss:?}: {first}");
+    // "300.0 MiB": the holder's 300 MiB, touched.
+    let cells: Vec<&str> = first.split_whitespace().collect();
+    let cpu = cells.iter().position(|w| w.ends_with('%')).unwrap();
+    let (rss, unit) = (cells[cpu + 1], cells[cpu + 2]);
+    let mib: f64 = rss.parse().unwrap();
+    assert!(unit == "MiB" && mib >= 290.0, "holder RSS {rss} {unit}: {first}");
 
     // Help, then q: the shell's screen comes back, out of raw mode.
     tmux.keys(&["?"]);

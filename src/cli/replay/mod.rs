@@ -2,8 +2,8 @@
 //! sample at a time, as `atop -r` reads its files. `view` decides what a sample shows
 //! (pure, unit-tested), `keys` maps keys to actions, `app` carries them out on the
 //! read-only store, `ui` draws with ratatui. This file owns the terminal: it enters raw
-//! mode and the alternate screen, and always leaves them, on `q`, Ctrl-C, an error, or a
-//! hang-up (the terminal closed under us).
+//! mode and the alternate screen, and always leaves them, on `q`, Ctrl-C, SIGTERM or an
+//! error; when the terminal closes under it (SIGHUP, or the tty hangs up), it ends.
 
 pub mod app;
 pub mod keys;
@@ -38,10 +38,41 @@ pub struct LiveArgs {}
 /// How long the view waits for a key before it looks for a new sample (live).
 const TICK: Duration = Duration::from_millis(250);
 
+/// Set by SIGHUP: the terminal is gone.
 static HUNG_UP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGTERM: leave like `q` does.
+static STOP: AtomicBool = AtomicBool::new(false);
 
-extern "C" fn on_hangup(_: libc::c_int) {
-    HUNG_UP.store(true, Ordering::SeqCst);
+extern "C" fn on_signal(sig: libc::c_int) {
+    if sig == libc::SIGHUP {
+        HUNG_UP.store(true, Ordering::SeqCst);
+    } else {
+        STOP.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Whether our terminal has hung up (its other end closed).
+fn terminal_hung_up() -> bool {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: 0,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    let n = unsafe { libc::poll(&mut fd, 1, 0) };
+    n > 0 && fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0
+}
+
+/// Ends the process when the terminal goes away. The key reader cannot be relied on for
+/// this: crossterm's reader spins on a hung-up terminal instead of returning. Nothing is
+/// left to restore on a terminal that is gone, and the store is only read.
+fn watch_for_hangup() {
+    std::thread::spawn(|| loop {
+        std::thread::sleep(TICK);
+        if HUNG_UP.load(Ordering::SeqCst) || terminal_hung_up() {
+            std::process::exit(0);
+        }
+    });
 }
 
 pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
@@ -90,18 +121,15 @@ fn session(
     let mut app = App::new(conn, frame, mode);
     let colour = ui::colour_allowed();
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-    let handler: extern "C" fn(libc::c_int) = on_hangup;
+    let handler: extern "C" fn(libc::c_int) = on_signal;
     unsafe {
         libc::signal(libc::SIGHUP, handler as libc::sighandler_t);
         libc::signal(libc::SIGTERM, handler as libc::sighandler_t);
     }
+    watch_for_hangup();
     let mut terminal = ratatui::try_init().context("cannot set up the terminal")?;
     let result = event_loop(&mut terminal, &mut app, colour);
     let restored = ratatui::try_restore();
-    if HUNG_UP.load(Ordering::SeqCst) {
-        // The terminal is gone (or we were asked to stop): nothing left to restore or say.
-        return Ok(());
-    }
     result?;
     restored.context("cannot restore the terminal")?;
     Ok(())
@@ -112,7 +140,7 @@ fn event_loop(
     app: &mut App,
     colour: bool,
 ) -> anyhow::Result<()> {
-    while !app.quit && !HUNG_UP.load(Ordering::SeqCst) {
+    while !app.quit && !STOP.load(Ordering::SeqCst) {
         terminal.draw(|f| ui::draw(f, app, colour))?;
         if !event::poll(TICK)? {
             app.refresh()?;
