@@ -1,7 +1,8 @@
 //! `hogtrap replay` and `hogtrap live`: the record in a full-screen terminal view, one
 //! sample at a time, as `atop -r` reads its files. `view` decides what a sample shows
 //! (pure, unit-tested), `keys` maps keys to actions, `app` carries them out on the
-//! read-only store, `ui` draws with ratatui. This file owns the terminal: it enters raw
+//! read-only store, `ui` draws with ratatui. Off a terminal (a pipe, a script) the first
+//! screen is printed as text instead. This file owns the terminal: it enters raw
 //! mode and the alternate screen, and always leaves them, on `q`, Ctrl-C, SIGTERM or an
 //! error; when the terminal closes under it (SIGHUP, or the tty hangs up), it ends.
 
@@ -13,7 +14,7 @@ pub mod view;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use crossterm::event::{self, Event};
 
 use super::{time, Ctx};
@@ -113,12 +114,19 @@ fn session(
     start: store::SampleRef,
     mode: Mode,
 ) -> anyhow::Result<()> {
-    use std::io::IsTerminal;
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        bail!("replay and live draw a full-screen view: run them in a terminal (for text, use hogtrap top --at)");
-    }
+    use std::io::{IsTerminal, Write};
     let frame = store::frame(conn, start)?.context("the sample vanished while opening it")?;
     let mut app = App::new(conn, frame, mode);
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        // A pipe or a script: the first screen, as text, once.
+        let width = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse().ok())
+            .unwrap_or(120u16)
+            .clamp(40, 400);
+        std::io::stdout().write_all(ui::text_screen(&app, width)?.as_bytes())?;
+        return Ok(());
+    }
     let colour = ui::colour_allowed();
     // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
     let handler: extern "C" fn(libc::c_int) = on_signal;

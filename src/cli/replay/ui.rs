@@ -18,6 +18,25 @@ pub fn colour_allowed() -> bool {
     std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
 
+/// The view as plain text, `width` wide and tall enough for every process row: what
+/// `replay` and `live` print when they are not on a terminal.
+pub fn text_screen(app: &App, width: u16) -> anyhow::Result<String> {
+    let height = (app.rows.len() as u16).saturating_add(9).clamp(12, 500);
+    let mut term = ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, height))?;
+    term.draw(|f| draw(f, app, false))?;
+    let buf = term.backend().buffer();
+    let mut out = String::new();
+    for y in 0..buf.area.height {
+        let mut line = String::new();
+        for x in 0..buf.area.width {
+            line.push_str(buf[(x, y)].symbol());
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    Ok(out)
+}
+
 pub fn draw(f: &mut Screen, app: &App, colour: bool) {
     let area = f.area();
     let header = view::header(&app.frame, app.mode, &app.opts);
