@@ -13,7 +13,9 @@ use ratatui::{backend::TestBackend, Terminal};
 
 fn main() -> anyhow::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let db = args.get(1).expect("usage: replay_steps DB [STEPS] [COLS] [ROWS]");
+    let db = args
+        .get(1)
+        .expect("usage: replay_steps DB [STEPS] [COLS] [ROWS]");
     let steps: usize = args.get(2).map_or(Ok(100), |s| s.parse())?;
     let cols: u16 = args.get(3).map_or(Ok(80), |s| s.parse())?;
     let rows: u16 = args.get(4).map_or(Ok(24), |s| s.parse())?;
@@ -28,7 +30,10 @@ fn main() -> anyhow::Result<()> {
     let mut term = Terminal::new(TestBackend::new(cols, rows))?;
     term.draw(|f| ui::draw(f, &app, false))?;
     let open_ms = t.elapsed().as_secs_f64() * 1000.0;
-    println!("open + first screen: {open_ms:.2} ms ({} process rows)", app.rows.len());
+    println!(
+        "open + first screen: {open_ms:.2} ms ({} process rows)",
+        app.rows.len()
+    );
 
     let mut times = Vec::with_capacity(steps);
     for i in 0..steps {

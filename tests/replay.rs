@@ -243,15 +243,31 @@ fn replay_steps_sorts_jumps_to_the_incident_and_restores_the_terminal() {
 
     let tmux = Tmux::start(80, 24);
     // Start at the third sample, by its time (RFC 3339, UTC).
-    let at = jiff::Timestamp::from_millisecond(times[2]).unwrap().to_string();
-    tmux.type_line(&format!("sh -c '{}'", replay_command(&d, &format!("--at {at}"))));
+    let at = jiff::Timestamp::from_millisecond(times[2])
+        .unwrap()
+        .to_string();
+    tmux.type_line(&format!(
+        "sh -c '{}'",
+        replay_command(&d, &format!("--at {at}"))
+    ));
     let screen = tmux.wait_screen("80x24-start", "the third sample", |s| {
         at_sample(s, times[2], 3, total)
     });
 
     // 80×24: the header (host row, level, lateness, incident mark) and ≥ 10 process rows.
-    for part in ["load ", "cpu usr", "mem ", "swap", "psi ", "disk read", "net rx"] {
-        assert!(screen.contains(part), "no {part:?} in the header:\n{screen}");
+    for part in [
+        "load ",
+        "cpu usr",
+        "mem ",
+        "swap",
+        "psi ",
+        "disk read",
+        "net rx",
+    ] {
+        assert!(
+            screen.contains(part),
+            "no {part:?} in the header:\n{screen}"
+        );
     }
     assert!(first_line(&screen).contains("baseline") && first_line(&screen).contains("late "));
     assert!(screen.contains("PID") && screen.contains("RSS"), "{screen}");
@@ -291,16 +307,24 @@ fn replay_steps_sorts_jumps_to_the_incident_and_restores_the_terminal() {
     let cpu = cells.iter().position(|w| w.ends_with('%')).unwrap();
     let (rss, unit) = (cells[cpu + 1], cells[cpu + 2]);
     let mib: f64 = rss.parse().unwrap();
-    assert!(unit == "MiB" && mib >= 290.0, "holder RSS {rss} {unit}: {first}");
+    assert!(
+        unit == "MiB" && mib >= 290.0,
+        "holder RSS {rss} {unit}: {first}"
+    );
 
     // Help, then q: the shell's screen comes back, out of raw mode.
     tmux.keys(&["?"]);
-    tmux.wait_screen("help", "the help", |s| s.contains("next / previous incident"));
+    tmux.wait_screen("help", "the help", |s| {
+        s.contains("next / previous incident")
+    });
     tmux.keys(&["Escape", "q"]);
     let screen = tmux.wait_screen("after-q", "the shell after q", |s| {
         !s.contains("cpu usr") && s.contains("replay --at")
     });
-    assert!(!tmux.alternate_screen_on(), "still on the alternate screen:\n{screen}");
+    assert!(
+        !tmux.alternate_screen_on(),
+        "still on the alternate screen:\n{screen}"
+    );
     let stty = d.dir.path().join("stty.txt");
     tmux.type_line(&format!("stty -a > {}", stty.display()));
     assert!(support::wait_until(Duration::from_secs(10), || {
@@ -318,7 +342,13 @@ fn replay_steps_sorts_jumps_to_the_incident_and_restores_the_terminal() {
 fn gone(pid: i32) -> bool {
     // A zombie is gone as far as the terminal is concerned; tmux reaps it.
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit(')').next().unwrap_or("").trim_start().starts_with('Z'))
+        .map(|s| {
+            s.rsplit(')')
+                .next()
+                .unwrap_or("")
+                .trim_start()
+                .starts_with('Z')
+        })
         .unwrap_or(true)
 }
 
@@ -336,7 +366,9 @@ fn ctrl_c_and_a_closed_terminal_end_the_view() {
         assert!(screen.contains(col), "no {col} at 120 columns:\n{screen}");
     }
     tmux.keys(&["C-c"]);
-    tmux.wait_screen("after-ctrl-c", "the shell after Ctrl-C", |s| !s.contains("cpu usr"));
+    tmux.wait_screen("after-ctrl-c", "the shell after Ctrl-C", |s| {
+        !s.contains("cpu usr")
+    });
     assert!(!tmux.alternate_screen_on());
     drop(tmux);
 

@@ -353,7 +353,8 @@ mod tests {
     fn store_with(samples: &[Sample]) -> (tempfile::TempDir, Connection) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.db");
-        let mut w = super::super::Store::open(&path, std::time::Duration::from_millis(100)).unwrap();
+        let mut w =
+            super::super::Store::open(&path, std::time::Duration::from_millis(100)).unwrap();
         for s in samples {
             w.write_sample(s).unwrap();
         }
@@ -363,7 +364,11 @@ mod tests {
                  VALUES ('r1', 'warning', 't', 1500, 1500, 2500),
                         ('r2', 'critical', 't', 3000, 3000, NULL);
                  INSERT INTO recorder_event (ts_ms, kind, from_ms, to_ms, message)
-                 VALUES (2600, 'gap', 2100, 2600, 'x');",
+                 VALUES (2600, 'gap', 2100, 2600, 'x');
+                 INSERT INTO connection (sample_id, pid, protocol, local_addr, local_port,
+                                         remote_addr, remote_port, state, tx_bps, rx_bps)
+                 SELECT id, 11, 'tcp', '127.0.0.1', 40000, '127.0.0.2', 443, 'ESTAB', 10, 20
+                 FROM sample WHERE ts_ms = 3000;",
             )
             .unwrap();
         drop(w);
@@ -398,7 +403,15 @@ mod tests {
         assert_eq!(names, ["a", "b"]);
         let b = f.processes.iter().find(|p| p.name == "b").unwrap();
         assert_eq!(b.rss_bytes, (1 << 20) as f64);
-        assert!(connections_of(&conn, f.at.id, 11).unwrap().is_empty());
+        let c = connections_of(&conn, f.at.id, 11).unwrap();
+        assert_eq!(c.len(), 1);
+        assert_eq!(
+            (c[0].remote_addr.as_str(), c[0].remote_port),
+            ("127.0.0.2", 443)
+        );
+        assert_eq!(c[0].rx_bytes_per_s, Some(20));
+        assert!(connections_of(&conn, f.at.id, 10).unwrap().is_empty());
+        assert!(connections_of(&conn, second.id, 11).unwrap().is_empty());
     }
 
     #[test]
@@ -425,7 +438,11 @@ mod tests {
         assert_eq!(incident_opening(&conn, 999).unwrap(), None);
         // Open at 2000: r1 only; at 4000: r2 only.
         let open = |ts| -> Vec<String> {
-            open_incidents(&conn, ts).unwrap().into_iter().map(|i| i.rule).collect()
+            open_incidents(&conn, ts)
+                .unwrap()
+                .into_iter()
+                .map(|i| i.rule)
+                .collect()
         };
         assert_eq!(open(2_000), ["r1"]);
         assert_eq!(open(4_000), ["r2"]);

@@ -21,7 +21,10 @@ pub enum Overlay {
         detail: bool,
     },
     /// A prompt in the bottom line: what it asks for, the text so far.
-    Prompt { kind: PromptKind, text: String },
+    Prompt {
+        kind: PromptKind,
+        text: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

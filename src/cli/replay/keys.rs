@@ -151,7 +151,10 @@ mod tests {
         let mut text = String::new();
         assert_eq!(prompt_action(ctrl_c, &mut text), Action::Quit);
         // In a prompt, q is a letter.
-        assert_eq!(prompt_action(key(KeyCode::Char('q')), &mut text), Action::Nothing);
+        assert_eq!(
+            prompt_action(key(KeyCode::Char('q')), &mut text),
+            Action::Nothing
+        );
         assert_eq!(text, "q");
     }
 

@@ -109,11 +109,7 @@ pub fn live(ctx: &Ctx, _a: LiveArgs) -> anyhow::Result<()> {
     session(conn, start, Mode::Live { following: true })
 }
 
-fn session(
-    conn: &rusqlite::Connection,
-    start: store::SampleRef,
-    mode: Mode,
-) -> anyhow::Result<()> {
+fn session(conn: &rusqlite::Connection, start: store::SampleRef, mode: Mode) -> anyhow::Result<()> {
     use std::io::{IsTerminal, Write};
     let frame = store::frame(conn, start)?.context("the sample vanished while opening it")?;
     let mut app = App::new(conn, frame, mode);

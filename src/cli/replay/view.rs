@@ -151,10 +151,8 @@ pub fn table(processes: &[ReplayProcess], opts: &ViewOptions) -> Vec<TableRow> {
     let mut rows: Vec<TableRow> = if opts.group == GroupBy::None {
         kept.map(row_of).collect()
     } else {
-        let names: HashMap<u32, &str> = processes
-            .iter()
-            .map(|p| (p.pid, p.name.as_str()))
-            .collect();
+        let names: HashMap<u32, &str> =
+            processes.iter().map(|p| (p.pid, p.name.as_str())).collect();
         let mut groups: Vec<TableRow> = Vec::new();
         let mut index: HashMap<String, usize> = HashMap::new();
         for p in kept {
@@ -329,7 +327,9 @@ impl Column {
 pub enum Mode {
     Replay,
     /// `following`: the view moves to each new sample as it is written.
-    Live { following: bool },
+    Live {
+        following: bool,
+    },
 }
 
 fn psi_text(name: &str, p: &Option<crate::model::Psi>) -> String {
@@ -447,14 +447,23 @@ pub const HELP: &[(&str, &str)] = &[
     ("t  → l", "next sample"),
     ("T  ← h", "previous sample"),
     ("Home / End", "first / last sample (End: follow, in live)"),
-    ("b", "jump to a time (\"03:12\", \"10m ago\", \"2026-11-26 03:12\")"),
+    (
+        "b",
+        "jump to a time (\"03:12\", \"10m ago\", \"2026-11-26 03:12\")",
+    ),
     ("i / I", "next / previous incident (its opening sample)"),
     ("g / G", "next / previous gap in the record"),
     ("c m d n", "sort by CPU, memory, disk I/O, network"),
-    ("p u a o", "group by program, user, parent, cgroup (again: ungroup)"),
+    (
+        "p u a o",
+        "group by program, user, parent, cgroup (again: ungroup)",
+    ),
     ("/", "filter by name or command line (empty: all)"),
     ("↑ ↓ j k PgUp PgDn", "select a process"),
-    ("Enter", "connections of the selected process (detail samples)"),
+    (
+        "Enter",
+        "connections of the selected process (detail samples)",
+    ),
     ("?", "this help"),
     ("q  Ctrl-C", "quit"),
 ];
@@ -619,7 +628,10 @@ mod tests {
         };
         let opts = ViewOptions::default();
         let lines = header(&frame, Mode::Replay, &opts);
-        assert!(lines[0].contains("web1") && lines[0].contains("#7/9"), "{lines:?}");
+        assert!(
+            lines[0].contains("web1") && lines[0].contains("#7/9"),
+            "{lines:?}"
+        );
         assert!(lines[0].contains("DETAIL") && lines[0].contains("late 120ms"));
         assert!(lines[1].starts_with("load 2.50"));
         assert!(lines[5].starts_with("no incident open"));
