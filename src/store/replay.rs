@@ -119,6 +119,13 @@ pub fn last_sample(conn: &Connection) -> rusqlite::Result<Option<SampleRef>> {
     .optional()
 }
 
+/// How many samples are newer than `ts` (a live view's new samples).
+pub fn count_after(conn: &Connection, ts: TimestampMs) -> rusqlite::Result<i64> {
+    conn.query_row("SELECT count(*) FROM sample WHERE ts_ms > ?1", [ts], |r| {
+        r.get(0)
+    })
+}
+
 /// The oldest sample in the record.
 pub fn first_sample(conn: &Connection) -> rusqlite::Result<Option<SampleRef>> {
     first_at_or_after(conn, i64::MIN)
@@ -213,17 +220,31 @@ pub fn incident_opening(conn: &Connection, id: i64) -> rusqlite::Result<Option<S
 
 /// The sample at `at` with its process rows and the incidents open at it.
 pub fn frame(conn: &Connection, at: SampleRef) -> rusqlite::Result<Option<Frame>> {
+    frame_at(conn, at, None)
+}
+
+/// Like [`frame`], with the sample's position and the record's length when the caller knows
+/// them (one step from a known position): counting them reads the whole time index, which
+/// on a 1 GB store costs more than the rest of the frame.
+pub fn frame_at(
+    conn: &Connection,
+    at: SampleRef,
+    known: Option<(i64, i64)>,
+) -> rusqlite::Result<Option<Frame>> {
     let Some(sample) = super::query::load_samples(conn, at.ts_ms, at.ts_ms, false)?
         .into_iter()
         .next()
     else {
         return Ok(None);
     };
-    let (position, total): (i64, i64) = conn.query_row(
-        "SELECT (SELECT count(*) FROM sample WHERE ts_ms <= ?1), (SELECT count(*) FROM sample)",
-        [at.ts_ms],
-        |r| Ok((r.get(0)?, r.get(1)?)),
-    )?;
+    let (position, total) = match known {
+        Some(k) => k,
+        None => conn.query_row(
+            "SELECT (SELECT count(*) FROM sample WHERE ts_ms <= ?1), (SELECT count(*) FROM sample)",
+            [at.ts_ms],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?,
+    };
     Ok(Some(Frame {
         at,
         sample,
@@ -397,6 +418,10 @@ mod tests {
         assert_eq!(last_sample(&conn).unwrap(), Some(third));
         let f = frame(&conn, third).unwrap().unwrap();
         assert_eq!((f.position, f.total), (3, 3));
+        let g = frame_at(&conn, second, Some((2, 3))).unwrap().unwrap();
+        assert_eq!((g.position, g.total), (2, 3));
+        assert_eq!(g, frame(&conn, second).unwrap().unwrap());
+        assert_eq!(count_after(&conn, 1_000).unwrap(), 2);
         assert_eq!(f.sample.level, Level::Detail);
         let mut names: Vec<_> = f.processes.iter().map(|p| p.name.as_str()).collect();
         names.sort();

@@ -89,7 +89,12 @@ impl<'c> App<'c> {
 
     /// Shows the sample `at`.
     pub fn go(&mut self, at: SampleRef) -> anyhow::Result<()> {
-        if let Some(frame) = store::frame(self.conn, at)? {
+        self.go_known(at, None)
+    }
+
+    /// Shows the sample `at`, whose position and the record's length are `known` when set.
+    fn go_known(&mut self, at: SampleRef, known: Option<(i64, i64)>) -> anyhow::Result<()> {
+        if let Some(frame) = store::frame_at(self.conn, at, known)? {
             self.frame = frame;
             self.rebuild();
         }
@@ -119,7 +124,9 @@ impl<'c> App<'c> {
         }
         match store::last_sample(self.conn)? {
             Some(last) if last != self.frame.at => {
-                self.go(last)?;
+                // Following, we were on the newest sample: the new ones come after it.
+                let total = self.frame.total + store::count_after(self.conn, self.frame.at.ts_ms)?;
+                self.go_known(last, Some((total, total)))?;
                 Ok(true)
             }
             _ => Ok(false),
@@ -136,13 +143,24 @@ impl<'c> App<'c> {
             Action::Quit => self.quit = true,
             Action::Step(forward) => {
                 self.stop_following();
-                let next = store::step(self.conn, at, forward)?;
-                let none = if forward {
-                    "no later sample"
-                } else {
-                    "no earlier sample"
-                };
-                self.go_or_say(next, none)?;
+                match store::step(self.conn, at, forward)? {
+                    // One step from a known position: no need to count the record again.
+                    Some(next) => {
+                        let position = self.frame.position + if forward { 1 } else { -1 };
+                        let total = self.frame.total.max(position);
+                        self.go_known(next, Some((position, total)))?;
+                    }
+                    None => {
+                        self.message = Some(
+                            if forward {
+                                "no later sample"
+                            } else {
+                                "no earlier sample"
+                            }
+                            .into(),
+                        )
+                    }
+                }
             }
             Action::First => {
                 self.stop_following();
