@@ -161,3 +161,38 @@ fn event_loop(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, CliCommand, Command};
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hogtrap").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn replay_takes_a_time_with_a_hyphen_or_an_incident() {
+        let Command::Cli(CliCommand::Replay(a)) =
+            parse(&["replay", "--at", "-10m"]).unwrap().command
+        else {
+            panic!("not replay")
+        };
+        let ago = crate::cli::time::now() - a.at.unwrap();
+        assert!((ago - 600_000).abs() < 60_000, "{ago}");
+        let Command::Cli(CliCommand::Replay(a)) = parse(&["replay", "7"]).unwrap().command else {
+            panic!("not replay")
+        };
+        assert_eq!((a.id, a.at), (Some(7), None));
+        let e = parse(&["replay", "--at", "-10m", "7"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--at"), "{e}");
+        let e = parse(&["replay", "--at", "yesterday-ish"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.lines().next().unwrap().contains("yesterday-ish"), "{e}");
+        assert!(parse(&["live"]).is_ok());
+    }
+}
