@@ -17,6 +17,7 @@ packages=(
   procps               # ps/pkill used by the benchmark script
   sqlite3              # the seed's own client, for the savetop check
   chromium             # headless rendering of the HTML report
+  tmux                 # drives `hogtrap replay` in a real terminal (tests/replay.rs)
 )
 
 missing=()

@@ -10,6 +10,7 @@ mod incidents;
 mod net;
 pub mod output;
 mod prune;
+pub mod replay;
 mod report;
 mod rules;
 mod sample;
@@ -84,6 +85,10 @@ pub enum CliCommand {
     Prune(prune::Args),
     /// Is the daemon recording; last sample's age; gaps; DB size; undelivered alerts.
     Status(status::Args),
+    /// Browse the record in a full-screen terminal view, sample by sample (`?` for the keys).
+    Replay(replay::Args),
+    /// The same view on the running recorder, following each new sample.
+    Live(replay::LiveArgs),
 }
 
 #[derive(Args, Debug, Clone, Copy)]
@@ -153,5 +158,7 @@ pub fn run(ctx: &Ctx, command: CliCommand) -> anyhow::Result<()> {
         CliCommand::Alert { command } => alert::run(ctx, command),
         CliCommand::Prune(args) => prune::run(ctx, args),
         CliCommand::Status(args) => status::run(ctx, args),
+        CliCommand::Replay(args) => replay::run(ctx, args),
+        CliCommand::Live(args) => replay::live(ctx, args),
     }
 }

@@ -15,6 +15,7 @@
 pub mod incident;
 pub mod outbox;
 pub mod query;
+pub mod replay;
 pub mod report;
 pub mod retention;
 pub mod schema;
