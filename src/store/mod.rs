@@ -12,6 +12,7 @@
 //! - Readers open the file read-only with `query_only`, so no query can change the record, and
 //!   WAL means a long read never blocks the writer.
 
+pub mod checkpoint;
 pub mod incident;
 pub mod outbox;
 pub mod query;
