@@ -103,21 +103,25 @@ run_cpu() {
   stop_pids "${ps[@]}"
 }
 
-# hog MIB SECONDS: takes MIB MiB and touches every page of it, over and over, for SECONDS
-# (oom_score_adj 1000: the OOM killer's first choice).
+# hog MIB SECONDS: takes MIB MiB (in 256 MiB blocks, every page touched at C speed, so a
+# starved CPU still gets there), then touches every page of it, over and over, for SECONDS
+# (oom_score_adj 1000: the OOM killer's first choice). Says when it holds it all.
 hog() {
   /usr/bin/python3 -c "
-import os, time
+import os, sys, time
 open('/proc/self/oom_score_adj', 'w').write('1000')
+start = time.time()
+blocks, left = [], $1
+while left > 0 and time.time() < start + 120:
+    b = bytearray(min(left, 256) << 20)
+    b[::4096] = bytes(len(b) // 4096)
+    blocks.append(b)
+    left -= 256
+print(f'hog: holds {sum(map(len, blocks)) >> 20} MiB after {time.time() - start:.0f} s', file=open('$work/notes', 'a'))
 end = time.time() + $2
-blocks = []
-for _ in range($1):
-    blocks.append(bytearray(b'm' * (1 << 20)))
-    if time.time() > end: break
-zeros = bytes(256)
 while time.time() < end:
     for b in blocks:
-        b[::4096] = zeros
+        b[::4096] = b'x' * (len(b) // 4096)
         if time.time() > end: break
 "
 }
@@ -223,11 +227,13 @@ run_stall() {
     fi
     echo "stall: no dm delay target in this kernel; loop device $loopdev ($majmin) throttled to 2048 B/s of writes (2 s per 4 KiB)" >>"$work/notes"
   fi
-  # A witness: how long one 4 KiB synchronous write takes now.
+  # A witness beside the daemon: how long one 4 KiB synchronous write takes now (in the
+  # background: behind the daemon's queued writeback it may take longer than the phase).
   start=$(now_ms)
-  dd if=/dev/zero of="$work/slow/witness" bs=4k count=1 oflag=dsync status=none
-  echo "stall: one 4 KiB O_DSYNC write took $(($(now_ms) - start)) ms" >>"$work/notes"
-  sleep $((stall_secs - ($(now_ms) - start) / 1000))
+  ( timeout $((stall_secs + 30)) dd if=/dev/zero of="$work/slow/witness" bs=4k count=1 oflag=dsync status=none &&
+    echo "stall: one 4 KiB O_DSYNC write beside the daemon took $(($(now_ms) - start)) ms" >>"$work/notes" ) &
+  pids+=($!)
+  sleep "$stall_secs"
   if [[ -n $dmname ]]; then
     dmsetup suspend "$dmname"
     dmsetup reload "$dmname" --table "0 $sectors delay $loopdev 0 0 $loopdev 0 0"
