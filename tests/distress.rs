@@ -177,9 +177,7 @@ impl Recorder {
     }
 
     fn wait_samples(&self, n: usize) {
-        let ok = support::wait_until(Duration::from_secs(60), || {
-            self.samples_since(0).len() >= n
-        });
+        let ok = support::wait_until(Duration::from_secs(60), || self.samples_since(0).len() >= n);
         assert!(ok, "fewer than {n} samples; log:\n{}", self.log());
     }
 
@@ -192,7 +190,11 @@ impl Recorder {
         // SAFETY: kill with a pid this test started.
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let st = self.child.wait().unwrap();
-        assert!(st.success(), "hogtrap run exited {st}; log:\n{}", self.log());
+        assert!(
+            st.success(),
+            "hogtrap run exited {st}; log:\n{}",
+            self.log()
+        );
     }
 }
 
@@ -245,12 +247,14 @@ fn a_stalled_store_keeps_every_sample_with_its_timestamp_and_names_the_stall() {
         rec.log()
     );
     support::assert_no_hole(&rows, 2000, "while the store's disk stalled");
-    let stalls = rec.sql(
-        "SELECT message, count FROM recorder_event WHERE kind = 'stall' ORDER BY id",
-    );
+    let stalls =
+        rec.sql("SELECT message, count FROM recorder_event WHERE kind = 'stall' ORDER BY id");
     let text = format!("{stalls:?}");
     assert!(text.contains("the store stalled for"), "{text}");
-    assert!(text.contains("waited in memory with their own timestamps"), "{text}");
+    assert!(
+        text.contains("waited in memory with their own timestamps"),
+        "{text}"
+    );
 }
 
 /// The pids controller's directory: v2 at /sys/fs/cgroup if it offers pids, else v1's.
@@ -263,7 +267,10 @@ fn pids_root() -> PathBuf {
         return v2.to_path_buf();
     }
     let v1 = Path::new("/sys/fs/cgroup/pids");
-    assert!(v1.join("cgroup.procs").exists(), "no pids cgroup controller");
+    assert!(
+        v1.join("cgroup.procs").exists(),
+        "no pids cgroup controller"
+    );
     v1.to_path_buf()
 }
 
@@ -279,7 +286,9 @@ fn a_daemon_left_no_new_pid_keeps_sampling_and_nothing_degrades() {
     let pid = rec.child.id();
     std::fs::write(cg.join("cgroup.procs"), pid.to_string()).unwrap();
     // Exactly the tasks it has: not one thread or process more.
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap().count();
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .count();
     std::fs::write(cg.join("pids.max"), tasks.to_string()).unwrap();
     let from = now_ms();
     // A reload in the middle: it must not need a new thread either.
@@ -305,12 +314,19 @@ fn a_daemon_left_no_new_pid_keeps_sampling_and_nothing_degrades() {
         .iter()
         .filter(|r| r["ts_ms"].as_i64().unwrap() <= to)
         .count() as i64;
-    assert!(window >= (to - from) / 1000 - 1, "{window} samples; log:\n{}", rec.log());
+    assert!(
+        window >= (to - from) / 1000 - 1,
+        "{window} samples; log:\n{}",
+        rec.log()
+    );
     support::assert_no_hole(&rows, 2000, "with no pid to spare");
     assert_eq!(status["recording"], true, "{status}");
-    let bad = rec.sql(
-        "SELECT kind, message FROM recorder_event WHERE kind IN ('gap', 'error', 'dropped')",
-    );
+    let bad = rec
+        .sql("SELECT kind, message FROM recorder_event WHERE kind IN ('gap', 'error', 'dropped')");
     assert!(bad.is_empty(), "degraded: {bad:?}; pids.events: {refused}");
-    assert!(rec.log().contains("SIGHUP: configuration reloaded"), "{}", rec.log());
+    assert!(
+        rec.log().contains("SIGHUP: configuration reloaded"),
+        "{}",
+        rec.log()
+    );
 }

@@ -65,7 +65,6 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    protect::prefault_heap();
     let mut store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
     store.hand_off_checkpoints()?;
     let checkpoints =

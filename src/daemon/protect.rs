@@ -8,8 +8,9 @@ use crate::format::size::bytes;
 
 /// Heap pre-faulted at start (and kept: the allocator is told not to give memory back), so a
 /// pass under memory pressure reuses locked pages instead of asking the kernel for new ones
-/// (direct reclaim). A pass at a few hundred processes uses a few MiB.
-pub const PREFAULT_BYTES: usize = 16 << 20;
+/// (direct reclaim). A pass at a few hundred processes uses a few MiB; the RSS bar (30 MiB
+/// at 1,000 processes) leaves room for no more.
+pub const PREFAULT_BYTES: usize = 4 << 20;
 
 /// `mlockall(current + future)`. Without CAP_IPC_LOCK the kernel allows RLIMIT_MEMLOCK
 /// bytes: the soft limit is raised to the hard one first (no privilege needed for that), and
@@ -47,7 +48,7 @@ fn lock_memory() -> String {
 /// Keeps freed heap memory in the process (no trimming, large blocks from the heap rather
 /// than fresh mmaps) and touches [`PREFAULT_BYTES`] of it on the calling thread, so that
 /// thread's arena holds resident (and, under mlockall, locked) pages a pass can reuse.
-/// Call once at start on the main thread and once at the start of the sampling thread.
+/// Call at the start of the sampling thread.
 pub fn prefault_heap() {
     #[cfg(target_env = "gnu")]
     // SAFETY: mallopt only changes allocator tuning.
