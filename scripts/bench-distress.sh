@@ -16,7 +16,7 @@
 # events, and atop's largest gap in the same window. Run as root on a machine you can spare:
 # the thrash phase slows everything on it. Every process it starts is stopped by pid.
 #
-# Usage: [PHASES="calm thrash pids stall"] scripts/bench-distress.sh [SECONDS]
+# Usage: [PHASES="calm thrash pids stall"] [PERF=1] [HOGTRAP_BIN=path] scripts/bench-distress.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-30}
@@ -25,8 +25,9 @@ thrash_secs=${THRASH_SECS:-180}
 pids_secs=${PIDS_SECS:-60}
 stall_secs=${STALL_SECS:-30}
 [[ $(id -u) == 0 ]] || { echo "bench-distress: run as root (swap, cgroups, loop devices)" >&2; exit 1; }
-cargo build --release --quiet --bin hogtrap
-bin=$PWD/target/release/hogtrap
+# HOGTRAP_BIN: another build to run the same phases with (a baseline side by side).
+if [[ -z ${HOGTRAP_BIN:-} ]]; then cargo build --release --quiet --bin hogtrap; fi
+bin=${HOGTRAP_BIN:-$PWD/target/release/hogtrap}
 work=$(mktemp -d /var/tmp/hogtrap-distress.XXXXXX)
 pids=() daemon='' atop_pid='' loopdev='' dmname='' swapfile='' pidcg='' iocg='' throttle_file=''
 stop_pids() { # pids started here, by id
@@ -83,6 +84,13 @@ atop_pid=$!
 "$bin" run -c "$work/config.toml" 2>"$work/log" &
 daemon=$!
 sleep 5
+# PERF=1: perf samples the sampling thread's stacks (kernel included) all run, to see where a
+# slow pass spends its time.
+if [[ -n ${PERF:-} ]]; then
+  sampler_tid=$(grep -l '^sampler$' /proc/"$daemon"/task/*/comm | cut -d/ -f5)
+  perf record -q -F 499 -g -t "$sampler_tid" -o "$work/perf.data" >/dev/null 2>&1 &
+  perf_pid=$!
+fi
 
 now_ms() { date +%s%3N; }
 declare -A from to
@@ -255,6 +263,16 @@ done
 load=$(uptime)
 kill -TERM "$daemon"; wait "$daemon" || true; daemon=''
 kill -TERM "$atop_pid"; wait "$atop_pid" || true; atop_pid=''
+if [[ -n ${perf_pid:-} ]]; then
+  kill -INT "$perf_pid"; wait "$perf_pid" || true
+  echo "perf: where the sampling thread spent its time (self, top symbols):"
+  { perf report -i "$work/perf.data" --stdio --no-children --sort sym 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | head -25; } || true
+  echo "perf: reclaim and compaction (direct reclaim on the sampling thread):"
+  { perf report -i "$work/perf.data" --stdio --no-children --sort sym 2>/dev/null |
+    grep -E '^ +[0-9.]+%' | grep -E 'shrink|reclaim|compact|lru|swap' | head -10; } || true
+  echo
+fi
 
 # atop's samples (whole seconds), for its own gaps in each window.
 atop -r "$work/atop.raw" -P CPU 2>/dev/null | awk '$1 == "CPU" { print $3 }' | uniq >"$work/atop.ts"
