@@ -91,7 +91,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecorderEvent {
     pub ts_ms: TimestampMs,
-    /// `start`, `stop`, `gap`, `late`, `dropped`, `error`, `protect`, `notice`, `reload`,
+    /// `start`, `stop`, `gap`, `late`, `stall`, `dropped`, `error`, `protect`, `notice`, `reload`,
     /// `prune`.
     pub kind: &'static str,
     pub from_ms: Option<TimestampMs>,
