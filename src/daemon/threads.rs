@@ -10,7 +10,8 @@
 //!   create any of them stops the start with one line naming the thread.
 //! - Made later, and what a failure does then: a replacement for a Lua worker the watchdog
 //!   abandoned (the rules are skipped, and retried, at each pass until it starts; the sample is
-//!   stored regardless); a rule's `exec` command (logged, not run); a desktop notification
+//!   stored regardless); a SIGHUP reload of the rules, which loads them into a new Lua worker
+//!   (refused and logged; the running rules stay); a rule's `exec` command (logged, not run); a desktop notification
 //!   relay process (the alert stays in the outbox and is tried again). Sampling and storing
 //!   never need a new thread or process.
 
