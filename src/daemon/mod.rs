@@ -15,8 +15,11 @@
 //!   own store connection: the sampler only queues rows and wakes it, so delivery never
 //!   delays a sample. At stop, an attempt in flight gets [`DELIVERY_GRACE`] to finish.
 
+pub mod checkpoint;
 pub mod protect;
 pub mod retention;
+pub mod stages;
+pub mod threads;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -64,7 +67,10 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
+    let mut store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
+    store.hand_off_checkpoints()?;
+    let checkpoints =
+        checkpoint::CheckpointWorker::start(&config.store.path, Duration::from_secs(5))?;
     // Its own connection and thread: pruning never runs on the sampling path.
     let retention = retention::RetentionWorker::start(
         &config.store.path,
@@ -73,6 +79,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         Duration::from_secs(5),
     )?;
     let mut recorder = Recorder::new(config, store, Some(retention.queue()))?;
+    recorder.watch_store(checkpoints.health());
+    let rt = threads::runtime()?;
+    recorder.event(RecorderEvent::now("protect", threads::started_line()));
     for line in &protections {
         tracing::info!("{line}");
         recorder.event(RecorderEvent::now("protect", line.clone()));
@@ -102,10 +111,6 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         .spawn(move || recorder.run(rx))
         .context("cannot start the sampling thread")?;
 
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let worker = alert_outbox::spawn(delivery, waker);
@@ -142,7 +147,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         anyhow::Ok(())
     })?;
     retention.stop();
-    match sampler.join() {
+    let sampled = sampler.join();
+    checkpoints.stop();
+    match sampled {
         Ok(r) => r,
         Err(_) => anyhow::bail!("the sampling thread panicked"),
     }
@@ -164,6 +171,10 @@ pub struct Recorder {
     events_pending: Vec<RecorderEvent>,
     /// Wakes the alert delivery task after an alert is queued (`alert::outbox::raise`).
     alert_waker: OutboxWaker,
+    /// The previous pass's stage timings, to explain a late one (`stages`).
+    last_pass: Option<stages::PassTiming>,
+    /// Samples held in memory while the disk is stalled (`checkpoint`).
+    stall: checkpoint::StallHold,
 }
 
 impl Recorder {
@@ -187,6 +198,8 @@ impl Recorder {
             failing_since: None,
             events_pending: Vec::new(),
             alert_waker,
+            last_pass: None,
+            stall: checkpoint::StallHold::default(),
             collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
@@ -352,6 +365,7 @@ impl Recorder {
     fn run(mut self, rx: mpsc::Receiver<Control>) -> anyhow::Result<()> {
         // The schedule: each pass is due one interval after the previous pass was due (the
         // interval is shorter while a capture runs), so a slow pass never shifts it.
+        protect::prefault_heap(); // this thread's arena: what every pass allocates from
         let mut due = Instant::now() + self.actions.next().interval;
         loop {
             let now = Instant::now();
@@ -389,16 +403,12 @@ impl Recorder {
                     count: Some(missed as i64),
                     ..RecorderEvent::now(
                         "gap",
-                        format!(
-                            "{missed} sample(s) missed: the recorder started {} late",
-                            human_ms(late.as_millis() as i64)
-                        ),
+                        format!("{missed} sample(s) missed: {}", self.explain_gap(late)),
                     )
                 });
                 due += interval * missed;
             }
-            let late_ms = started.saturating_duration_since(due).as_millis() as u64;
-            self.pass(late_ms);
+            self.pass(stages::PassClock::start(due));
             due += self.actions.next().interval;
         }
         self.flush_pending();
@@ -417,16 +427,21 @@ impl Recorder {
 
     /// One pass: collect, store, evaluate the rules, carry out their decisions. Never fails:
     /// what cannot be stored is queued or counted; a rule cannot stop it.
-    pub fn pass(&mut self, late_ms: u64) {
+    /// The sample's timestamp is the clock's, taken before anything that can stall.
+    pub fn pass(&mut self, mut clock: stages::PassClock) {
+        use stages::Stage;
         let level = self.actions.next().level;
         let mut full = self.collector.sample(level, &self.host_name);
-        full.late_ms = late_ms;
+        full.ts_ms = clock.ts_ms;
+        full.late_ms = clock.late().as_millis() as u64;
+        clock.mark(Stage::Collect);
         self.report_notices();
         let stored = match level {
             Level::Detail => full.clone(),
             Level::Baseline => collect::baseline_subset(&full, self.config.sampler.top_processes),
         };
         let sample_id = self.store_sample(stored);
+        clock.mark(Stage::Store);
         // Recorded above with their real time; old ones are not news to the rules.
         let old = self.actions.drop_old_oom_kills(&mut full);
         if old > 0 {
@@ -438,11 +453,14 @@ impl Recorder {
         }
         if let Some(engine) = self.engine.as_mut() {
             let eval = engine.evaluate_shared(full.clone());
+            clock.mark(Stage::Rules);
             for e in self.actions.apply(&mut self.store, &eval, &full, sample_id) {
                 self.event(e);
             }
             self.save_rule_states(full.ts_ms);
+            clock.mark(Stage::Actions);
         }
+        self.note_pass(clock.finish());
     }
 
     /// Queues the sample and writes what the store accepts; returns this sample's row id if
@@ -453,6 +471,9 @@ impl Recorder {
         if self.pending.len() > self.config.store.pending_max.max(1) {
             self.pending.pop_front();
             self.dropped += 1;
+        }
+        if self.store_stalled() {
+            return None;
         }
         self.flush_pending()
             .filter(|(written_ts, _)| *written_ts == ts)

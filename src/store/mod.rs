@@ -12,6 +12,7 @@
 //! - Readers open the file read-only with `query_only`, so no query can change the record, and
 //!   WAL means a long read never blocks the writer.
 
+pub mod checkpoint;
 pub mod incident;
 pub mod outbox;
 pub mod query;
@@ -91,7 +92,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 #[derive(Debug, Clone, PartialEq)]
 pub struct RecorderEvent {
     pub ts_ms: TimestampMs,
-    /// `start`, `stop`, `gap`, `late`, `dropped`, `error`, `protect`, `notice`, `reload`,
+    /// `start`, `stop`, `gap`, `late`, `stall`, `dropped`, `error`, `protect`, `notice`, `reload`,
     /// `prune`.
     pub kind: &'static str,
     pub from_ms: Option<TimestampMs>,

@@ -1,0 +1,195 @@
+//! The checkpoint thread: copies the WAL into the database file every [`CHECKPOINT_EVERY`],
+//! on its own connection, and watches for a store that stalls.
+//!
+//! Guarantees:
+//! - The sampling thread never checkpoints or fsyncs (`store::checkpoint`).
+//! - While a checkpoint has been running for [`STALL_AFTER`] or more, the disk is taken as
+//!   stalled: the sampler keeps its samples (with their own timestamps) in its bounded
+//!   in-memory queue instead of touching the disk, and writes them, oldest first, once the
+//!   checkpoint returns. Nothing is lost unless the queue (`store.pending_max`) overflows,
+//!   and that is counted as for a full disk.
+//! - Every stall gets one `stall` health event naming how long it lasted and how many samples
+//!   waited in memory.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::format::human_ms;
+use crate::store::checkpoint::Checkpointer;
+use crate::store::RecorderEvent;
+
+/// How often the WAL is copied back (a 1 s sampler writes a few hundred KiB in that time).
+pub const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// A checkpoint running this long means the disk is stalled.
+pub const STALL_AFTER: Duration = Duration::from_millis(500);
+
+/// What the checkpoint thread tells the sampler.
+#[derive(Default)]
+pub struct StoreHealth {
+    /// When the checkpoint in progress started (ms since the epoch), 0 when none runs.
+    checkpoint_since_ms: AtomicI64,
+    stop: AtomicBool,
+    /// Health events from the checkpoint thread, written by the sampler with its next pass.
+    events: Mutex<Vec<RecorderEvent>>,
+}
+
+impl StoreHealth {
+    /// How long the disk has been stalled, if it is now.
+    pub fn stalled_for(&self, now_ms: i64) -> Option<Duration> {
+        let since = self.checkpoint_since_ms.load(Ordering::SeqCst);
+        let running = Duration::from_millis((now_ms - since).max(0) as u64);
+        (since != 0 && running >= STALL_AFTER).then_some(running)
+    }
+
+    pub fn take_events(&self) -> Vec<RecorderEvent> {
+        match self.events.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => Vec::new(),
+        }
+    }
+
+    fn push(&self, e: RecorderEvent) {
+        if let Ok(mut v) = self.events.lock() {
+            v.push(e);
+        }
+    }
+}
+
+pub struct CheckpointWorker {
+    health: Arc<StoreHealth>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl CheckpointWorker {
+    pub fn start(path: &Path, busy_timeout: Duration) -> anyhow::Result<CheckpointWorker> {
+        let checkpointer = Checkpointer::open(path, busy_timeout)?;
+        let health = Arc::new(StoreHealth::default());
+        let h = health.clone();
+        let thread = std::thread::Builder::new()
+            .name("checkpoint".into())
+            // Resident in full under mlockall; SQLite needs far less.
+            .stack_size(256 << 10)
+            .spawn(move || run(checkpointer, &h))
+            .context("cannot start the checkpoint thread")?;
+        Ok(CheckpointWorker {
+            health,
+            thread: Some(thread),
+        })
+    }
+
+    pub fn health(&self) -> Arc<StoreHealth> {
+        self.health.clone()
+    }
+
+    /// Stops after the checkpoint in progress (if the disk is stalled, that may take a while).
+    pub fn stop(mut self) {
+        self.health.stop.store(true, Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            if t.join().is_err() {
+                tracing::error!("the checkpoint thread panicked");
+            }
+        }
+    }
+}
+
+fn run(checkpointer: Checkpointer, health: &StoreHealth) {
+    let mut errors = 0u64;
+    while !health.stop.load(Ordering::SeqCst) {
+        std::thread::park_timeout(CHECKPOINT_EVERY);
+        let started_ms = jiff::Timestamp::now().as_millisecond();
+        let started = Instant::now();
+        health
+            .checkpoint_since_ms
+            .store(started_ms, Ordering::SeqCst);
+        let result = checkpointer.run();
+        health.checkpoint_since_ms.store(0, Ordering::SeqCst);
+        let took = started.elapsed();
+        match result {
+            Ok(r) if took >= STALL_AFTER => {
+                let msg = format!(
+                    "the store stalled for {}: a checkpoint of {} WAL page(s) took that long \
+                     (write and fsync)",
+                    human_ms(took.as_millis() as i64),
+                    r.wal_pages
+                );
+                tracing::warn!("{msg}");
+                health.push(RecorderEvent {
+                    from_ms: Some(started_ms),
+                    to_ms: Some(started_ms + took.as_millis() as i64),
+                    count: Some(took.as_millis() as i64),
+                    ..RecorderEvent::now("stall", msg)
+                });
+            }
+            Ok(_) => {}
+            Err(e) => {
+                // Busy or a full disk: the next round tries again; said once per run of errors.
+                errors += 1;
+                if errors == 1 {
+                    tracing::warn!(
+                        "WAL checkpoint failed (retrying every {CHECKPOINT_EVERY:?}): {e}"
+                    );
+                    health.push(RecorderEvent::now(
+                        "error",
+                        format!("WAL checkpoint failed: {e}"),
+                    ));
+                }
+                continue;
+            }
+        }
+        errors = 0;
+    }
+}
+
+/// The sampler's side: what it held back while the store stalled.
+#[derive(Default)]
+pub struct StallHold {
+    health: Option<Arc<StoreHealth>>,
+    since_ms: Option<i64>,
+    samples: u64,
+}
+
+impl super::Recorder {
+    /// Makes the sampler leave the disk alone while `health` says it is stalled.
+    pub fn watch_store(&mut self, health: Arc<StoreHealth>) {
+        self.stall.health = Some(health);
+    }
+
+    /// Whether the sampler should keep this pass's sample in memory (a checkpoint is stuck);
+    /// when the stall is over, says how long samples waited.
+    pub(super) fn store_stalled(&mut self) -> bool {
+        let Some(health) = self.stall.health.clone() else {
+            return false;
+        };
+        for e in health.take_events() {
+            self.event(e);
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        if health.stalled_for(now).is_some() {
+            self.stall.since_ms.get_or_insert(now);
+            self.stall.samples += 1;
+            return true;
+        }
+        if let Some(since) = self.stall.since_ms.take() {
+            let msg = format!(
+                "the store was stalled for {}: {} sample(s) waited in memory with their own \
+                 timestamps and are written now",
+                human_ms(now - since),
+                self.stall.samples
+            );
+            tracing::warn!("{msg}");
+            self.event(RecorderEvent {
+                from_ms: Some(since),
+                to_ms: Some(now),
+                count: Some(self.stall.samples as i64),
+                ..RecorderEvent::now("stall", msg)
+            });
+            self.stall.samples = 0;
+        }
+        false
+    }
+}
