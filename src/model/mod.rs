@@ -137,8 +137,11 @@ pub struct ProcessExit {
     /// Bytes that reached storage, on the same terms as `cpu_ms`.
     pub read_bytes: u64,
     pub write_bytes: u64,
-    /// Its whole CPU time, ms (sum for a roll-up).
+    /// Its whole CPU time, ms, and bytes read and written over its life (sums for a
+    /// roll-up).
     pub life_cpu_ms: f64,
+    pub life_read_bytes: u64,
+    pub life_write_bytes: u64,
 }
 
 /// What a detail sample adds per process.

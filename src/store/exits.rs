@@ -21,8 +21,9 @@ pub(super) fn insert(
     for e in &s.exits {
         tx.prepare_cached(
             "INSERT INTO process_exit (sample_id, pid, start_time_ms, ppid, uid, user, name,
-             end_ms, exit_code, count, cpu_us, read_bytes, write_bytes, life_cpu_us)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+             end_ms, exit_code, count, cpu_us, read_bytes, write_bytes, life_cpu_us,
+             life_read_bytes, life_write_bytes)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
         )?
         .execute(params![
             id,
@@ -39,6 +40,8 @@ pub(super) fn insert(
             e.read_bytes as i64,
             e.write_bytes as i64,
             (e.life_cpu_ms * 1000.0).round() as i64,
+            e.life_read_bytes as i64,
+            e.life_write_bytes as i64,
         ])?;
     }
     for p in &s.processes {
@@ -82,12 +85,16 @@ fn agg(by: Resource) -> &'static str {
     }
 }
 
-/// SQL for one exit row's total (`e`), in the unit of [`row_total`].
-fn exit_total(by: Resource) -> &'static str {
+/// SQL for one exit row's (`e`) remainder (what no sample counted) and whole-life total, in
+/// the unit of [`row_total`]; `None` where exits add nothing (mem, net).
+fn exit_totals(by: Resource) -> Option<(&'static str, &'static str)> {
     match by {
-        Resource::Cpu => "e.cpu_us / 1e6",
-        Resource::Io => "(e.read_bytes + e.write_bytes)",
-        Resource::Mem | Resource::Net => "0",
+        Resource::Cpu => Some(("e.cpu_us / 1e6", "e.life_cpu_us / 1e6")),
+        Resource::Io => Some((
+            "(e.read_bytes + e.write_bytes)",
+            "(e.life_read_bytes + e.life_write_bytes)",
+        )),
+        Resource::Mem | Resource::Net => None,
     }
 }
 
@@ -96,7 +103,18 @@ fn exit_total(by: Resource) -> &'static str {
 /// exits no sample saw (roll-ups among them). `?1`, `?2`: the range.
 fn per_process_sql(by: Resource) -> String {
     let x = super::query::expr(by);
-    let (rt, ag, et) = (row_total(by), agg(by), exit_total(by));
+    let (rt, ag) = (row_total(by), agg(by));
+    let (rem, life) = exit_totals(by).unwrap_or(("0", "0"));
+    // A process that started within the range and exited in it: its whole life (exact, even
+    // where baseline samples did not keep its rows). One that started before: its rows plus
+    // what it used after the last sample.
+    let seen_total = if exit_totals(by).is_some() {
+        "CASE WHEN m.pid IS NULL THEN v.total
+              WHEN m.start_time_ms >= ?1 THEN m.life
+              ELSE v.total + m.rem END"
+    } else {
+        "v.total"
+    };
     format!(
         "WITH live AS (
             SELECT ps.process_id AS id, count(*) AS samples, avg({x}) AS avg, max({x}) AS peak,
@@ -105,25 +123,28 @@ fn per_process_sql(by: Resource) -> String {
             WHERE s.ts_ms BETWEEN ?1 AND ?2
             GROUP BY ps.process_id),
          ex AS (
-            SELECT e.pid, e.start_time_ms, e.ppid, e.uid, e.user, e.name, sum(e.count) AS n,
-                   {ag}({et}) AS total
+            SELECT e.pid, min(e.start_time_ms) AS start_time_ms, e.ppid, e.uid, e.user, e.name,
+                   sum(e.count) AS n, sum({rem}) AS rem, sum({life}) AS life
             FROM process_exit e JOIN sample s ON s.id = e.sample_id
             WHERE s.ts_ms BETWEEN ?1 AND ?2
-            GROUP BY e.pid, e.start_time_ms, e.ppid, e.uid, e.name),
+            GROUP BY e.pid, CASE WHEN e.pid = 0 THEN 0 ELSE e.start_time_ms END, e.ppid, e.uid,
+                     e.name),
          seen AS (
             SELECT p.id, p.pid, p.start_time_ms, p.ppid, p.uid, p.user, p.name, p.cmdline,
                    l.samples, l.avg, l.peak, l.total
-            FROM live l JOIN process p ON p.id = l.id)
-         SELECT v.id, v.pid, v.start_time_ms, v.ppid, v.uid, v.user, v.name, v.cmdline,
-                v.samples, v.avg, v.peak,
-                v.total + coalesce((SELECT sum(x.total) FROM ex x
-                    WHERE x.pid = v.pid AND x.pid > 0 AND x.start_time_ms = v.start_time_ms), 0),
-                coalesce((SELECT sum(x.n) FROM ex x
-                    WHERE x.pid = v.pid AND x.pid > 0 AND x.start_time_ms = v.start_time_ms), 0)
-         FROM seen v
+            FROM live l JOIN process p ON p.id = l.id),
+         matched AS (
+            SELECT pid, start_time_ms, sum(n) AS n, sum(rem) AS rem, sum(life) AS life
+            FROM ex WHERE pid > 0 GROUP BY pid, start_time_ms)
+         SELECT v.id AS id, v.pid AS pid, v.start_time_ms AS start_time_ms, v.ppid AS ppid,
+                v.uid AS uid, v.user AS user, v.name AS name, v.cmdline AS cmdline,
+                v.samples AS samples, v.avg AS avg, v.peak AS peak,
+                {seen_total} AS total, coalesce(m.n, 0) AS exited
+         FROM seen v LEFT JOIN matched m
+           ON m.pid = v.pid AND m.start_time_ms = v.start_time_ms
          UNION ALL
-         SELECT 0, x.pid, x.start_time_ms, x.ppid, x.uid, x.user, x.name, '', 0, 0, 0, x.total,
-                x.n
+         SELECT 0, x.pid, x.start_time_ms, x.ppid, x.uid, x.user, x.name, '', 0, 0, 0,
+                CASE WHEN x.start_time_ms >= ?1 THEN x.life ELSE x.rem END, x.n
          FROM ex x
          WHERE x.pid = 0 OR NOT EXISTS (SELECT 1 FROM seen v
              WHERE v.pid = x.pid AND v.start_time_ms = x.start_time_ms)"

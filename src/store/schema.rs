@@ -328,7 +328,9 @@ CREATE TABLE process_exit (
     cpu_us        INTEGER NOT NULL,
     read_bytes    INTEGER NOT NULL,
     write_bytes   INTEGER NOT NULL,
-    life_cpu_us   INTEGER NOT NULL
+    life_cpu_us   INTEGER NOT NULL,
+    life_read_bytes  INTEGER NOT NULL,
+    life_write_bytes INTEGER NOT NULL
 );
 CREATE INDEX process_exit_sample ON process_exit(sample_id);
 ALTER TABLE process_sample ADD COLUMN span_ms INTEGER;

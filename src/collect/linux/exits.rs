@@ -192,6 +192,8 @@ fn finish(
         read_bytes: read,
         write_bytes: write,
         life_cpu_ms: life_cpu_ns as f64 / 1e6,
+        life_read_bytes: life_read,
+        life_write_bytes: life_write,
     })
 }
 
@@ -259,6 +261,8 @@ pub fn roll_up(exits: Vec<ProcessExit>, n: usize) -> Vec<ProcessExit> {
         g.read_bytes += e.read_bytes;
         g.write_bytes += e.write_bytes;
         g.life_cpu_ms += e.life_cpu_ms;
+        g.life_read_bytes += e.life_read_bytes;
+        g.life_write_bytes += e.life_write_bytes;
         g.end_ms = g.end_ms.max(e.end_ms);
         g.id.start_time_ms = g.id.start_time_ms.min(e.id.start_time_ms);
     }
@@ -289,6 +293,8 @@ mod tests {
             read_bytes: 0,
             write_bytes: write,
             life_cpu_ms: cpu_ms,
+            life_read_bytes: 0,
+            life_write_bytes: write,
         }
     }
 
