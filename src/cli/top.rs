@@ -53,7 +53,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
                 (head.ts_ms, head.ts_ms)
             }
         };
-        return groups(&mut out, conn, db, from, to, by, group, &a);
+        return groups(&mut out, conn, db, (from, to), by, group, a.n, &a.format);
     }
     if let (Some(from), Some(to)) = (a.from, a.to) {
         if to < from {
@@ -222,11 +222,11 @@ pub(super) fn groups(
     out: &mut impl Write,
     conn: &rusqlite::Connection,
     db: &std::path::Path,
-    from: TimestampMs,
-    to: TimestampMs,
+    (from, to): (TimestampMs, TimestampMs),
     by: Resource,
     group: Grouping,
-    a: &Args,
+    n_rows: usize,
+    format: &FormatArgs,
 ) -> anyhow::Result<()> {
     if to < from {
         bail!("--to is before --from");
@@ -240,10 +240,10 @@ pub(super) fn groups(
             db.display()
         );
     }
-    let rows = crate::store::exits::top_groups(conn, from, to, by, group, a.n)
+    let rows = crate::store::exits::top_groups(conn, from, to, by, group, n_rows)
         .with_context(|| format!("{}: reading the range", db.display()))?;
     let tally = crate::store::exits::exit_tally(conn, from, to)?;
-    if a.format.json {
+    if format.json {
         serde_json::to_writer_pretty(
             &mut *out,
             &serde_json::json!({ "from_ms": from, "to_ms": to, "by": by, "group": group,
@@ -259,7 +259,7 @@ pub(super) fn groups(
         Resource::Net => "TOTAL NET",
     };
     let header = [group.as_str(), "PROCS", "EXITED", total_h, "LARGEST ONE"];
-    if a.format.csv {
+    if format.csv {
         let mut w = csv::Writer::from_writer(out);
         w.write_record(header)?;
         for r in &rows {
