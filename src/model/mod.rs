@@ -10,6 +10,7 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod group;
 mod vocab;
 
 pub use vocab::{AlertKind, Grouping, Level, Resource, Severity, UnknownValue, Urgency};
