@@ -100,7 +100,8 @@ fn settle(d: &Daemon, ms: i64) {
 #[test]
 fn a_storm_of_short_children_is_attributed_to_its_parent_and_program() {
     support::require_root("taskstats exit notifications need CAP_NET_ADMIN");
-    let d = Daemon::start("[sampler]\ninterval = \"1s\"\n");
+    let d =
+        Daemon::start_with_shipped_rules("[sampler]\ninterval = \"1s\"\n", &["cpu_pressure.lua"]);
     d.wait_samples(2, Duration::from_secs(30));
     let from = now_ms();
     let (pid, truth) = storm(2000, 20, 100, &[]);
@@ -122,12 +123,39 @@ fn a_storm_of_short_children_is_attributed_to_its_parent_and_program() {
     assert!(name >= 0.9 * truth, "{by_name:#}");
     // Not more than was burned either (with a margin for the parent's own CPU).
     assert!(name <= 1.1 * truth, "{by_name:#}");
-    let exited = by_name["groups"][0]["exited"].as_i64().unwrap();
+    let exited = by_name["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["key"] == "ht_child")
+        .and_then(|g| g["exited"].as_i64())
+        .unwrap_or(0);
     assert!(
         exited >= 2000,
         "{exited} exits of ht_child recorded: {by_name:#}"
     );
     assert_eq!(by_name["exits"]["lost"], 0, "lost exits: {by_name:#}");
+    // The shipped CPU-pressure rule opened an incident during the storm whose first CPU
+    // culprit is the forker's children or their program.
+    let culprits = d.sql_json(&format!(
+        "SELECT c.name FROM incident i JOIN incident_culprit c ON c.incident_id = i.id \
+         WHERE i.rule = 'cpu_pressure' AND c.resource = 'cpu' AND c.rank = 1 \
+         AND i.opened_ms BETWEEN {from} AND {end}"
+    ));
+    let names: Vec<&str> = culprits
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|r| r["name"].as_str())
+        .collect();
+    eprintln!("cpu_pressure incidents' first culprits: {names:?}");
+    assert!(
+        names
+            .iter()
+            .any(|n| n.contains(&format!("children of {pid} ")) || n.contains("all ht_child")),
+        "no cpu_pressure incident blames the storm first: {names:?}\n{}",
+        d.log()
+    );
 }
 
 #[test]

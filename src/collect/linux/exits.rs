@@ -22,8 +22,11 @@ use super::taskstats::{Drained, ExitListener, TaskExit};
 pub const TOP_EXITS: usize = 20;
 
 /// How far (clock ticks) a start time computed from an exit record may be from the one `/proc`
-/// gave, and still be the same process.
-const START_TOLERANCE_TICKS: u64 = 3;
+/// gave, and still be the same process. The computed start is the time the record was received
+/// minus the process's age: it is late by however long the record waited in the socket (seconds
+/// on a host in distress), never early but for rounding.
+const START_EARLY_TICKS: u64 = 3;
+const START_LATE_TICKS: u64 = 1000;
 
 #[derive(Debug, Default, Clone)]
 struct Acc {
@@ -156,7 +159,7 @@ fn finish(
     let now_ms = jiff::Timestamp::now().as_millisecond();
     let uptime_now = super::host::uptime_ms();
     let end_ms = now_ms - (uptime_now - rec.received_uptime_ms).max(0.0) as i64;
-    let seen = procs.last_seen(tgid, start_ticks, START_TOLERANCE_TICKS);
+    let seen = procs.last_seen(tgid, start_ticks, START_LATE_TICKS, START_EARLY_TICKS);
     // The process's lifetime totals: its threads that exited while it lived, plus those folded
     // since.
     let life_cpu_ns = acc.cpu_ns.saturating_add(dead.0);

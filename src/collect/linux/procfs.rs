@@ -315,13 +315,21 @@ impl ProcReader {
         self.prev_uptime_ms = Some(uptime_ms);
     }
 
-    /// What was last read of `pid` if it started within `tolerance` ticks of `start_ticks`
-    /// (alive, or vanished in the last passes).
-    pub fn last_seen(&self, pid: u32, start_ticks: u64, tolerance: u64) -> Option<LastSeen> {
+    /// What was last read of `pid` if it started between `earlier` ticks before and `later`
+    /// ticks after `start_ticks` (alive, or vanished in the last passes).
+    pub fn last_seen(
+        &self,
+        pid: u32,
+        start_ticks: u64,
+        earlier: u64,
+        later: u64,
+    ) -> Option<LastSeen> {
         let p = [self.prev.get(&pid), self.departed.get(&pid)]
             .into_iter()
             .flatten()
-            .find(|p| p.start_ticks.abs_diff(start_ticks) <= tolerance)?;
+            .find(|p| {
+                p.start_ticks + earlier >= start_ticks && p.start_ticks <= start_ticks + later
+            })?;
         Some(LastSeen {
             start_ticks: p.start_ticks,
             cpu_ticks: p.cpu_ticks,

@@ -562,53 +562,72 @@ fn set_recv_timeout(socket: &Socket, ms: i64) {
     };
 }
 
+/// A `struct taskstats` with the given fields (version 13; ppid 77, uid 1000, exit code 3,
+/// 30 ms old), for tests and benchmarks.
+#[doc(hidden)]
+pub fn encode_stats(pid: u32, tgid: u32, comm: &str, cpu_ns: u64, write: u64) -> Vec<u8> {
+    let mut b = vec![0u8; 416];
+    let mut put = |o: usize, v: &[u8]| b[o..o + v.len()].copy_from_slice(v);
+    put(0, &13u16.to_ne_bytes());
+    put(off::EXITCODE, &(3u32 << 8).to_ne_bytes());
+    put(off::CPU_RUN_VIRTUAL_TOTAL, &cpu_ns.to_ne_bytes());
+    let comm = &comm.as_bytes()[..comm.len().min(off::COMM_LEN - 1)];
+    put(off::COMM, comm);
+    put(off::UID, &1000u32.to_ne_bytes());
+    put(off::PID, &pid.to_ne_bytes());
+    put(off::PPID, &77u32.to_ne_bytes());
+    put(off::ETIME, &30_000u64.to_ne_bytes());
+    put(off::WRITE_BYTES, &write.to_ne_bytes());
+    put(off::TGID, &tgid.to_ne_bytes());
+    b
+}
+
+fn encode_nla(t: u16, v: &[u8]) -> Vec<u8> {
+    let mut m = Vec::new();
+    m.extend_from_slice(&((NLA_HDR + v.len()) as u16).to_ne_bytes());
+    m.extend_from_slice(&t.to_ne_bytes());
+    m.extend_from_slice(v);
+    while m.len() % 4 != 0 {
+        m.push(0);
+    }
+    m
+}
+
+/// One exit message as the kernel sends it, for tests and benchmarks.
+#[doc(hidden)]
+pub fn encode_exit_message(
+    family: u16,
+    pid: u32,
+    tgid: u32,
+    comm: &str,
+    cpu_ns: u64,
+    write: u64,
+) -> Vec<u8> {
+    let mut aggr = encode_nla(TASKSTATS_TYPE_PID, &pid.to_ne_bytes());
+    aggr.extend(encode_nla(
+        TASKSTATS_TYPE_STATS,
+        &encode_stats(pid, tgid, comm, cpu_ns, write),
+    ));
+    let mut body = vec![TASKSTATS_CMD_NEW, 1, 0, 0];
+    body.extend(encode_nla(TASKSTATS_TYPE_AGGR_PID, &aggr));
+    let mut m = Vec::new();
+    m.extend_from_slice(&((NLMSG_HDR + body.len()) as u32).to_ne_bytes());
+    m.extend_from_slice(&family.to_ne_bytes());
+    m.extend_from_slice(&[0u8; 10]);
+    m.extend(body);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// A `struct taskstats` with the given fields.
-    pub(crate) fn stats(pid: u32, tgid: u32, comm: &str, cpu_ns: u64, write: u64) -> Vec<u8> {
-        let mut b = vec![0u8; 416];
-        b[0..2].copy_from_slice(&13u16.to_ne_bytes());
-        b[off::EXITCODE..off::EXITCODE + 4].copy_from_slice(&(3u32 << 8).to_ne_bytes());
-        b[off::CPU_RUN_VIRTUAL_TOTAL..off::CPU_RUN_VIRTUAL_TOTAL + 8]
-            .copy_from_slice(&cpu_ns.to_ne_bytes());
-        b[off::COMM..off::COMM + comm.len()].copy_from_slice(comm.as_bytes());
-        b[off::UID..off::UID + 4].copy_from_slice(&1000u32.to_ne_bytes());
-        b[off::PID..off::PID + 4].copy_from_slice(&pid.to_ne_bytes());
-        b[off::PPID..off::PPID + 4].copy_from_slice(&77u32.to_ne_bytes());
-        b[off::ETIME..off::ETIME + 8].copy_from_slice(&30_000u64.to_ne_bytes());
-        b[off::WRITE_BYTES..off::WRITE_BYTES + 8].copy_from_slice(&write.to_ne_bytes());
-        b[off::TGID..off::TGID + 4].copy_from_slice(&tgid.to_ne_bytes());
-        b
-    }
-
-    fn nla(t: u16, v: &[u8]) -> Vec<u8> {
-        let mut m = Vec::new();
-        m.extend_from_slice(&((NLA_HDR + v.len()) as u16).to_ne_bytes());
-        m.extend_from_slice(&t.to_ne_bytes());
-        m.extend_from_slice(v);
-        while m.len() % 4 != 0 {
-            m.push(0);
-        }
-        m
-    }
-
-    /// One exit message as the kernel sends it.
     fn message(family: u16, pid: u32, tgid: u32) -> Vec<u8> {
-        let mut aggr = nla(TASKSTATS_TYPE_PID, &pid.to_ne_bytes());
-        aggr.extend(nla(
-            TASKSTATS_TYPE_STATS,
-            &stats(pid, tgid, "perl", 20_000_000, 4096),
-        ));
-        let mut body = vec![TASKSTATS_CMD_NEW, 1, 0, 0];
-        body.extend(nla(TASKSTATS_TYPE_AGGR_PID, &aggr));
-        let mut m = Vec::new();
-        m.extend_from_slice(&((NLMSG_HDR + body.len()) as u32).to_ne_bytes());
-        m.extend_from_slice(&family.to_ne_bytes());
-        m.extend_from_slice(&[0u8; 10]);
-        m.extend(body);
-        m
+        encode_exit_message(family, pid, tgid, "perl", 20_000_000, 4096)
+    }
+
+    fn stats(pid: u32, tgid: u32, comm: &str, cpu_ns: u64, write: u64) -> Vec<u8> {
+        encode_stats(pid, tgid, comm, cpu_ns, write)
     }
 
     #[test]
