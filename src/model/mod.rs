@@ -143,6 +143,10 @@ pub struct ProcessExit {
     pub life_cpu_ms: f64,
     pub life_read_bytes: u64,
     pub life_write_bytes: u64,
+    /// A sample saw it alive (its identity is in the process table): such an exit is never
+    /// rolled up, so range totals can tell its rows from its remainder.
+    #[serde(default)]
+    pub seen_alive: bool,
 }
 
 /// What a detail sample adds per process.

@@ -165,6 +165,7 @@ fn finish(
     let life_cpu_ns = acc.cpu_ns.saturating_add(dead.0);
     let life_read = acc.read.saturating_add(dead.1);
     let life_write = acc.write.saturating_add(dead.2);
+    let seen_alive = seen.is_some();
     let (cpu_ns, read, write, id) = match seen {
         Some(s) => {
             let base_ns = (s.cpu_ticks as f64 * 1e9 / clk) as u64;
@@ -197,6 +198,7 @@ fn finish(
         life_cpu_ms: life_cpu_ns as f64 / 1e6,
         life_read_bytes: life_read,
         life_write_bytes: life_write,
+        seen_alive,
     })
 }
 
@@ -219,8 +221,10 @@ fn synthesized(
     }
 }
 
-/// Keeps the top `n` by CPU and the top `n` by I/O with a row each, and rolls the rest up by
-/// (parent, user, name), summing and counting. Output: kept rows by CPU, then roll-ups.
+/// Keeps the top `n` by CPU and the top `n` by I/O with a row each, and every exit a sample
+/// saw alive (its rows are in the store under its identity: a roll-up would count its life
+/// twice), and rolls the rest up by (parent, user, name), summing and counting. Output: kept
+/// rows by CPU, then roll-ups.
 pub fn roll_up(exits: Vec<ProcessExit>, n: usize) -> Vec<ProcessExit> {
     if exits.len() <= 2 * n {
         return exits;
@@ -235,6 +239,9 @@ pub fn roll_up(exits: Vec<ProcessExit>, n: usize) -> Vec<ProcessExit> {
     let mut kept = vec![false; exits.len()];
     for &i in &keep {
         kept[i] = true;
+    }
+    for (i, e) in exits.iter().enumerate() {
+        kept[i] |= e.seen_alive;
     }
     let mut out = Vec::with_capacity(keep.len() + 8);
     let mut groups: HashMap<(u32, u32, String), ProcessExit> = HashMap::new();
@@ -298,6 +305,7 @@ mod tests {
             life_cpu_ms: cpu_ms,
             life_read_bytes: 0,
             life_write_bytes: write,
+            seen_alive: false,
         }
     }
 
@@ -319,6 +327,15 @@ mod tests {
         assert!(rolled
             .iter()
             .all(|e| e.id.pid == 0 && e.exit_code.is_none()));
+    }
+
+    #[test]
+    fn exits_seen_alive_are_never_rolled_up() {
+        let mut v: Vec<ProcessExit> = (1..=100).map(|i| exit(i, 10, "perl", 1.0, 0)).collect();
+        v[50].seen_alive = true;
+        let got = roll_up(v, 5);
+        assert!(got.iter().any(|e| e.id.pid == 51 && e.count == 1));
+        assert_eq!(got.iter().map(|e| e.count).sum::<u32>(), 100);
     }
 
     #[test]
