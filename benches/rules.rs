@@ -58,6 +58,7 @@ fn big_sample(n: u32) -> Sample {
                 net_tx_bytes_per_s: Some((i % 11) as f64 * 100.0),
                 net_rx_bytes_per_s: Some((i % 5) as f64 * 100.0),
                 extra: None,
+                rate_span_ms: None,
             })
             .collect(),
         filesystems: vec![hogtrap::model::FilesystemRow {

@@ -27,6 +27,9 @@ pub struct Args {
     /// How many processes to show.
     #[arg(short = 'n', default_value_t = 10)]
     pub n: usize,
+    /// Sum processes, alive and exited, by program name, parent, user or cgroup.
+    #[arg(long, value_enum, conflicts_with = "live")]
+    pub group: Option<crate::model::Grouping>,
     #[command(flatten)]
     pub format: FormatArgs,
 }
@@ -57,6 +60,19 @@ fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
     };
     if to < from {
         bail!("--to is before --from");
+    }
+    if let Some(group) = a.group {
+        let mut out = std::io::stdout().lock();
+        return super::top::groups(
+            &mut out,
+            conn,
+            db,
+            (from, to),
+            crate::model::Resource::Net,
+            group,
+            a.n,
+            &a.format,
+        );
     }
     let talkers = query::talkers(conn, from, to, a.n)?;
     let totals = query::net_totals(conn, from, to)?;

@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use crate::model::{Resource, TimestampMs};
+use crate::model::{Grouping, Resource, TimestampMs};
 use anyhow::{bail, Context};
 
 use super::{output, time, Ctx, FormatArgs};
@@ -25,6 +25,10 @@ pub struct Args {
     /// How many processes to show.
     #[arg(short = 'n', default_value_t = 10)]
     pub n: usize,
+    /// Sum processes, alive and exited, by program name, parent, user or cgroup (a storm of
+    /// short-lived children shows as one line).
+    #[arg(long, value_enum)]
+    pub group: Option<Grouping>,
     #[command(flatten)]
     pub format: FormatArgs,
 }
@@ -34,6 +38,23 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     let (db, conn) = (&store.path, &store.conn);
     let by = a.by;
     let mut out = std::io::stdout().lock();
+    if let Some(group) = a.group {
+        let (from, to) = match (a.from, a.to) {
+            (Some(from), Some(to)) => (from, to),
+            _ => {
+                let at = a.at.unwrap_or_else(time::now);
+                let Some(head) = query::sample_at(conn, at)? else {
+                    bail!(
+                        "no sample at or before {} in {}",
+                        time::format_local(at),
+                        db.display()
+                    );
+                };
+                (head.ts_ms, head.ts_ms)
+            }
+        };
+        return groups(&mut out, conn, db, (from, to), by, group, a.n, &a.format);
+    }
     if let (Some(from), Some(to)) = (a.from, a.to) {
         if to < from {
             bail!("--to is before --from");
@@ -193,4 +214,104 @@ pub(super) fn net_rate(tx: Option<f64>, rx: Option<f64>) -> Option<f64> {
         (None, None) => None,
         (tx, rx) => Some(tx.unwrap_or(0.0) + rx.unwrap_or(0.0)),
     }
+}
+
+/// `--group`: the largest groups of a range, live and exited processes summed.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn groups(
+    out: &mut impl Write,
+    conn: &rusqlite::Connection,
+    db: &std::path::Path,
+    (from, to): (TimestampMs, TimestampMs),
+    by: Resource,
+    group: Grouping,
+    n_rows: usize,
+    format: &FormatArgs,
+) -> anyhow::Result<()> {
+    if to < from {
+        bail!("--to is before --from");
+    }
+    let n = query::count_samples(conn, from, to)?;
+    if n == 0 {
+        bail!(
+            "no samples between {} and {} in {}",
+            time::format_local(from),
+            time::format_local(to),
+            db.display()
+        );
+    }
+    let rows = crate::store::exits::top_groups(conn, from, to, by, group, n_rows)
+        .with_context(|| format!("{}: reading the range", db.display()))?;
+    let tally = crate::store::exits::exit_tally(conn, from, to)?;
+    if format.json {
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({ "from_ms": from, "to_ms": to, "by": by, "group": group,
+                                 "exits": tally, "groups": rows }),
+        )?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    let total_h = match by {
+        Resource::Cpu => "CPU TIME",
+        Resource::Mem => "RSS",
+        Resource::Io => "TOTAL IO",
+        Resource::Net => "TOTAL NET",
+    };
+    let header = [group.as_str(), "PROCS", "EXITED", total_h, "LARGEST ONE"];
+    if format.csv {
+        let mut w = csv::Writer::from_writer(out);
+        w.write_record(header)?;
+        for r in &rows {
+            w.write_record([
+                r.label.clone(),
+                r.processes.to_string(),
+                r.exited.to_string(),
+                r.total.to_string(),
+                r.largest.to_string(),
+            ])?;
+        }
+        w.flush()?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{} samples from {} to {}, by {}, grouped by {}",
+        n,
+        time::format_local(from),
+        time::format_local(to),
+        by,
+        group
+    )?;
+    match (tally.lost, tally.unseen_cpu_s) {
+        (Some(lost), _) => writeln!(
+            out,
+            "{} exited processes recorded{}\n",
+            tally.processes,
+            if lost > 0 {
+                format!(", exit records lost {lost} time(s): totals are short")
+            } else {
+                String::new()
+            }
+        )?,
+        (None, Some(unseen)) => writeln!(
+            out,
+            "exits not accounted: {} of CPU no sampled process accounts for\n",
+            output::resource_total(Resource::Cpu, unseen)
+        )?,
+        (None, None) => writeln!(out)?,
+    }
+    let mut t = output::table(&header);
+    for r in &rows {
+        t.add_row(vec![
+            r.label.clone(),
+            r.processes.to_string(),
+            r.exited.to_string(),
+            output::resource_total(by, r.total),
+            output::resource_total(by, r.largest),
+        ]);
+    }
+    output::align_right(&mut t, &[1, 2, 3, 4]);
+    writeln!(out, "{}", output::render(&t))?;
+    Ok(())
 }

@@ -14,3 +14,13 @@ impl clap::ValueEnum for Resource {
         Some(PossibleValue::new(self.as_str()))
     }
 }
+
+impl clap::ValueEnum for crate::model::Grouping {
+    fn value_variants<'a>() -> &'a [Self] {
+        &crate::model::Grouping::ALL
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
+    }
+}

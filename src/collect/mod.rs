@@ -85,6 +85,7 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
             .collect(),
         oom_kills: full.oom_kills.clone(),
         filesystems: full.filesystems.clone(),
+        exits: full.exits.clone(),
     }
 }
 

@@ -134,6 +134,7 @@ impl SysinfoCollector {
                     net_tx_bytes_per_s: None,
                     net_rx_bytes_per_s: None,
                     extra: None,
+                    rate_span_ms: None,
                 }
             })
             .collect();
@@ -148,6 +149,7 @@ impl SysinfoCollector {
             processes,
             connections: Vec::new(),
             oom_kills: Vec::new(),
+            exits: Vec::new(),
             filesystems: Vec::new(),
         }
     }

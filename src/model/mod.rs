@@ -10,9 +10,10 @@
 
 use serde::{Deserialize, Serialize};
 
+pub mod group;
 mod vocab;
 
-pub use vocab::{AlertKind, Level, Resource, Severity, UnknownValue, Urgency};
+pub use vocab::{AlertKind, Grouping, Level, Resource, Severity, UnknownValue, Urgency};
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type TimestampMs = i64;
@@ -67,6 +68,15 @@ pub struct HostRow {
     pub net_unattributed_rx_bytes_per_s: f64,
     #[serde(default)]
     pub net_unattributed_tx_bytes_per_s: f64,
+    /// CPU that no sampled process accounts for, per core (one core = 100): busy time from
+    /// `/proc/stat` minus the sum over processes. Recorded only where exits are not accounted
+    /// (no taskstats): short-lived processes burned it. `None` when exits are accounted.
+    #[serde(default)]
+    pub cpu_unseen_pct: Option<f64>,
+    /// Exit records the kernel dropped since the previous sample (receive-buffer overruns:
+    /// each counts at least one lost exit). `None` when exits are not accounted.
+    #[serde(default)]
+    pub exits_lost: Option<u64>,
 }
 
 /// Identity of a process: stable for its lifetime. `(pid, start_time_ms)` is unique on a host.
@@ -102,6 +112,41 @@ pub struct ProcessRow {
     pub net_rx_bytes_per_s: Option<f64>,
     /// Detail-level extras; `None` at baseline.
     pub extra: Option<ProcessExtra>,
+    /// The time the rates cover when shorter than the interval (the process started within
+    /// it), ms; `None`: the whole interval. Rate × span is what the process used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_span_ms: Option<u64>,
+}
+
+/// A process that exited since the previous sample (from the kernel's exit records), or a
+/// roll-up of many (`count` > 1) under a storm.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct ProcessExit {
+    /// For a roll-up: pid 0, the parent, user and name shared by the processes rolled up, and
+    /// the earliest start.
+    #[serde(flatten)]
+    pub id: ProcessIdentity,
+    /// When it exited, ms since the epoch (the newest exit of a roll-up).
+    pub end_ms: TimestampMs,
+    /// Exit code, or minus the signal that killed it; `None` for a roll-up.
+    pub exit_code: Option<i32>,
+    /// Processes this row stands for.
+    pub count: u32,
+    /// CPU time, ms, that no process row accounts for: its whole life if no sample saw it
+    /// alive, else what it used since the last sample that did.
+    pub cpu_ms: f64,
+    /// Bytes that reached storage, on the same terms as `cpu_ms`.
+    pub read_bytes: u64,
+    pub write_bytes: u64,
+    /// Its whole CPU time, ms, and bytes read and written over its life (sums for a
+    /// roll-up).
+    pub life_cpu_ms: f64,
+    pub life_read_bytes: u64,
+    pub life_write_bytes: u64,
+    /// A sample saw it alive (its identity is in the process table): such an exit is never
+    /// rolled up, so range totals can tell its rows from its remainder.
+    #[serde(default)]
+    pub seen_alive: bool,
 }
 
 /// What a detail sample adds per process.
@@ -174,4 +219,8 @@ pub struct Sample {
     /// Mounted file systems (real ones: no tmpfs, proc, overlay). Empty when not collected.
     #[serde(default)]
     pub filesystems: Vec<FilesystemRow>,
+    /// Processes that exited since the previous sample: every one when exits are accounted
+    /// (the top ones each in a row, the rest rolled up by parent and name).
+    #[serde(default)]
+    pub exits: Vec<ProcessExit>,
 }

@@ -118,6 +118,20 @@ vocab! {
 }
 
 vocab! {
+    /// What processes are summed by in a grouped view (`--group`, `s:top_groups`).
+    pub enum Grouping ("group") {
+        /// The program name.
+        Name = "name",
+        /// The parent process (the forker of a storm).
+        Parent = "parent",
+        /// The owning user.
+        User = "user",
+        /// The cgroup (the container or service), where recorded (detail samples).
+        Cgroup = "cgroup",
+    }
+}
+
+vocab! {
     /// How bad an incident is.
     #[derive(Default)]
     pub enum Severity ("severity") {

@@ -957,6 +957,7 @@ mod tests {
                 avg: 50.0,
                 peak: 99.0,
                 total: 12.0,
+                exited: 0,
             },
             points: (0..10)
                 .map(|i| (1_795_662_000_000 + i * 1000, 50.0))

@@ -350,16 +350,23 @@ fn merge_checked(target: &mut Value, patch: &Value, path: &str) -> Result<(), St
             let known: Vec<&String> = t.keys().collect();
             return Err(format!("{here}: unknown field (known: {known:?})"));
         };
-        if k == "processes" {
+        if k == "processes" || k == "exits" {
             let Value::Array(list) = v else {
-                return Err(format!("{here}: expected a list of processes"));
+                return Err(format!("{here}: expected a list of {k}"));
             };
             let mut out = Vec::new();
             for (i, p) in list.iter().enumerate() {
-                let mut proc = serde_json::to_value(ProcessRow {
-                    state: 'S',
-                    ..Default::default()
-                })
+                let mut proc = if k == "exits" {
+                    serde_json::to_value(crate::model::ProcessExit {
+                        count: 1,
+                        ..Default::default()
+                    })
+                } else {
+                    serde_json::to_value(ProcessRow {
+                        state: 'S',
+                        ..Default::default()
+                    })
+                }
                 .map_err(|e| e.to_string())?;
                 merge_checked(&mut proc, p, &format!("{here}[{i}]"))?;
                 out.push(proc);

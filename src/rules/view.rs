@@ -49,6 +49,21 @@ pub(crate) fn view_api(lua: &Lua, methods: &Table) -> mlua::Result<Table> {
         }
     })?;
     methods.raw_set("top", top)?;
+    let top_groups = lua.create_function(
+        |lua, (_s, n, by, how): (Value, Option<i64>, Option<String>, Option<String>)| {
+            match top_groups(
+                lua,
+                n.unwrap_or(5),
+                by.as_deref().unwrap_or("cpu"),
+                how.as_deref().unwrap_or("name"),
+            ) {
+                Ok(t) => Ok((Some(t), None::<String>)),
+                Err(TopError::Usage(msg)) => Ok((None, Some(msg))),
+                Err(TopError::Lua(e)) => Err(e),
+            }
+        },
+    )?;
+    methods.raw_set("top_groups", top_groups)?;
     let lazy = lua.create_function(|lua, (real, key): (Table, Value)| {
         let Value::String(key) = key else {
             return Ok(Value::Nil);
@@ -106,6 +121,34 @@ fn top(lua: &Lua, n: i64, by: &str) -> Result<Table, TopError> {
         out.raw_set(k + 1, proc_view(&sample, &cache, lua, i)?)?;
     }
     Ok(out)
+}
+
+/// `s:top_groups(n, by, how)`: the `n` largest groups of processes (live and exited in this
+/// sample) by resource `by`, grouped by `how` (name, parent, user, cgroup).
+fn top_groups(lua: &Lua, n: i64, by: &str, how: &str) -> Result<Table, TopError> {
+    let (sample, _cache, freeze) = ctx_parts(lua)?;
+    let by: crate::model::Resource = by
+        .parse()
+        .map_err(|e| TopError::Usage(format!("top_groups: {e}")))?;
+    let how: crate::model::Grouping = how
+        .parse()
+        .map_err(|e| TopError::Usage(format!("top_groups: {e}")))?;
+    super::sandbox::charge(sample.processes.len() + sample.exits.len());
+    let groups = crate::model::group::groups_of(&sample, by, how);
+    let n = n.clamp(0, groups.len() as i64) as usize;
+    let out = lua.create_table_with_capacity(n, 0)?;
+    for (k, g) in groups.into_iter().take(n).enumerate() {
+        let t = lua.create_table_with_capacity(0, 7)?;
+        t.raw_set("group", how.as_str())?;
+        t.raw_set("key", g.key.as_str())?;
+        t.raw_set("label", g.label.as_str())?;
+        t.raw_set("processes", g.processes)?;
+        t.raw_set("exited", g.exited)?;
+        t.raw_set("value", g.value)?;
+        t.raw_set("largest", g.largest)?;
+        out.raw_set(k + 1, freeze.call::<Table>(t)?)?;
+    }
+    Ok(freeze.call(out)?)
 }
 
 fn proc_view(sample: &Arc<Sample>, cache: &Table, lua: &Lua, i: usize) -> mlua::Result<Value> {

@@ -9,7 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, Store};
-use crate::model::{AlertKind, Level, Resource, Sample, Severity, TimestampMs};
+use crate::model::{AlertKind, Grouping, Level, Resource, Sample, Severity, TimestampMs};
 
 /// A process an incident blames.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -24,8 +24,63 @@ pub struct Culprit {
     pub value: f64,
 }
 
-/// The top `n` processes of a sample by each resource, those with a non-zero value.
+/// The top `n` processes of a sample by each resource, those with a non-zero value. For cpu
+/// and io, the largest group by parent and by program name (exits included) comes first when
+/// it outweighs every single process: a storm of short-lived children names its forker and
+/// its program.
 pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
+    let mut out = Vec::new();
+    for resource in [Resource::Cpu, Resource::Mem, Resource::Io, Resource::Net] {
+        let mut groups = Vec::new();
+        if matches!(resource, Resource::Cpu | Resource::Io) {
+            let single = process_culprits(sample, n, resource)
+                .first()
+                .map_or(0.0, |c| c.value);
+            for how in [Grouping::Parent, Grouping::Name] {
+                if let Some(g) = crate::model::group::groups_of(sample, resource, how)
+                    .into_iter()
+                    .next()
+                    .filter(|g| g.exited >= 2 && g.value > single)
+                {
+                    groups.push(Culprit {
+                        resource,
+                        rank: 0,
+                        pid: if how == Grouping::Parent {
+                            g.key.parse().unwrap_or(0)
+                        } else {
+                            0
+                        },
+                        start_time_ms: 0,
+                        name: group_culprit_name(&g),
+                        cmdline: String::new(),
+                        value: g.value,
+                    });
+                }
+            }
+        }
+        let rest = process_culprits(sample, n, resource);
+        for (i, mut c) in groups.into_iter().chain(rest).take(n + 2).enumerate() {
+            c.rank = i as u32 + 1;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// How a group culprit reads: "children of 4242 ht_forker (2000 processes, 1990 exited)", "perl
+/// (…)".
+pub fn group_culprit_name(g: &crate::model::group::SampleGroup) -> String {
+    let what = match g.group {
+        Grouping::Parent => format!("children of {}", g.label),
+        Grouping::Name => format!("all {}", g.label),
+        Grouping::User => format!("user {}", g.label),
+        Grouping::Cgroup => format!("cgroup {}", g.label),
+    };
+    format!("{what} ({} processes, {} exited)", g.processes, g.exited)
+}
+
+/// The top `n` processes of a sample by one resource.
+fn process_culprits(sample: &Sample, n: usize, only: Resource) -> Vec<Culprit> {
     let mut out = Vec::new();
     type Key = fn(&crate::model::ProcessRow) -> f64;
     let keys: [(Resource, Key); 4] = [
@@ -37,6 +92,9 @@ pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
         }),
     ];
     for (resource, key) in keys {
+        if resource != only {
+            continue;
+        }
         let mut v: Vec<&crate::model::ProcessRow> =
             sample.processes.iter().filter(|p| key(p) > 0.0).collect();
         v.sort_by(|a, b| key(b).total_cmp(&key(a)));

@@ -13,6 +13,7 @@
 //!   WAL means a long read never blocks the writer.
 
 pub mod checkpoint;
+pub mod exits;
 pub mod incident;
 pub mod outbox;
 pub mod query;
@@ -212,7 +213,8 @@ impl Store {
                 // The write lock is held from here on: no other connection can commit until
                 // this transaction ends, so a cache found valid now stays valid.
                 check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)?;
-                insert_rows(&tx, id, s, &mut self.process_ids, false).map(|_| id)
+                insert_rows(&tx, id, s, &mut self.process_ids, false)?;
+                exits::insert(&tx, id, s, &self.process_ids).map(|_| id)
             })
             .and_then(|id| tx.commit().map(|_| id));
         match sample_id {

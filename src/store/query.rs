@@ -111,7 +111,8 @@ pub fn processes_of_sample(
 /// One process's consumption over a range.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ProcessOverRange {
-    /// `process.id`: one process identity (pid, start time, name).
+    /// `process.id`: one process identity (pid, start time, name); 0 for a process only its
+    /// exit record shows.
     pub process_id: i64,
     pub pid: u32,
     pub user: String,
@@ -123,9 +124,14 @@ pub struct ProcessOverRange {
     pub avg: f64,
     pub peak: f64,
     /// The integral over time: CPU-seconds for cpu, bytes for io and net; for mem, the peak.
+    /// Exits included.
     pub total: f64,
+    /// Exited processes the entry stands for (a roll-up of many, pid 0, or 1).
+    pub exited: i64,
 }
 
+/// The top processes of a range by their real totals (counter deltas over the time each was
+/// observed, exits included; see [`super::exits`]).
 pub fn top_over_range(
     conn: &Connection,
     from: TimestampMs,
@@ -133,37 +139,21 @@ pub fn top_over_range(
     by: Resource,
     n: usize,
 ) -> rusqlite::Result<Vec<ProcessOverRange>> {
-    let x = expr(by);
-    let total = match by {
-        Resource::Cpu => format!("sum({x} / 100.0 * s.interval_ms / 1000.0)"),
-        Resource::Mem => format!("max({x})"),
-        Resource::Io | Resource::Net => format!("sum({x} * s.interval_ms / 1000.0)"),
-    };
-    let sql = format!(
-        "SELECT p.pid, p.user, p.name, p.cmdline, count(*), avg({x}), max({x}), {total} AS t,
-                p.id
-         FROM process_sample ps
-         JOIN sample s ON s.id = ps.sample_id
-         JOIN process p ON p.id = ps.process_id
-         WHERE s.ts_ms BETWEEN ?1 AND ?2
-         GROUP BY ps.process_id
-         ORDER BY t DESC LIMIT ?3"
-    );
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params![from, to, n as i64], |r| {
-        Ok(ProcessOverRange {
-            process_id: r.get(8)?,
-            pid: r.get(0)?,
-            user: r.get(1)?,
-            name: r.get(2)?,
-            cmdline: r.get(3)?,
-            samples: r.get(4)?,
-            avg: r.get::<_, Option<f64>>(5)?.unwrap_or(0.0),
-            peak: r.get::<_, Option<f64>>(6)?.unwrap_or(0.0),
-            total: r.get::<_, Option<f64>>(7)?.unwrap_or(0.0),
+    Ok(super::exits::process_totals(conn, from, to, by, n)?
+        .into_iter()
+        .map(|t| ProcessOverRange {
+            process_id: t.process_id,
+            pid: t.pid,
+            user: t.user,
+            name: t.name,
+            cmdline: t.cmdline,
+            samples: t.samples,
+            avg: t.avg,
+            peak: t.peak,
+            total: t.total,
+            exited: t.exited,
         })
-    })?;
-    rows.collect()
+        .collect())
 }
 
 pub fn count_samples(
@@ -378,6 +368,7 @@ pub fn load_samples(
                     net_tx_bytes_per_s: r.get(40)?,
                     net_unattributed_rx_bytes_per_s: r.get(41)?,
                     net_unattributed_tx_bytes_per_s: r.get(42)?,
+                    ..Default::default()
                 },
                 ..Default::default()
             },
@@ -413,6 +404,7 @@ pub fn load_samples(
                     net_tx_bytes_per_s: r.get::<_, Option<i64>>(13)?.map(|v| v as f64),
                     net_rx_bytes_per_s: r.get::<_, Option<i64>>(14)?.map(|v| v as f64),
                     extra: None,
+                    rate_span_ms: None,
                 })
             })?;
             s.processes = rows.collect::<rusqlite::Result<_>>()?;

@@ -3,7 +3,7 @@
 //! Every table and column is documented in `docs/schema.md` (a test keeps the two in step).
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_RULE_OPTIONS];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 const V1: &str = r#"
 CREATE TABLE host (
@@ -311,7 +311,36 @@ CREATE INDEX alert_rule_window ON alert(rule, channel, status, created_ms);
 
 /// What rules' actions say beyond the defaults: `resolve { note = ... }` is kept with the
 /// incident, `email { to = ... }` with the alert (its recipients instead of `[email] to`).
-const V4_RULE_OPTIONS: &str = r#"
+const V4: &str = r#"
 ALTER TABLE incident ADD COLUMN resolve_note TEXT;
 ALTER TABLE alert ADD COLUMN recipients TEXT;
+"#;
+
+/// Exit accounting: processes that exited between samples (a row each for the top ones, a
+/// roll-up per parent, user and name for the rest), the time a new process's rates cover, and
+/// per sample the CPU no process accounts for (where exits are not accounted) and the exit
+/// records the kernel dropped.
+const V5: &str = r#"
+CREATE TABLE process_exit (
+    sample_id     INTEGER NOT NULL,
+    pid           INTEGER NOT NULL,
+    start_time_ms INTEGER NOT NULL,
+    ppid          INTEGER NOT NULL,
+    uid           INTEGER NOT NULL,
+    user          TEXT NOT NULL,
+    name          TEXT NOT NULL,
+    end_ms        INTEGER NOT NULL,
+    exit_code     INTEGER,
+    count         INTEGER NOT NULL,
+    cpu_us        INTEGER NOT NULL,
+    read_bytes    INTEGER NOT NULL,
+    write_bytes   INTEGER NOT NULL,
+    life_cpu_us   INTEGER NOT NULL,
+    life_read_bytes  INTEGER NOT NULL,
+    life_write_bytes INTEGER NOT NULL
+);
+CREATE INDEX process_exit_sample ON process_exit(sample_id);
+ALTER TABLE process_sample ADD COLUMN span_ms INTEGER;
+ALTER TABLE sample ADD COLUMN cpu_unseen_pct REAL;
+ALTER TABLE sample ADD COLUMN exits_lost INTEGER;
 "#;

@@ -1,9 +1,11 @@
 //! The Linux collector: lean `/proc` readers for the host and the processes, sock_diag for
 //! per-process network bytes, and the kernel log for OOM kills.
 
+pub mod exits;
 pub mod host;
 pub mod kmsg;
 pub mod procfs;
+pub mod taskstats;
 
 use crate::model::{Level, ProcessRow, Sample};
 
@@ -14,6 +16,8 @@ pub struct LinuxCollector {
     procs: procfs::ProcReader,
     kmsg: kmsg::KmsgReader,
     net: Option<NetCollector>,
+    /// `None` where taskstats is unavailable: then each sample records the unseen CPU.
+    exits: Option<exits::ExitAccountant>,
     notices: Vec<String>,
     snapshots: Vec<procfs::ProcSnapshot>,
     prev_uptime_ms: Option<f64>,
@@ -33,6 +37,16 @@ impl LinuxCollector {
                 None
             }
         };
+        let exits = match exits::ExitAccountant::start() {
+            Ok(a) => Some(a),
+            Err(e) => {
+                notices.push(format!(
+                    "exit accounting is off ({e}): short-lived processes are not named; each \
+                     sample records the CPU no sampled process accounts for instead"
+                ));
+                None
+            }
+        };
         let kmsg = kmsg::KmsgReader::open(boot);
         notices.extend(kmsg.unavailable.iter().cloned());
         let mut c = LinuxCollector {
@@ -40,6 +54,7 @@ impl LinuxCollector {
             kmsg,
             host,
             net,
+            exits,
             notices,
             snapshots: Vec::new(),
             prev_uptime_ms: None,
@@ -67,9 +82,28 @@ impl LinuxCollector {
     /// Every process. Detail adds per-process extras and the connection list.
     pub fn sample(&mut self, level: Level, host_name: &str) -> Sample {
         let ts_ms = jiff::Timestamp::now().as_millisecond();
+        // Exit records first: a process that exits after this drain is still in the pass below
+        // or in what the reader remembers of departed pids.
+        let drained = self.exits.as_mut().map(|a| a.drain());
         let now = host::uptime_ms();
         self.procs.read_all(now, &mut self.snapshots);
         let mut host = self.host.read(now, self.snapshots.len() as u32);
+        let exits = match (self.exits.as_mut(), drained) {
+            (Some(a), Some(d)) => {
+                let exits = a.account(d, &mut self.procs);
+                host.exits_lost = Some(a.lost);
+                if a.lost > 0 {
+                    self.notices.push(format!(
+                        "taskstats: the kernel dropped exit records {} time(s) since the \
+                         previous sample (receive buffer {} bytes full): some exits are missing",
+                        a.lost,
+                        a.recv_buffer_bytes()
+                    ));
+                }
+                exits
+            }
+            _ => Vec::new(),
+        };
         let net: Option<NetSample> = self.net.as_mut().map(|n| {
             n.set_udp(level == Level::Detail);
             n.collect(std::time::Instant::now())
@@ -102,7 +136,16 @@ impl LinuxCollector {
                 net_tx_bytes_per_s: None,
                 net_rx_bytes_per_s: None,
                 extra,
+                rate_span_ms: self.snapshots[i].span_ms.map(|s| s.round() as u64),
             });
+        }
+        if self.exits.is_none() && interval_ms > 0 {
+            host.cpu_unseen_pct = Some(unseen_cpu_pct(
+                &host,
+                self.host.cpu_count,
+                &processes,
+                interval_ms,
+            ));
         }
         let mut connections = Vec::new();
         if let Some(n) = &net {
@@ -131,8 +174,29 @@ impl LinuxCollector {
             connections,
             oom_kills: self.kmsg.read_new(),
             filesystems: host::filesystems(),
+            exits,
         }
     }
+}
+
+/// Busy CPU from `/proc/stat` minus what the sampled processes account for, per core
+/// (one core = 100), never below zero.
+pub fn unseen_cpu_pct(
+    host: &crate::model::HostRow,
+    cpu_count: u32,
+    processes: &[ProcessRow],
+    interval_ms: u64,
+) -> f64 {
+    let busy = (100.0 - host.cpu_idle_pct - host.cpu_iowait_pct - host.cpu_steal_pct).max(0.0)
+        * cpu_count as f64;
+    let seen: f64 = processes
+        .iter()
+        .map(|p| {
+            let span = p.rate_span_ms.unwrap_or(interval_ms).min(interval_ms) as f64;
+            p.cpu_pct * span / interval_ms as f64
+        })
+        .sum();
+    (busy - seen).max(0.0)
 }
 
 impl Default for LinuxCollector {

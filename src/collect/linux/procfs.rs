@@ -99,6 +99,19 @@ pub struct ProcSnapshot {
     pub rss_bytes: u64,
     pub read_bytes_per_s: f64,
     pub write_bytes_per_s: f64,
+    /// The time the rates cover when it is shorter than the interval (a process that started
+    /// within it), ms: rate × span is what the process used in the interval.
+    pub span_ms: Option<f64>,
+}
+
+/// What was last read of a process, for the exit accountant: its counters then, and its
+/// identity if one was read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastSeen {
+    pub start_ticks: u64,
+    pub cpu_ticks: u64,
+    pub io: Option<(u64, u64)>,
+    pub identity: Option<ProcessIdentity>,
 }
 
 /// What we remember of a pid between passes.
@@ -125,6 +138,9 @@ pub struct ProcReader {
     page_size: u64,
     boot_time_ms: i64,
     prev: HashMap<u32, Prev>,
+    /// Pids that vanished in one of the last passes, with what was last read of them (their
+    /// exit record may arrive after the pass that no longer saw them).
+    departed: HashMap<u32, Prev>,
     /// Keyed by (pid, start ticks), with the comm the identity was read under: `exec` keeps
     /// pid and start time but changes the program, so a changed comm means a new identity.
     identities: HashMap<(u32, u64), (String, ProcessIdentity)>,
@@ -152,6 +168,7 @@ impl ProcReader {
             page_size,
             boot_time_ms,
             prev: HashMap::new(),
+            departed: HashMap::new(),
             identities: HashMap::new(),
             users: Users::default(),
             pass: 0,
@@ -214,6 +231,10 @@ impl ProcReader {
                 ),
                 _ => (None, None),
             };
+            let span_ms = match (&base, span_s, elapsed_s) {
+                (None, Some(s), Some(e)) if s < e => Some(s * 1000.0),
+                _ => None,
+            };
             let cpu_pct = match span_s {
                 Some(s) => {
                     let d = cpu_ticks.saturating_sub(base.as_ref().map_or(0, |b| b.cpu_ticks));
@@ -273,14 +294,69 @@ impl ProcReader {
                 rss_bytes: stat.rss_pages * self.page_size,
                 read_bytes_per_s: io_rate.0,
                 write_bytes_per_s: io_rate.1,
+                span_ms,
             });
         }
         let pass = self.pass;
-        self.prev.retain(|_, p| p.seen == pass);
-        let prev = &self.prev;
-        self.identities
-            .retain(|(pid, start), _| prev.get(pid).is_some_and(|p| p.start_ticks == *start));
+        // Keep what was last read of a vanished pid for three passes, for its exit record.
+        self.departed.retain(|_, p| p.seen + 3 > pass);
+        let departed = &mut self.departed;
+        self.prev.retain(|&pid, p| {
+            if p.seen != pass {
+                departed.insert(pid, p.clone());
+            }
+            p.seen == pass
+        });
+        let (prev, departed) = (&self.prev, &self.departed);
+        self.identities.retain(|(pid, start), _| {
+            prev.get(pid).is_some_and(|p| p.start_ticks == *start)
+                || departed.get(pid).is_some_and(|p| p.start_ticks == *start)
+        });
         self.prev_uptime_ms = Some(uptime_ms);
+    }
+
+    /// What was last read of `pid` if it started between `earlier` ticks before and `later`
+    /// ticks after `start_ticks` (alive, or vanished in the last passes).
+    pub fn last_seen(
+        &self,
+        pid: u32,
+        start_ticks: u64,
+        earlier: u64,
+        later: u64,
+    ) -> Option<LastSeen> {
+        let p = [self.prev.get(&pid), self.departed.get(&pid)]
+            .into_iter()
+            .flatten()
+            .find(|p| {
+                p.start_ticks + earlier >= start_ticks && p.start_ticks <= start_ticks + later
+            })?;
+        Some(LastSeen {
+            start_ticks: p.start_ticks,
+            cpu_ticks: p.cpu_ticks,
+            io: p.io,
+            identity: self
+                .identities
+                .get(&(pid, p.start_ticks))
+                .map(|(_, id)| id.clone()),
+        })
+    }
+
+    /// Whether `pid` was seen by the last pass.
+    pub fn is_alive(&self, pid: u32) -> bool {
+        self.prev.get(&pid).is_some_and(|p| p.seen == self.pass)
+    }
+
+    /// The user name of a uid (from `/etc/passwd`, cached), or the number.
+    pub fn user_name(&mut self, uid: u32) -> String {
+        self.users.name(uid)
+    }
+
+    pub fn clk_tck(&self) -> f64 {
+        self.clk_tck
+    }
+
+    pub fn boot_time_ms(&self) -> i64 {
+        self.boot_time_ms
     }
 
     /// The identity of a process, read once per lifetime and cached.

@@ -48,10 +48,11 @@ impl Tally {
 }
 
 /// The tables a sample's rows live in, child tables first.
-pub(super) const CHILD_TABLES: [&str; 4] = [
+pub(super) const CHILD_TABLES: [&str; 5] = [
     "process_sample",
     "process_detail",
     "connection",
+    "process_exit",
     "incident_sample",
 ];
 
@@ -70,6 +71,7 @@ pub(super) fn child_delete_sql(table: &str) -> &'static str {
         "process_sample" => "DELETE FROM process_sample WHERE sample_id = ?1",
         "process_detail" => "DELETE FROM process_detail WHERE sample_id = ?1",
         "connection" => "DELETE FROM connection WHERE sample_id = ?1",
+        "process_exit" => "DELETE FROM process_exit WHERE sample_id = ?1",
         _ => "DELETE FROM incident_sample WHERE sample_id = ?1",
     }
 }
@@ -79,6 +81,7 @@ pub(super) fn child_count_sql(table: &str) -> &'static str {
         "process_sample" => "SELECT count(*) FROM process_sample WHERE sample_id = ?1",
         "process_detail" => "SELECT count(*) FROM process_detail WHERE sample_id = ?1",
         "connection" => "SELECT count(*) FROM connection WHERE sample_id = ?1",
+        "process_exit" => "SELECT count(*) FROM process_exit WHERE sample_id = ?1",
         _ => "SELECT count(*) FROM incident_sample WHERE sample_id = ?1",
     }
 }
