@@ -77,6 +77,7 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
         connections: Vec::new(),
         oom_kills: full.oom_kills.clone(),
         filesystems: full.filesystems.clone(),
+        reason: full.reason,
     }
 }
 

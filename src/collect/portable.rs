@@ -149,6 +149,7 @@ impl SysinfoCollector {
             connections: Vec::new(),
             oom_kills: Vec::new(),
             filesystems: Vec::new(),
+            reason: Default::default(),
         }
     }
 }

@@ -6,9 +6,11 @@
 
 pub mod alert;
 mod units;
+mod wake;
 
 pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
 pub use units::{ByteSize, Duration};
+pub use wake::{PsiTrigger, Stall, Wake};
 
 use std::path::{Path, PathBuf};
 
@@ -45,6 +47,8 @@ pub struct Sampler {
     /// Where process data comes from: "auto" (procfs on Linux, sysinfo elsewhere),
     /// "procfs" or "sysinfo".
     pub source: Source,
+    /// `[sampler.wake]`: what wakes the recorder between two clock samples.
+    pub wake: Wake,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -192,6 +196,7 @@ impl Default for Sampler {
             top_processes: 10,
             host_name: String::new(),
             source: Source::Auto,
+            wake: Wake::default(),
         }
     }
 }
@@ -356,7 +361,7 @@ impl Sampler {
         if self.top_processes == 0 {
             return bad("sampler.top_processes", "must be at least 1, got 0");
         }
-        Ok(())
+        self.wake.validate()
     }
 }
 

@@ -5,14 +5,15 @@
 //! Units are in the field names. CPU percentages are per core (one busy core = 100 %), as in
 //! `top`. Rates are per second over the interval since the previous sample.
 //!
-//! The enums every layer shares (`Level`, `Resource`, `Severity`, `Urgency`, `AlertKind`) live
+//! The enums every layer shares (`Level`, `Resource`, `Severity`, `Urgency`, `AlertKind`,
+//! `SampleReason`) live
 //! in [`vocab`]; their SQLite mapping is in `store::vocab`, the only place that speaks SQL.
 
 use serde::{Deserialize, Serialize};
 
 mod vocab;
 
-pub use vocab::{AlertKind, Level, Resource, Severity, UnknownValue, Urgency};
+pub use vocab::{AlertKind, Level, Resource, SampleReason, Severity, UnknownValue, Urgency};
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type TimestampMs = i64;
@@ -174,4 +175,7 @@ pub struct Sample {
     /// Mounted file systems (real ones: no tmpfs, proc, overlay). Empty when not collected.
     #[serde(default)]
     pub filesystems: Vec<FilesystemRow>,
+    /// Why this sample was taken (the clock, or what woke the recorder).
+    #[serde(default)]
+    pub reason: SampleReason,
 }

@@ -3,7 +3,7 @@
 //! Every table and column is documented in `docs/schema.md` (a test keeps the two in step).
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4_WAKE];
 
 const V1: &str = r#"
 CREATE TABLE host (
@@ -307,4 +307,10 @@ CREATE TABLE prune_log (
 /// the sampling path: index them.
 const V3: &str = r#"
 CREATE INDEX alert_rule_window ON alert(rule, channel, status, created_ms);
+"#;
+
+/// Why each sample was taken: `clock`, or what woke the recorder between two clock samples
+/// (`psi_cpu`, `psi_memory`, `psi_io`, `oom`; see `model::SampleReason`).
+const V4_WAKE: &str = r#"
+ALTER TABLE sample ADD COLUMN reason TEXT NOT NULL DEFAULT 'clock';
 "#;

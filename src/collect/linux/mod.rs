@@ -129,6 +129,7 @@ impl LinuxCollector {
             connections,
             oom_kills: self.kmsg.read_new(),
             filesystems: host::filesystems(),
+            reason: Default::default(),
         }
     }
 }
