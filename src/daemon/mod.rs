@@ -17,6 +17,7 @@
 
 pub mod protect;
 pub mod retention;
+mod wake;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ const OUTBOX_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 enum Control {
     Stop,
     Reload(Box<Config>),
+    /// A kernel pressure trigger fired or an OOM kill was logged (`wake`).
+    Wake(crate::model::SampleReason),
 }
 
 /// Runs the recorder until SIGTERM/SIGINT. `config_path` None: the embedded default.
@@ -93,6 +96,8 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let waker = recorder.alert_waker();
 
     let (tx, rx) = mpsc::channel();
+    let armed = wake::start(&recorder.config, tx.clone())?;
+    recorder.wake_started(armed);
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         // Resident in full under mlockall: keep it small (collection and SQLite need little).
@@ -162,6 +167,8 @@ pub struct Recorder {
     events_pending: Vec<RecorderEvent>,
     /// Wakes the alert delivery task after an alert is queued (`alert::outbox::raise`).
     alert_waker: OutboxWaker,
+    /// When wake-ups (pressure triggers, OOM kills) become samples.
+    wake: wake::WakeSchedule,
 }
 
 impl Recorder {
@@ -185,6 +192,7 @@ impl Recorder {
             failing_since: None,
             events_pending: Vec::new(),
             alert_waker,
+            wake: wake::WakeSchedule::new(&config),
             collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
@@ -352,8 +360,9 @@ impl Recorder {
         let mut due = Instant::now() + self.actions.next().interval;
         loop {
             let now = Instant::now();
-            let msg = if due > now {
-                rx.recv_timeout(due - now)
+            let next = self.wake.due().map_or(due, |(at, _)| at.min(due));
+            let msg = if next > now {
+                rx.recv_timeout(next - now)
             } else {
                 rx.try_recv().map_err(|e| match e {
                     mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
@@ -370,7 +379,15 @@ impl Recorder {
                     }
                     continue;
                 }
+                Ok(Control::Wake(reason)) => {
+                    self.wake.fire(reason, Instant::now());
+                    continue;
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if let Some(next_clock) = self.wake_pass() {
+                due = next_clock; // the clock resumes one interval after a wake-up's sample
+                continue;
             }
             let interval = self.actions.next().interval;
             let started = Instant::now();
@@ -396,6 +413,8 @@ impl Recorder {
             }
             let late_ms = started.saturating_duration_since(due).as_millis() as u64;
             self.pass(late_ms);
+            self.wake
+                .sampled(started, crate::model::SampleReason::Clock);
             due += self.actions.next().interval;
         }
         self.flush_pending();
@@ -415,9 +434,15 @@ impl Recorder {
     /// One pass: collect, store, evaluate the rules, carry out their decisions. Never fails:
     /// what cannot be stored is queued or counted; a rule cannot stop it.
     pub fn pass(&mut self, late_ms: u64) {
+        self.pass_because(late_ms, crate::model::SampleReason::Clock);
+    }
+
+    /// [`Recorder::pass`], recording why the sample was taken.
+    fn pass_because(&mut self, late_ms: u64, reason: crate::model::SampleReason) {
         let level = self.actions.next().level;
         let mut full = self.collector.sample(level, &self.host_name);
         full.late_ms = late_ms;
+        full.reason = reason;
         self.report_notices();
         let stored = match level {
             Level::Detail => full.clone(),
@@ -537,6 +562,7 @@ impl Recorder {
                 self.config.store.path.display()
             );
         }
+        self.wake_reload(&new);
         let store_path = self.config.store.path.clone();
         self.config = new;
         self.config.store.path = store_path;

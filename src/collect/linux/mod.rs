@@ -4,6 +4,7 @@
 pub mod host;
 pub mod kmsg;
 pub mod procfs;
+pub mod psi_trigger;
 
 use crate::model::{Level, ProcessRow, Sample};
 
