@@ -70,7 +70,11 @@ impl WakeSchedule {
         if previous.is_some_and(|p| now.saturating_duration_since(p) < self.rearm_after) {
             return false;
         }
-        self.pending.get_or_insert(reason);
+        // Firings waiting for the same sample: it is named after the rarest (cpu pressure
+        // is the common one).
+        if self.pending.is_none_or(|p| rank(reason) > rank(p)) {
+            self.pending = Some(reason);
+        }
         true
     }
 
@@ -108,8 +112,20 @@ impl WakeSchedule {
     }
 }
 
+/// Which reason names a sample that several firings woke.
+fn rank(r: SampleReason) -> u8 {
+    match r {
+        SampleReason::Clock => 0,
+        SampleReason::PsiCpu => 1,
+        SampleReason::PsiIo => 2,
+        SampleReason::PsiMemory => 3,
+        SampleReason::Oom => 4,
+    }
+}
+
 /// Arms the sources `[sampler.wake]` names and starts the thread that waits on them; returns
-/// the start line and the triggers in force (for `hogtrap status`, one per line).
+/// the start line and the triggers in force (for `hogtrap status`: `reason=text`, one a
+/// line).
 #[cfg(target_os = "linux")]
 pub(super) fn start(
     config: &crate::config::Config,
@@ -121,7 +137,7 @@ pub(super) fn start(
     let armed = sources
         .armed
         .iter()
-        .map(|a| a.text.as_str())
+        .map(|a| format!("{}={}", a.reason, a.text))
         .collect::<Vec<_>>()
         .join("\n");
     if sources.is_empty() {
@@ -235,10 +251,12 @@ mod tests {
         let (at, why) = w.due().unwrap();
         assert_eq!(why, SampleReason::PsiCpu);
         assert!(at >= t0 + Duration::from_secs(2));
-        // A second firing joins the pending one.
+        // A second firing joins the pending one, which is named after the rarer.
         assert!(w.fire(SampleReason::PsiIo, t0));
-        assert_eq!(w.due().unwrap().1, SampleReason::PsiCpu);
-        w.sampled(at, SampleReason::PsiCpu);
+        assert_eq!(w.due().unwrap().1, SampleReason::PsiIo);
+        assert!(w.fire(SampleReason::PsiCpu, t0));
+        assert_eq!(w.due().unwrap().1, SampleReason::PsiIo);
+        w.sampled(at, SampleReason::PsiIo);
         // Follow-ups every max(1s detail, 2s spacing) until 4s after the wake sample.
         assert_eq!(
             w.due(),
@@ -251,7 +269,7 @@ mod tests {
         );
         w.sampled(at + Duration::from_secs(4), SampleReason::Clock);
         assert_eq!(w.due(), None);
-        assert_eq!(w.fired_text(), "psi_cpu=1 psi_io=1");
+        assert_eq!(w.fired_text(), "psi_cpu=2 psi_io=1");
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod report;
 pub mod retention;
 pub mod schema;
 mod vocab;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
