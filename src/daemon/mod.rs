@@ -380,7 +380,8 @@ impl Recorder {
                     continue;
                 }
                 Ok(Control::Wake(reason)) => {
-                    self.wake.fire(reason, Instant::now());
+                    let wakes = self.wake.fire(reason, Instant::now());
+                    tracing::debug!("{reason} fired (wakes a sample: {wakes})");
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -439,7 +440,7 @@ impl Recorder {
 
     /// [`Recorder::pass`], recording why the sample was taken.
     fn pass_because(&mut self, late_ms: u64, reason: crate::model::SampleReason) {
-        let level = self.actions.next().level;
+        let level = wake::level(self.actions.next().level, reason);
         let mut full = self.collector.sample(level, &self.host_name);
         full.late_ms = late_ms;
         full.reason = reason;

@@ -8,6 +8,8 @@
 //!   wake-up causes is ever closer than `min_spacing` to the sample before it.
 //! - After a wake-up sample, samples follow every `max(detail_interval, min_spacing)` for
 //!   `follow` (reason `clock`); then the clock resumes one interval after the last sample.
+//! - A wake-up's own sample is a detail sample (every process); follow-ups are at the
+//!   schedule's level.
 //! - A trigger that fires again within `rearm_after` of its previous firing is the same
 //!   storm: it is counted, but wakes nothing.
 //! - Every firing is counted per reason (`fired`), for `hogtrap status`.
@@ -16,7 +18,7 @@ use std::collections::BTreeMap;
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::model::SampleReason;
+use crate::model::{Level, SampleReason};
 
 use super::Control;
 
@@ -109,6 +111,15 @@ impl WakeSchedule {
             .map(|(r, n)| format!("{r}={n}"))
             .collect::<Vec<_>>()
             .join(" ")
+    }
+}
+
+/// A wake-up's own sample keeps every process (detail): the moment it was taken for is the
+/// one to see whole, whatever the top lists would have kept. Others keep the schedule's level.
+pub(super) fn level(scheduled: Level, reason: SampleReason) -> Level {
+    match reason {
+        SampleReason::Clock => scheduled,
+        _ => Level::Detail,
     }
 }
 
