@@ -361,7 +361,7 @@ fn refused_triggers_say_so_in_one_start_line_and_the_clock_goes_on() {
         std::os::unix::fs::symlink("/dev/full", psi.path().join(name)).unwrap();
     }
     let d = Daemon::start(&format!(
-        "[sampler]\ninterval = \"1s\"\n\n[sampler.wake]\npsi_dir = \"{}\"\noom = false\n",
+        "[sampler]\ninterval = \"1s\"\ntop_processes = 500\n\n[sampler.wake]\npsi_dir = \"{}\"\noom = false\n",
         psi.path().display()
     ));
     d.wait_samples(2, Duration::from_secs(30));
@@ -379,7 +379,8 @@ fn refused_triggers_say_so_in_one_start_line_and_the_clock_goes_on() {
     );
     assert!(line.ends_with("sampling on the clock only"), "{line}");
     assert!(d.log().contains(line), "the start line is logged");
-    // The clock goes on, with the burners in its samples.
+    // The clock goes on, with the burners in its samples (every process kept: on a busy
+    // shared host they need not make a top 10).
     let t = Instant::now();
     let n = d.wait_for(
         "clock samples with the burners",
