@@ -108,9 +108,9 @@ impl Default for Wake {
     fn default() -> Wake {
         Wake {
             enabled: true,
-            // Half of every 2 s some task waited for a CPU: a box overcommitted, not a build
-            // using the cores it has.
-            cpu: PsiTrigger::new(Stall::Some, 1000, 2000),
+            // A quarter of every 2 s some task waited for a CPU: a box overcommitted, not a
+            // build using the cores it has.
+            cpu: PsiTrigger::new(Stall::Some, 500, 2000),
             // A tenth of every 2 s in reclaim or refaults: memory is short.
             memory: PsiTrigger::new(Stall::Some, 200, 2000),
             // A quarter of every 2 s with every task waiting on I/O at once.
