@@ -402,3 +402,66 @@ fn refused_triggers_say_so_in_one_start_line_and_the_clock_goes_on() {
         "{status}"
     );
 }
+
+/// A rule sees why a sample was taken (`s.reason`); a capture it starts on a wake-up's sample
+/// keeps the pre-trigger buffer's samples in detail and links the woken sample.
+#[test]
+fn a_rule_firing_on_a_wake_up_sample_captures_with_the_pre_trigger_window() {
+    let cg = MemCgroup::new("cap", 50 << 20);
+    let rule = r#"
+rule {
+  name = "woken",
+  severity = "warning",
+  clear_after = "1m",
+  summary = "woken by {reason}",
+  when = function(s)
+    if s.reason ~= "oom" then
+      return false
+    end
+    return true, { reason = s.reason }
+  end,
+  on_fire = function(s, ctx)
+    incident {}
+    capture { duration = "5s", interval = "1s" }
+  end,
+}
+"#;
+    let d = Daemon::start_with_rules(
+        &format!(
+            "[sampler]\ninterval = \"2s\"\n\n[escalation]\npre_trigger = \"30s\"\n\n\
+             [sampler.wake]\nrearm_after = \"0s\"\nmin_spacing = \"250ms\"\n\
+             cpu = {{ enabled = false, stall = \"some\", threshold = \"1s\", window = \"2s\" }}\n{OFF}"
+        ),
+        &[("woken.lua", rule)],
+    );
+    d.wait_samples(5, Duration::from_secs(60));
+    let mut child = cg
+        .run("/usr/bin/python3 -c 'b = bytearray(b\"x\" * (200 << 20))'")
+        .spawn()
+        .unwrap();
+    assert!(!child.wait().unwrap().success(), "the child was not killed");
+    let incident = d.wait_for("the woken incident", Duration::from_secs(20), || {
+        let v = d.try_sql_json(
+            "SELECT id, opened_ms, title FROM incident WHERE rule = 'woken' LIMIT 1",
+        )?;
+        v.get(0).cloned()
+    });
+    assert_eq!(incident["title"], "woken by oom");
+    let id = incident["id"].as_i64().unwrap();
+    let opened = incident["opened_ms"].as_i64().unwrap();
+    // The sample that fired it is the oom one, and it is the incident's.
+    let woke = d.scalar(&format!(
+        "SELECT s.reason FROM incident_sample i JOIN sample s ON s.id = i.sample_id
+         WHERE i.incident_id = {id} AND s.ts_ms = {opened}"
+    ));
+    assert_eq!(woke, "oom");
+    // The pre-trigger window (clock samples every 2 s before it) is in detail now.
+    let before = d.scalar(&format!(
+        "SELECT count(*) FROM incident_sample i JOIN sample s ON s.id = i.sample_id
+         WHERE i.incident_id = {id} AND s.level = 1 AND s.ts_ms < {opened} AND s.reason = 'clock'"
+    ));
+    assert!(
+        before.as_i64().unwrap() >= 3,
+        "pre-trigger detail samples: {before}"
+    );
+}
