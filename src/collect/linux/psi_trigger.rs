@@ -58,7 +58,7 @@ pub struct WakeSources {
 pub fn kernel_values(t: &PsiTrigger, privileged: bool) -> (u64, u64, bool) {
     let window = t.window.as_millis() * 1000;
     let threshold = (t.threshold.as_millis() * 1000).min(window);
-    if privileged || window % UNPRIVILEGED_WINDOW_US == 0 {
+    if privileged || window.is_multiple_of(UNPRIVILEGED_WINDOW_US) {
         return (threshold, window, false);
     }
     let wide = window
