@@ -4,6 +4,8 @@
 //! Guarantees:
 //! - Samples are due at `start + k × interval`; a slow pass never shifts the schedule. A pass
 //!   that starts late records how late; missed slots are recorded as a gap.
+//! - A kernel pressure trigger or a new OOM kill takes a sample between clock samples
+//!   (`wake`: spaced, bounded, its reason recorded); the clock then resumes one interval later.
 //! - SIGTERM/SIGINT: the sample in flight is finished and written, then exit 0.
 //! - SIGHUP: the config is re-read and validated first; on error the running one is kept and
 //!   the reason logged.
