@@ -417,7 +417,7 @@ impl Recorder {
             let late_ms = started.saturating_duration_since(due).as_millis() as u64;
             self.pass(late_ms);
             self.wake
-                .sampled(started, crate::model::SampleReason::Clock);
+                .sampled(Instant::now(), crate::model::SampleReason::Clock);
             due += self.actions.next().interval;
         }
         self.flush_pending();

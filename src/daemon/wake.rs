@@ -94,7 +94,7 @@ impl WakeSchedule {
         (next <= until).then_some((next, SampleReason::Clock))
     }
 
-    /// A sample was taken at `at` for `reason` (clock samples too: the spacing counts from
+    /// A sample taken for `reason` ended at `at` (clock samples too: the spacing counts from
     /// every sample).
     pub fn sampled(&mut self, at: Instant, reason: SampleReason) {
         self.last_sample = Some(at);
@@ -210,13 +210,16 @@ impl super::Recorder {
             tracing::debug!("woken by {reason}");
         }
         self.pass_because(late_ms, reason);
-        self.wake.sampled(started, reason);
+        // Spacing counts from the end of the pass: the next sample's timestamp is then at
+        // least `min_spacing` after this one's, however long collection took to start.
+        let ended = Instant::now();
+        self.wake.sampled(ended, reason);
         if self.wake.fired_changed {
             self.wake.fired_changed = false;
             let text = self.wake.fired_text();
             self.wake_state("wake_fired", &text);
         }
-        Some(started + self.actions.next().interval)
+        Some(ended + self.actions.next().interval)
     }
 
     /// The sources are armed once, at start: a changed `[sampler.wake]` takes a restart.
