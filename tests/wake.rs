@@ -314,6 +314,10 @@ fn an_oom_kill_in_a_memory_cgroup_is_sampled_within_a_second() {
     let (_, ts, _) = d.wait_for("an oom sample", Duration::from_secs(5), || {
         woken_sample(&d, "oom", kill_ts - 2000, kill_ts + 5000)
     });
+    eprintln!(
+        "oom sample {}ms after the kill's kernel timestamp",
+        ts - kill_ts
+    );
     assert!(
         (ts - kill_ts).abs() <= 1000,
         "the oom sample is {}ms from the kill",
