@@ -44,8 +44,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let recording = alive && age.is_some_and(|a| a <= 2 * interval + 1000);
     let rule_states = crate::store::incident::rule_states(conn)?;
     let open = crate::store::incident::list_incidents(conn, None, None, true)?;
+    let wake = crate::store::wake::wake_status(conn, day_ago)?;
     if json {
         let mut v = serde_json::to_value(&st)?;
+        v["wake"] = serde_json::to_value(&wake)?;
         v["rules"] = serde_json::to_value(&rule_states)?;
         v["open_incidents"] = serde_json::to_value(&open)?;
         v["recording"] = recording.into();
@@ -199,6 +201,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             )?;
         }
     }
+    write_wake(&mut out, &wake)?;
     if !st.oom_kills.is_empty() {
         writeln!(out, "OOM kills (24h)")?;
         for (ts, pid, name, rss) in &st.oom_kills {
@@ -209,6 +212,33 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 output::bytes(*rss as f64)
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The triggers in force, how often each fired since the daemon started and how many samples
+/// each woke in 24 h; or why none is armed.
+fn write_wake(out: &mut impl Write, wake: &crate::store::wake::WakeStatus) -> std::io::Result<()> {
+    if wake.triggers.is_empty() {
+        if let Some(line) = &wake.start_line {
+            writeln!(out, "wake-ups   {line}")?;
+        }
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "wake-ups   {} trigger(s) in force",
+        wake.triggers.len()
+    )?;
+    for t in &wake.triggers {
+        writeln!(
+            out,
+            "  {:<10} {}: fired {} time(s) since start, woke {} sample(s) in 24h",
+            t.reason.as_str(),
+            t.trigger,
+            t.fired_since_start,
+            t.samples_woken
+        )?;
     }
     Ok(())
 }

@@ -86,6 +86,7 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
         oom_kills: full.oom_kills.clone(),
         filesystems: full.filesystems.clone(),
         exits: full.exits.clone(),
+        reason: full.reason,
     }
 }
 

@@ -151,6 +151,7 @@ impl SysinfoCollector {
             oom_kills: Vec::new(),
             exits: Vec::new(),
             filesystems: Vec::new(),
+            reason: Default::default(),
         }
     }
 }

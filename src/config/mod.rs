@@ -7,10 +7,12 @@
 pub mod alert;
 mod per_rule;
 mod units;
+mod wake;
 
 pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
 pub use per_rule::PerRuleOrigin;
 pub use units::{ByteSize, Duration};
+pub use wake::{PsiTrigger, Stall, Wake};
 
 use std::path::{Path, PathBuf};
 
@@ -47,6 +49,8 @@ pub struct Sampler {
     /// Where process data comes from: "auto" (procfs on Linux, sysinfo elsewhere),
     /// "procfs" or "sysinfo".
     pub source: Source,
+    /// `[sampler.wake]`: what wakes the recorder between two clock samples.
+    pub wake: Wake,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -203,6 +207,7 @@ impl Default for Sampler {
             top_processes: 10,
             host_name: String::new(),
             source: Source::Auto,
+            wake: Wake::default(),
         }
     }
 }
@@ -373,7 +378,7 @@ impl Sampler {
         if self.top_processes == 0 {
             return bad("sampler.top_processes", "must be at least 1, got 0");
         }
-        Ok(())
+        self.wake.validate()
     }
 }
 

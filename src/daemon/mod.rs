@@ -4,6 +4,8 @@
 //! Guarantees:
 //! - Samples are due at `start + k × interval`; a slow pass never shifts the schedule. A pass
 //!   that starts late records how late; missed slots are recorded as a gap.
+//! - A kernel pressure trigger or a new OOM kill takes a sample between clock samples
+//!   (`wake`: spaced, bounded, its reason recorded); the clock then resumes one interval later.
 //! - SIGTERM/SIGINT: the sample in flight is finished and written, then exit 0.
 //! - SIGHUP: the config is re-read and validated first; on error the running one is kept and
 //!   the reason logged.
@@ -20,6 +22,7 @@ pub mod protect;
 pub mod retention;
 pub mod stages;
 pub mod threads;
+mod wake;
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -52,6 +55,8 @@ const OUTBOX_BUSY_TIMEOUT: Duration = Duration::from_secs(2);
 enum Control {
     Stop,
     Reload(Box<Config>),
+    /// A kernel pressure trigger fired or an OOM kill was logged (`wake`).
+    Wake(crate::model::SampleReason),
 }
 
 /// Runs the recorder until SIGTERM/SIGINT. `config_path` None: the embedded default.
@@ -104,6 +109,8 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let waker = recorder.alert_waker();
 
     let (tx, rx) = mpsc::channel();
+    let armed = wake::start(&recorder.config, tx.clone())?;
+    recorder.wake_started(armed);
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
         // Resident in full under mlockall: keep it small (collection and SQLite need little).
@@ -175,6 +182,8 @@ pub struct Recorder {
     last_pass: Option<stages::PassTiming>,
     /// Samples held in memory while the disk is stalled (`checkpoint`).
     stall: checkpoint::StallHold,
+    /// When wake-ups (pressure triggers, OOM kills) become samples.
+    wake: wake::WakeSchedule,
 }
 
 impl Recorder {
@@ -200,6 +209,7 @@ impl Recorder {
             alert_waker,
             last_pass: None,
             stall: checkpoint::StallHold::default(),
+            wake: wake::WakeSchedule::new(&config),
             collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
@@ -369,8 +379,9 @@ impl Recorder {
         let mut due = Instant::now() + self.actions.next().interval;
         loop {
             let now = Instant::now();
-            let msg = if due > now {
-                rx.recv_timeout(due - now)
+            let next = self.wake.due().map_or(due, |(at, _)| at.min(due));
+            let msg = if next > now {
+                rx.recv_timeout(next - now)
             } else {
                 rx.try_recv().map_err(|e| match e {
                     mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
@@ -387,7 +398,16 @@ impl Recorder {
                     }
                     continue;
                 }
+                Ok(Control::Wake(reason)) => {
+                    let wakes = self.wake.fire(reason, Instant::now());
+                    tracing::debug!("{reason} fired (wakes a sample: {wakes})");
+                    continue;
+                }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
+            }
+            if let Some(next_clock) = self.wake_pass() {
+                due = next_clock; // the clock resumes one interval after a wake-up's sample
+                continue;
             }
             let interval = self.actions.next().interval;
             let started = Instant::now();
@@ -409,6 +429,8 @@ impl Recorder {
                 due += interval * missed;
             }
             self.pass(stages::PassClock::start(due));
+            self.wake
+                .sampled(Instant::now(), crate::model::SampleReason::Clock);
             due += self.actions.next().interval;
         }
         self.flush_pending();
@@ -428,12 +450,18 @@ impl Recorder {
     /// One pass: collect, store, evaluate the rules, carry out their decisions. Never fails:
     /// what cannot be stored is queued or counted; a rule cannot stop it.
     /// The sample's timestamp is the clock's, taken before anything that can stall.
-    pub fn pass(&mut self, mut clock: stages::PassClock) {
+    pub fn pass(&mut self, clock: stages::PassClock) {
+        self.pass_because(clock, crate::model::SampleReason::Clock);
+    }
+
+    /// [`Recorder::pass`], recording why the sample was taken.
+    fn pass_because(&mut self, mut clock: stages::PassClock, reason: crate::model::SampleReason) {
         use stages::Stage;
-        let level = self.actions.next().level;
+        let level = wake::level(self.actions.next().level, reason);
         let mut full = self.collector.sample(level, &self.host_name);
         full.ts_ms = clock.ts_ms;
         full.late_ms = clock.late().as_millis() as u64;
+        full.reason = reason;
         clock.mark(Stage::Collect);
         self.report_notices();
         let stored = match level {
@@ -566,6 +594,7 @@ impl Recorder {
                 self.config.store.path.display()
             );
         }
+        self.wake_reload(&new);
         let store_path = self.config.store.path.clone();
         self.config = new;
         self.config.store.path = store_path;

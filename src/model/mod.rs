@@ -5,7 +5,8 @@
 //! Units are in the field names. CPU percentages are per core (one busy core = 100 %), as in
 //! `top`. Rates are per second over the interval since the previous sample.
 //!
-//! The enums every layer shares (`Level`, `Resource`, `Severity`, `Urgency`, `AlertKind`) live
+//! The enums every layer shares (`Level`, `Resource`, `Severity`, `Urgency`, `AlertKind`,
+//! `SampleReason`) live
 //! in [`vocab`]; their SQLite mapping is in `store::vocab`, the only place that speaks SQL.
 
 use serde::{Deserialize, Serialize};
@@ -13,7 +14,9 @@ use serde::{Deserialize, Serialize};
 pub mod group;
 mod vocab;
 
-pub use vocab::{AlertKind, Grouping, Level, Resource, Severity, UnknownValue, Urgency};
+pub use vocab::{
+    AlertKind, Grouping, Level, Resource, SampleReason, Severity, UnknownValue, Urgency,
+};
 
 /// Milliseconds since the Unix epoch, UTC.
 pub type TimestampMs = i64;
@@ -223,4 +226,7 @@ pub struct Sample {
     /// (the top ones each in a row, the rest rolled up by parent and name).
     #[serde(default)]
     pub exits: Vec<ProcessExit>,
+    /// Why this sample was taken (the clock, or what woke the recorder).
+    #[serde(default)]
+    pub reason: SampleReason,
 }

@@ -169,6 +169,26 @@ vocab! {
     }
 }
 
+vocab! {
+    /// Why a sample was taken: the clock, or an event that woke the recorder between two
+    /// clock samples (a kernel pressure trigger, an OOM kill). Stored as its text.
+    #[derive(Default)]
+    pub enum SampleReason ("sample reason") {
+        /// The schedule (`[sampler] interval`, or the faster one of a capture or of the
+        /// short while after a wake-up).
+        #[default]
+        Clock = "clock",
+        /// The CPU pressure trigger fired (`/proc/pressure/cpu`).
+        PsiCpu = "psi_cpu",
+        /// The memory pressure trigger fired (`/proc/pressure/memory`).
+        PsiMemory = "psi_memory",
+        /// The I/O pressure trigger fired (`/proc/pressure/io`).
+        PsiIo = "psi_io",
+        /// The kernel logged an OOM kill.
+        Oom = "oom",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,6 +214,10 @@ mod tests {
             assert_eq!(serde_json::to_value(l).unwrap(), l.as_str());
         }
         assert_eq!(Level::from_i64(2), None);
+        for r in SampleReason::ALL {
+            assert_eq!(r.as_str().parse::<SampleReason>(), Ok(r));
+            assert_eq!(serde_json::to_value(r).unwrap(), r.as_str());
+        }
     }
 
     #[test]

@@ -353,6 +353,7 @@ pub(crate) fn build_root(lua: &Lua, sample: Arc<Sample>) -> mlua::Result<Table> 
     )?;
     r.raw_set("interval", sample.interval_ms as f64 / 1000.0)?;
     r.raw_set("late", sample.late_ms as f64 / 1000.0)?;
+    r.raw_set("reason", sample.reason.as_str())?;
     r.raw_set("load1", h.load1)?;
     r.raw_set("load5", h.load5)?;
     r.raw_set("load15", h.load15)?;

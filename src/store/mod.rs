@@ -22,6 +22,7 @@ pub mod report;
 pub mod retention;
 pub mod schema;
 mod vocab;
+pub mod wake;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -465,10 +466,11 @@ fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqli
          psi_mem_full_total_us, psi_io_some_avg10, psi_io_some_total_us, psi_io_full_avg10,
          psi_io_full_total_us, procs_running, procs_blocked, procs_total, forks_per_s,
          ctxsw_per_s, disk_read_bytes_per_s, disk_write_bytes_per_s, net_rx_bytes_per_s,
-         net_tx_bytes_per_s, net_unattributed_rx_bytes_per_s, net_unattributed_tx_bytes_per_s)
+         net_tx_bytes_per_s, net_unattributed_rx_bytes_per_s, net_unattributed_tx_bytes_per_s,
+         reason)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
          ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34,
-         ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42)",
+         ?35, ?36, ?37, ?38, ?39, ?40, ?41, ?42, ?43)",
     )?
     .execute(params![
         s.ts_ms,
@@ -513,6 +515,7 @@ fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqli
         h.net_tx_bytes_per_s,
         h.net_unattributed_rx_bytes_per_s,
         h.net_unattributed_tx_bytes_per_s,
+        s.reason,
     ])?;
     Ok(tx.last_insert_rowid())
 }

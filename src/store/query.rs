@@ -313,7 +313,7 @@ pub fn load_samples(
                 s.procs_running, s.procs_blocked, s.procs_total, s.forks_per_s, s.ctxsw_per_s,
                 s.disk_read_bytes_per_s, s.disk_write_bytes_per_s, s.net_rx_bytes_per_s,
                 s.net_tx_bytes_per_s, s.net_unattributed_rx_bytes_per_s,
-                s.net_unattributed_tx_bytes_per_s
+                s.net_unattributed_tx_bytes_per_s, s.reason
          FROM sample s JOIN host h ON h.id = s.host_id
          WHERE s.ts_ms BETWEEN ?1 AND ?2 ORDER BY s.ts_ms",
     )?;
@@ -370,6 +370,7 @@ pub fn load_samples(
                     net_unattributed_tx_bytes_per_s: r.get(42)?,
                     ..Default::default()
                 },
+                reason: r.get(43)?,
                 ..Default::default()
             },
         ))

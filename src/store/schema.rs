@@ -3,7 +3,7 @@
 //! Every table and column is documented in `docs/schema.md` (a test keeps the two in step).
 
 /// Migration `i` brings the schema from version `i` to `i + 1`.
-pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 const V1: &str = r#"
 CREATE TABLE host (
@@ -343,4 +343,10 @@ CREATE INDEX process_exit_sample ON process_exit(sample_id);
 ALTER TABLE process_sample ADD COLUMN span_ms INTEGER;
 ALTER TABLE sample ADD COLUMN cpu_unseen_pct REAL;
 ALTER TABLE sample ADD COLUMN exits_lost INTEGER;
+"#;
+
+/// Why each sample was taken: `clock`, or what woke the recorder between two clock samples
+/// (`psi_cpu`, `psi_memory`, `psi_io`, `oom`; see `model::SampleReason`).
+const V6: &str = r#"
+ALTER TABLE sample ADD COLUMN reason TEXT NOT NULL DEFAULT 'clock';
 "#;

@@ -7,7 +7,7 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::model::{AlertKind, Level, Resource, Severity, UnknownValue, Urgency};
+use crate::model::{AlertKind, Level, Resource, SampleReason, Severity, UnknownValue, Urgency};
 
 macro_rules! stored_as_text {
     ($($ty:ty),+) => {$(
@@ -28,7 +28,7 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(Resource, Severity, Urgency, AlertKind);
+stored_as_text!(Resource, Severity, Urgency, AlertKind, SampleReason);
 
 impl ToSql for Level {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {

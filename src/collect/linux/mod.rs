@@ -5,6 +5,7 @@ pub mod exits;
 pub mod host;
 pub mod kmsg;
 pub mod procfs;
+pub mod psi_trigger;
 pub mod taskstats;
 
 use crate::model::{Level, ProcessRow, Sample};
@@ -175,6 +176,7 @@ impl LinuxCollector {
             oom_kills: self.kmsg.read_new(),
             filesystems: host::filesystems(),
             exits,
+            reason: Default::default(),
         }
     }
 }
