@@ -5,6 +5,7 @@
 //! `config.toml.example`); with no file at all, [`Config::default`] is the embedded default.
 
 pub mod alert;
+pub mod export;
 mod units;
 
 pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
@@ -31,6 +32,8 @@ pub struct Config {
     pub alerts: Alerts,
     pub email: EmailConfig,
     pub desktop: DesktopConfig,
+    /// `[export.prometheus]`, `[export.alertmanager]`: off by default.
+    pub export: export::Export,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -334,6 +337,7 @@ impl Config {
         let section_key = |e: alert::ConfigError| (format!("{}.{}", e.section, e.key), e.problem);
         self.email.validate().map_err(section_key)?;
         self.desktop.validate().map_err(section_key)?;
+        self.export.validate()?;
         Ok(())
     }
 }

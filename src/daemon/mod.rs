@@ -15,6 +15,7 @@
 //!   own store connection: the sampler only queues rows and wakes it, so delivery never
 //!   delays a sample. At stop, an attempt in flight gets [`DELIVERY_GRACE`] to finish.
 
+mod export;
 pub mod protect;
 pub mod retention;
 
@@ -91,6 +92,12 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         relay,
     );
     let waker = recorder.alert_waker();
+    let export_feed = recorder.config.export.prometheus.enabled.then(|| {
+        let feed = crate::export::Feed::new();
+        recorder.set_export(feed.clone());
+        feed
+    });
+    let prometheus = recorder.config.export.prometheus.clone();
 
     let (tx, rx) = mpsc::channel();
     let sampler = std::thread::Builder::new()
@@ -107,6 +114,14 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let worker = alert_outbox::spawn(delivery, waker);
+        let metrics = match &export_feed {
+            Some(feed) => {
+                let server = crate::export::server::Server::start(&prometheus, feed.subscribe()).await?;
+                tracing::info!("serving /metrics on http://{}/metrics", server.addr);
+                Some(server)
+            }
+            None => None,
+        };
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
@@ -137,6 +152,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         let _ = tx.send(Control::Stop);
         worker.stop(DELIVERY_GRACE).await;
+        if let Some(server) = metrics {
+            server.stop().await;
+        }
         anyhow::Ok(())
     })?;
     retention.stop();
@@ -162,6 +180,10 @@ pub struct Recorder {
     events_pending: Vec<RecorderEvent>,
     /// Wakes the alert delivery task after an alert is queued (`alert::outbox::raise`).
     alert_waker: OutboxWaker,
+    /// `[export.prometheus]`: where each pass's snapshot goes, and the counters it carries.
+    export: Option<crate::export::Feed>,
+    export_health: crate::export::Health,
+    last_full: Option<Arc<Sample>>,
 }
 
 impl Recorder {
@@ -185,6 +207,9 @@ impl Recorder {
             failing_since: None,
             events_pending: Vec::new(),
             alert_waker,
+            export: None,
+            export_health: crate::export::Health::default(),
+            last_full: None,
             collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
@@ -393,9 +418,11 @@ impl Recorder {
                     )
                 });
                 due += interval * missed;
+                self.export_health.missed += missed as u64;
             }
             let late_ms = started.saturating_duration_since(due).as_millis() as u64;
             self.pass(late_ms);
+            self.publish(started, late_ms);
             due += self.actions.next().interval;
         }
         self.flush_pending();
@@ -428,8 +455,15 @@ impl Recorder {
         if let (Level::Baseline, Some(id)) = (level, sample_id) {
             self.actions.remember(id, full.clone());
         }
+        self.export_health.samples += 1;
+        if self.export.is_some() {
+            self.last_full = Some(full.clone());
+        }
         if let Some(engine) = self.engine.as_mut() {
             let eval = engine.evaluate_shared(full.clone());
+            if self.export.is_some() {
+                crate::daemon::export::count(&mut self.export_health, &eval);
+            }
             for e in self.actions.apply(&mut self.store, &eval, &full, sample_id) {
                 self.event(e);
             }

@@ -899,3 +899,13 @@ mod tests {
         assert!(outbox.open_incident_alerts().unwrap().is_empty());
     }
 }
+
+impl super::Store {
+    /// Alerts waiting for delivery: pending or in flight.
+    pub fn outbox_backlog(&self) -> Result<i64> {
+        self.connection()
+            .prepare_cached("SELECT count(*) FROM alert WHERE status IN ('pending', 'sending')")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| StoreError::from_sqlite(self.path(), e))
+    }
+}
