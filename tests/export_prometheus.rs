@@ -11,7 +11,7 @@ use std::net::TcpStream;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::fleet::{get, http, Prometheus};
+use support::fleet::{get, http, isolated_daemon, Prometheus};
 use support::recorder::Daemon;
 use support::{free_port, require_program, wait_until};
 
@@ -32,46 +32,11 @@ fn value(r: &serde_json::Value) -> f64 {
         .unwrap_or(f64::NAN)
 }
 
-/// The daemon in a PID namespace of its own (with its own /proc), beside four CPU burners
-/// named `hogtest-prom` and, once `go` exists in the returned directory, 1,000 sleepers
-/// each under its own program name. The namespace keeps whatever else runs on the machine
-/// (builds, other tests) out of the daemon's view; it dies with the daemon's `unshare`.
-fn isolated_daemon(config: &str) -> (Daemon, tempfile::TempDir) {
-    require_program("/usr/bin/unshare", "util-linux");
-    let dir = tempfile::tempdir().unwrap();
-    let burner = dir.path().join("hogtest-prom");
-    std::os::unix::fs::symlink(require_program("/usr/bin/python3", "python3"), &burner).unwrap();
-    let sleep = require_program("/bin/sleep", "coreutils");
-    let script = format!(
-        "D={dir}
-         for i in 1 2 3 4; do \"$D/hogtest-prom\" -c 'while True: pass' & done
-         (while [ ! -e \"$D/go\" ]; do sleep 0.2; done
-           for i in $(seq 1000); do ln -s {sleep} \"$D/hogtest-many-$i\"; \"$D/hogtest-many-$i\" 600 & done
-           wait) &
-         \"$@\"
-",
-        dir = dir.path().display(),
-        sleep = sleep.display()
-    );
-    let mut d = Daemon::prepare(config);
-    d.spawn_with_prefix(&[
-        "unshare",
-        "--pid",
-        "--kill-child",
-        "--mount-proc",
-        "sh",
-        "-c",
-        &script,
-        "sh",
-    ]);
-    (d, dir)
-}
-
 #[test]
 fn prometheus_scrapes_the_daemon_and_sees_the_burner_first() {
     let promtool = require_program("/usr/bin/promtool", "prometheus");
     let port = free_port();
-    let (d, dir) = isolated_daemon(&exporting(port));
+    let (d, dir, _) = isolated_daemon(&exporting(port), &[], "hogtest-prom", 4);
     d.wait_samples(2, Duration::from_secs(30));
 
     // The exposition as a client without an Accept header gets it: promtool's own check.

@@ -218,3 +218,72 @@ impl Alertmanager {
         }
     }
 }
+
+/// A daemon in a PID namespace of its own (with its own /proc) beside `burners` CPU burners
+/// named `burner_name` (they stop once `stop` exists in the returned directory) and, once
+/// `go` exists there, 1,000 sleepers each under its own program name. The namespace keeps
+/// whatever else runs on the machine (builds, other tests) out of the daemon's view, so the
+/// burner is the top process; it ends with the daemon (which is its pid 1). The prefix
+/// returned starts it again (`Daemon::spawn_with_prefix`).
+pub fn isolated_daemon(
+    config: &str,
+    rules: &[(&str, &str)],
+    burner_name: &str,
+    burners: usize,
+) -> (super::recorder::Daemon, TempDir, Vec<String>) {
+    require_program("/usr/bin/unshare", "util-linux");
+    let dir = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(
+        require_program("/usr/bin/python3", "python3"),
+        dir.path().join(burner_name),
+    )
+    .unwrap();
+    let sleep = require_program("/bin/sleep", "coreutils");
+    let script = format!(
+        "D={dir}\n\
+         for i in $(seq {burners}); do \"$D/{burner_name}\" -c \
+           'import os\nwhile not os.path.exists(\"'$D'/stop\"): pass' & done\n\
+         (while [ ! -e \"$D/go\" ]; do sleep 0.2; done\n \
+          for i in $(seq 1000); do ln -s {sleep} \"$D/hogtest-many-$i\"; \"$D/hogtest-many-$i\" 600 & done\n \
+          wait) &\n\
+         exec \"$@\"\n",
+        dir = dir.path().display(),
+        sleep = sleep.display()
+    );
+    let mut d = super::recorder::Daemon::prepare(config);
+    let rules_dir = d.rules_dir();
+    std::fs::create_dir_all(&rules_dir).unwrap();
+    for (name, text) in rules {
+        std::fs::write(rules_dir.join(name), text).unwrap();
+    }
+    let prefix: Vec<String> = [
+        "unshare",
+        "--pid",
+        "--kill-child",
+        "--mount-proc",
+        "sh",
+        "-c",
+        &script,
+        "sh",
+    ]
+    .map(String::from)
+    .to_vec();
+    d.spawn_with_prefix(&prefix.iter().map(String::as_str).collect::<Vec<_>>());
+    (d, dir, prefix)
+}
+
+/// Stops an [`isolated_daemon`] as SIGTERM would stop a plain one (the signal goes to the
+/// daemon, not to `unshare`), and waits for it.
+pub fn stop_isolated(d: &mut super::recorder::Daemon) {
+    let outer = d.child.as_ref().expect("running").id();
+    let children =
+        std::fs::read_to_string(format!("/proc/{outer}/task/{outer}/children")).unwrap_or_default();
+    for pid in children
+        .split_whitespace()
+        .filter_map(|p| p.parse::<i32>().ok())
+    {
+        // SAFETY: a signal to the daemon, a child of our own child.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    d.wait_exit(Duration::from_secs(30));
+}
