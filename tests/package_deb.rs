@@ -51,7 +51,7 @@ fn the_package_installs_a_binary_config_rules_and_unit_that_work() {
         "./usr/bin/hogtrap",
         "./etc/hogtrap/config.toml",
         "./etc/hogtrap/rules/cpu_hog.lua",
-        "./lib/systemd/system/hogtrap.service",
+        "./usr/lib/systemd/system/hogtrap.service",
         "./usr/share/doc/hogtrap/config.toml.example",
     ] {
         assert!(
@@ -105,7 +105,12 @@ fn the_package_installs_a_binary_config_rules_and_unit_that_work() {
         .arg("-c")
         .arg(&config_here)
         .args(["rules", "check"]));
-    assert!(check.contains("cpu_hog"), "rules check:\n{check}");
+    let shipped = std::fs::read_dir(etc.join("rules")).unwrap().count();
+    assert!(shipped >= 9, "{shipped} rule files");
+    assert!(
+        check.contains(&format!("{shipped} rule file(s) OK")),
+        "rules check:\n{check}"
+    );
 
     // The unit, where systemd-analyze is installed (it checks ExecStart's binary exists:
     // point it at the extracted one).
@@ -113,8 +118,9 @@ fn the_package_installs_a_binary_config_rules_and_unit_that_work() {
         .into_iter()
         .find(|p| Path::new(p).exists())
     {
-        let unit = std::fs::read_to_string(root.path().join("lib/systemd/system/hogtrap.service"))
-            .unwrap();
+        let unit =
+            std::fs::read_to_string(root.path().join("usr/lib/systemd/system/hogtrap.service"))
+                .unwrap();
         let unit_dir = tempfile::tempdir().unwrap();
         let unit_here = unit_dir.path().join("hogtrap.service");
         std::fs::write(
