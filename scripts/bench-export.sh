@@ -5,11 +5,13 @@
 # from /proc/PID/stat; samples are counted in each store. The scraper (curl) is not counted.
 #
 #   scripts/bench-export.sh [DURATION]      (default 60)
+#   PROFILE=debug scripts/bench-export.sh   (the dev build instead of release)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-60}
-cargo build --release --quiet
-bin=$PWD/target/release/hogtrap
+profile=${PROFILE:-release}
+if [ "$profile" = release ]; then cargo build --release --quiet; else cargo build --quiet; fi
+bin=$PWD/target/$profile/hogtrap
 work=$(mktemp -d)
 trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')

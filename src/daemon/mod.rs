@@ -142,6 +142,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                                 tracing::warn!("{line}");
                             }
                             worker.reconfigure(DeliveryConfig::from_config(&c, &collect::host_name(&c.sampler)));
+                            if c.export.prometheus != prometheus {
+                                tracing::warn!("SIGHUP: [export.prometheus] changed; that takes a restart, still serving as before");
+                            }
                             retention.reload(RetentionPolicy::from_config(&c), c.retention.interval.std());
                             let _ = tx.send(Control::Reload(Box::new(c)));
                         }
