@@ -18,6 +18,10 @@ packages=(
   sqlite3              # the seed's own client, for the savetop check
   chromium             # headless rendering of the HTML report
   tmux                 # drives `hogtrap replay` in a real terminal (tests/replay.rs)
+  prometheus           # a real Prometheus (and promtool) scraping /metrics
+  prometheus-alertmanager  # a real Alertmanager receiving incidents
+  util-linux           # unshare: the export tests' PID namespaces
+  systemd              # systemd-analyze verify on the packaged unit
 )
 
 missing=()
@@ -35,4 +39,9 @@ if ((${#missing[@]})); then
 fi
 
 command -v cargo >/dev/null || { echo "cargo is missing: install Rust (rustup) first" >&2; exit 1; }
+# cargo-deb builds the Debian package (tests/package_deb.rs checks it).
+if ! cargo deb --version >/dev/null 2>&1; then
+  echo "installing cargo-deb"
+  cargo install cargo-deb --locked --quiet
+fi
 echo "test dependencies present"

@@ -6,4 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-test-deps.sh
 cargo build --all-targets
+# The Debian package, from the dev build just made (tests/package_deb.rs checks it).
+cargo deb --profile dev --no-build --fast --quiet
 cargo test -- --test-threads=1

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod collect;
 pub mod config;
 pub mod daemon;
+pub mod export;
 pub mod files;
 pub mod format;
 pub mod model;

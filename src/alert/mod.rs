@@ -9,6 +9,7 @@
 //!   digests and reminds. A wedged mail server or desktop delays only that task, never the
 //!   sampler.
 
+pub mod alertmanager;
 pub mod compose;
 pub mod desktop;
 pub mod email;
@@ -39,6 +40,13 @@ pub enum SendError {
         /// rejections, failed logins, TLS trust problems, missing STARTTLS.
         retryable: bool,
     },
+    /// A POST to Alertmanager failed.
+    #[error("alertmanager {url}: {problem}")]
+    Alertmanager {
+        url: String,
+        problem: String,
+        retryable: bool,
+    },
     /// A desktop notification failed.
     #[error("desktop notification to {target}: {problem}")]
     Desktop {
@@ -54,7 +62,9 @@ impl SendError {
     pub fn is_retryable(&self) -> bool {
         match self {
             SendError::Config(_) => false,
-            SendError::Email { retryable, .. } | SendError::Desktop { retryable, .. } => *retryable,
+            SendError::Email { retryable, .. }
+            | SendError::Desktop { retryable, .. }
+            | SendError::Alertmanager { retryable, .. } => *retryable,
         }
     }
 }

@@ -18,7 +18,7 @@
 //!   When a channel's server is down or hanging, one alert pays the attempt (and its
 //!   timeout); the rest of that channel's batch waits for the same retry, unattempted.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use super::compose::{digest_message, new_alert, reminder_message};
 use super::desktop::{send_desktop_with, Relay};
 use super::email::send_email;
 use super::message::AlertMessage;
+use super::SendError;
 use crate::config::{Alerts, Config};
 use crate::config::{DesktopConfig, EmailConfig};
 use crate::model::{AlertKind, TimestampMs};
@@ -46,10 +47,12 @@ pub struct DeliveryConfig {
     pub email: EmailConfig,
     pub desktop: DesktopConfig,
     pub alerts: Alerts,
-    /// Named in digests.
+    /// Named in digests, and Alertmanager's `instance` label.
     pub host: String,
     /// `[rules.<name>] rate_limit`: rules with their own window.
     pub rule_rate_limits: std::collections::BTreeMap<String, Duration>,
+    /// `[export.alertmanager]`.
+    pub alertmanager: crate::config::export::Alertmanager,
 }
 
 impl DeliveryConfig {
@@ -65,6 +68,7 @@ impl DeliveryConfig {
                 .keys()
                 .filter_map(|r| Some((r.clone(), config.rules.rate_limit_of(r)?.std())))
                 .collect(),
+            alertmanager: config.export.alertmanager.clone(),
         }
     }
 
@@ -80,6 +84,7 @@ impl DeliveryConfig {
         match channel {
             Channel::Email => self.email.enabled,
             Channel::Desktop => self.desktop.enabled,
+            Channel::Alertmanager => self.alertmanager.enabled(),
         }
     }
 }
@@ -92,6 +97,8 @@ pub struct RaiseConfig {
     pub email: bool,
     /// `[desktop] enabled`.
     pub desktop: bool,
+    /// `[export.alertmanager] urls` set: incidents' fire and clear also go there.
+    pub alertmanager: bool,
     /// `[alerts] rate_limit`: at most one message per rule and channel in this window;
     /// zero means no limit.
     pub rate_limit: Duration,
@@ -102,6 +109,7 @@ impl RaiseConfig {
         RaiseConfig {
             email: config.email.enabled,
             desktop: config.desktop.enabled,
+            alertmanager: config.export.alertmanager.enabled(),
             rate_limit: config.alerts.rate_limit.std(),
         }
     }
@@ -160,11 +168,20 @@ pub fn raise(
     alert: &NewAlert,
     only: Option<&[Channel]>,
 ) -> Result<Vec<Enqueued>, StoreError> {
-    let channels: Vec<Channel> = config
+    let mut channels: Vec<Channel> = config
         .channels()
         .into_iter()
         .filter(|c| only.is_none_or(|list| list.contains(c)))
         .collect();
+    // Alertmanager is told about incidents, their opening and their close, whichever
+    // channel a rule's own message names (a second row for one incident posts the same
+    // state again: harmless).
+    if config.alertmanager
+        && alert.incident_id.is_some()
+        && matches!(alert.kind, AlertKind::Fire | AlertKind::Clear)
+    {
+        channels.push(Channel::Alertmanager);
+    }
     if channels.is_empty() {
         return Ok(Vec::new());
     }
@@ -230,6 +247,11 @@ pub struct Delivery {
     config: DeliveryConfig,
     relay: Relay,
     stopping: Arc<AtomicBool>,
+    /// When Alertmanager is next re-told about open and lately closed incidents; 0: at the
+    /// next pass (so a restart re-tells at once).
+    am_refresh_ms: AtomicI64,
+    /// Failed re-posts in a row (the first is logged).
+    am_refresh_failures: AtomicI64,
 }
 
 impl Delivery {
@@ -239,6 +261,8 @@ impl Delivery {
             config,
             relay,
             stopping: Arc::new(AtomicBool::new(false)),
+            am_refresh_ms: AtomicI64::new(0),
+            am_refresh_failures: AtomicI64::new(0),
         }
     }
 
@@ -303,7 +327,8 @@ impl Delivery {
         let every_ms = self.config.alerts.reminder_every.as_millis() as i64;
         if every_ms > 0 {
             for open in self.with(|o| o.open_incident_alerts())? {
-                if !self.config.enabled(open.channel) {
+                // Alertmanager is re-told by `refresh_alertmanager`, not reminded.
+                if !self.config.enabled(open.channel) || open.channel == Channel::Alertmanager {
                     continue;
                 }
                 let due_at = open.last_alert_ms + every_ms;
@@ -333,13 +358,20 @@ impl Delivery {
 
         // Attempts.
         let due = self.with(|o| o.due(now_ms, BATCH))?;
-        let (email, desktop): (Vec<DueAlert>, Vec<DueAlert>) =
+        let (email, rest): (Vec<DueAlert>, Vec<DueAlert>) =
             due.into_iter().partition(|a| a.channel == Channel::Email);
-        let (a, b) = tokio::join!(
+        let (desktop, alertmanager): (Vec<DueAlert>, Vec<DueAlert>) = rest
+            .into_iter()
+            .partition(|a| a.channel == Channel::Desktop);
+        let (a, b, c) = tokio::join!(
             self.attempt_all(&email, now_ms, started),
-            self.attempt_all(&desktop, now_ms, started)
+            self.attempt_all(&desktop, now_ms, started),
+            self.attempt_all(&alertmanager, now_ms, started)
         );
-        for part in [a?, b?] {
+        if let Some(t) = self.refresh_alertmanager(now_ms).await? {
+            schedule(t);
+        }
+        for part in [a?, b?, c?] {
             report.sent += part.sent;
             report.retrying += part.retrying;
             report.failed += part.failed;
@@ -350,6 +382,79 @@ impl Delivery {
         }
         report.next_wake_ms = next;
         Ok(report)
+    }
+
+    /// One outbox row on the Alertmanager channel: its incident as it is now.
+    async fn post_incident(&self, alert: &DueAlert, now_ms: TimestampMs) -> Result<(), SendError> {
+        let gone = |problem: String| SendError::Alertmanager {
+            url: self.config.alertmanager.urls.join(", "),
+            problem,
+            retryable: false,
+        };
+        let id = alert
+            .incident_id
+            .ok_or_else(|| gone("the alert names no incident".into()))?;
+        let incident = self
+            .with(|o| o.incident_export(id))
+            .map_err(|e| SendError::Alertmanager {
+                url: String::new(),
+                problem: format!("cannot read incident {id}: {e}"),
+                retryable: true,
+            })?
+            .ok_or_else(|| gone(format!("incident {id} is no longer in the store")))?;
+        let body = super::alertmanager::payload(
+            &[incident],
+            &self.config.host,
+            &self.config.alertmanager,
+            now_ms,
+        );
+        super::alertmanager::post_all(&self.config.alertmanager, &body)
+            .await
+            .map(|_| ())
+    }
+
+    /// Every `resend_every`, re-posts the incidents Alertmanager was told about that are open
+    /// (`endsAt` moved ahead) or closed within `resolved_for` (resolved again, in case a peer
+    /// missed it). A failure is logged and retried at the next one; the outbox rows hold
+    /// what must not be lost. Returns when it is next due.
+    async fn refresh_alertmanager(
+        &self,
+        now_ms: TimestampMs,
+    ) -> Result<Option<TimestampMs>, StoreError> {
+        let am = &self.config.alertmanager;
+        if !am.enabled() {
+            return Ok(None);
+        }
+        let every = am.resend_every.as_millis() as i64;
+        let due = self.am_refresh_ms.load(Ordering::Relaxed);
+        if due > now_ms {
+            return Ok(Some(due));
+        }
+        let next = now_ms + every;
+        self.am_refresh_ms.store(next, Ordering::Relaxed);
+        let incidents =
+            self.with(|o| o.alertmanager_current(now_ms - am.resolved_for.as_millis() as i64))?;
+        if incidents.is_empty() {
+            return Ok(Some(next));
+        }
+        let body = super::alertmanager::payload(&incidents, &self.config.host, am, now_ms);
+        match super::alertmanager::post_all(am, &body).await {
+            Ok(_) => {
+                if self.am_refresh_failures.swap(0, Ordering::Relaxed) > 0 {
+                    tracing::info!("alertmanager: re-posting works again");
+                }
+            }
+            Err(e) => {
+                if self.am_refresh_failures.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(
+                        "alertmanager: re-posting {} incident(s) failed: {e}; trying again every {}",
+                        incidents.len(),
+                        am.resend_every
+                    );
+                }
+            }
+        }
+        Ok(Some(next))
     }
 
     async fn attempt_all(
@@ -403,6 +508,7 @@ impl Delivery {
                 Channel::Desktop => {
                     send_desktop_with(&self.relay, &self.config.desktop, &message).await
                 }
+                Channel::Alertmanager => self.post_incident(alert, clock()).await,
             };
             let ts = clock();
             let failure = result.as_ref().err().cloned();

@@ -5,6 +5,7 @@
 //! `config.toml.example`); with no file at all, [`Config::default`] is the embedded default.
 
 pub mod alert;
+pub mod export;
 mod per_rule;
 mod units;
 mod wake;
@@ -35,6 +36,8 @@ pub struct Config {
     pub alerts: Alerts,
     pub email: EmailConfig,
     pub desktop: DesktopConfig,
+    /// `[export.prometheus]`, `[export.alertmanager]`: off by default.
+    pub export: export::Export,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -356,6 +359,7 @@ impl Config {
         let section_key = |e: alert::ConfigError| (format!("{}.{}", e.section, e.key), e.problem);
         self.email.validate().map_err(section_key)?;
         self.desktop.validate().map_err(section_key)?;
+        self.export.validate()?;
         Ok(())
     }
 }

@@ -18,6 +18,7 @@
 //!   delays a sample. At stop, an attempt in flight gets [`DELIVERY_GRACE`] to finish.
 
 pub mod checkpoint;
+mod export;
 pub mod protect;
 pub mod retention;
 pub mod stages;
@@ -107,6 +108,12 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         relay,
     );
     let waker = recorder.alert_waker();
+    let export_feed = recorder.config.export.prometheus.enabled.then(|| {
+        let feed = crate::export::Feed::new();
+        recorder.set_export(feed.clone());
+        feed
+    });
+    let prometheus = recorder.config.export.prometheus.clone();
 
     let (tx, rx) = mpsc::channel();
     let armed = wake::start(&recorder.config, tx.clone())?;
@@ -121,6 +128,14 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     rt.block_on(async {
         use tokio::signal::unix::{signal, SignalKind};
         let worker = alert_outbox::spawn(delivery, waker);
+        let metrics = match &export_feed {
+            Some(feed) => {
+                let server = crate::export::server::Server::start(&prometheus, feed.subscribe()).await?;
+                tracing::info!("serving /metrics on http://{}/metrics", server.addr);
+                Some(server)
+            }
+            None => None,
+        };
         let mut term = signal(SignalKind::terminate())?;
         let mut int = signal(SignalKind::interrupt())?;
         let mut hup = signal(SignalKind::hangup())?;
@@ -141,6 +156,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                                 tracing::warn!("{line}");
                             }
                             worker.reconfigure(DeliveryConfig::from_config(&c, &collect::host_name(&c.sampler)));
+                            if c.export.prometheus != prometheus {
+                                tracing::warn!("SIGHUP: [export.prometheus] changed; that takes a restart, still serving as before");
+                            }
                             retention.reload(RetentionPolicy::from_config(&c), c.retention.interval.std());
                             let _ = tx.send(Control::Reload(Box::new(c)));
                         }
@@ -151,6 +169,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
         }
         let _ = tx.send(Control::Stop);
         worker.stop(DELIVERY_GRACE).await;
+        if let Some(server) = metrics {
+            server.stop().await;
+        }
         anyhow::Ok(())
     })?;
     retention.stop();
@@ -184,6 +205,10 @@ pub struct Recorder {
     stall: checkpoint::StallHold,
     /// When wake-ups (pressure triggers, OOM kills) become samples.
     wake: wake::WakeSchedule,
+    /// `[export.prometheus]`: where each pass's snapshot goes, and the counters it carries.
+    export: Option<crate::export::Feed>,
+    export_health: crate::export::Health,
+    last_full: Option<Arc<Sample>>,
 }
 
 impl Recorder {
@@ -210,6 +235,9 @@ impl Recorder {
             last_pass: None,
             stall: checkpoint::StallHold::default(),
             wake: wake::WakeSchedule::new(&config),
+            export: None,
+            export_health: crate::export::Health::default(),
+            last_full: None,
             collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
@@ -427,10 +455,14 @@ impl Recorder {
                     )
                 });
                 due += interval * missed;
+                self.export_health.missed += missed as u64;
             }
-            self.pass(stages::PassClock::start(due));
+            let clock = stages::PassClock::start(due);
+            let late_ms = clock.late().as_millis() as u64;
+            self.pass(clock);
             self.wake
                 .sampled(Instant::now(), crate::model::SampleReason::Clock);
+            self.publish(started, late_ms);
             due += self.actions.next().interval;
         }
         self.flush_pending();
@@ -479,9 +511,16 @@ impl Recorder {
         if let (Level::Baseline, Some(id)) = (level, sample_id) {
             self.actions.remember(id, full.clone());
         }
+        self.export_health.samples += 1;
+        if self.export.is_some() {
+            self.last_full = Some(full.clone());
+        }
         if let Some(engine) = self.engine.as_mut() {
             let eval = engine.evaluate_shared(full.clone());
             clock.mark(Stage::Rules);
+            if self.export.is_some() {
+                crate::daemon::export::count(&mut self.export_health, &eval);
+            }
             for e in self.actions.apply(&mut self.store, &eval, &full, sample_id) {
                 self.event(e);
             }

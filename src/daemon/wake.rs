@@ -204,11 +204,14 @@ impl super::Recorder {
     /// sample is then due.
     pub(super) fn wake_pass(&mut self) -> Option<Instant> {
         let (at, reason) = self.wake.due().filter(|(at, _)| *at <= Instant::now())?;
+        let started = Instant::now();
         let clock = super::stages::PassClock::start(at);
+        let late_ms = clock.late().as_millis() as u64;
         if reason != SampleReason::Clock {
             tracing::debug!("woken by {reason}");
         }
         self.pass_because(clock, reason);
+        self.publish(started, late_ms);
         // Spacing counts from the end of the pass: the next sample's timestamp is then at
         // least `min_spacing` after this one's, however long collection took to start.
         let ended = Instant::now();

@@ -36,15 +36,20 @@ use crate::model::{TimestampMs, Urgency};
 pub enum Channel {
     Email,
     Desktop,
+    /// `[export.alertmanager]`: incidents posted to Alertmanager's API.
+    Alertmanager,
 }
 
 impl Channel {
+    /// The channels that carry messages (`hogtrap alert test` tries these); Alertmanager
+    /// carries incidents only.
     pub const ALL: [Channel; 2] = [Channel::Email, Channel::Desktop];
 
     pub fn as_str(self) -> &'static str {
         match self {
             Channel::Email => "email",
             Channel::Desktop => "desktop",
+            Channel::Alertmanager => "alertmanager",
         }
     }
 
@@ -52,6 +57,7 @@ impl Channel {
         match text {
             "email" => Some(Channel::Email),
             "desktop" => Some(Channel::Desktop),
+            "alertmanager" => Some(Channel::Alertmanager),
             _ => None,
         }
     }
@@ -168,8 +174,10 @@ pub fn enqueue(
     let tx = Transaction::new_unchecked(conn, TransactionBehavior::Immediate)?;
     let mut out = Vec::with_capacity(channels.len());
     for &channel in channels {
+        // Alertmanager groups and throttles itself: its rows are never held.
         let held = rate_limit_ms > 0
             && alert.kind != AlertKind::Digest
+            && channel != Channel::Alertmanager
             && (window_start(&tx, &alert.rule, channel)?
                 .is_some_and(|start| alert.created_ms < start + rate_limit_ms)
                 || has_held(&tx, &alert.rule, channel)?);
@@ -913,5 +921,69 @@ mod tests {
             )
             .unwrap();
         assert!(outbox.open_incident_alerts().unwrap().is_empty());
+    }
+}
+
+impl super::Store {
+    /// Alerts waiting for delivery: pending or in flight.
+    pub fn outbox_backlog(&self) -> Result<i64> {
+        self.connection()
+            .prepare_cached("SELECT count(*) FROM alert WHERE status IN ('pending', 'sending')")
+            .and_then(|mut st| st.query_row([], |r| r.get(0)))
+            .map_err(|e| StoreError::from_sqlite(self.path(), e))
+    }
+}
+
+/// An incident as Alertmanager is told about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncidentExport {
+    pub id: i64,
+    pub rule: String,
+    pub severity: crate::model::Severity,
+    pub title: String,
+    pub opened_ms: TimestampMs,
+    pub closed_ms: Option<TimestampMs>,
+}
+
+const INCIDENT_EXPORT: &str =
+    "SELECT id, rule, severity, title, opened_ms, closed_ms FROM incident";
+
+fn incident_export(r: &rusqlite::Row) -> rusqlite::Result<IncidentExport> {
+    Ok(IncidentExport {
+        id: r.get(0)?,
+        rule: r.get(1)?,
+        severity: r.get(2)?,
+        title: r.get(3)?,
+        opened_ms: r.get(4)?,
+        closed_ms: r.get(5)?,
+    })
+}
+
+impl Outbox {
+    /// The incident an Alertmanager row is about, as it is now (it may have closed since).
+    pub fn incident_export(&self, id: i64) -> Result<Option<IncidentExport>> {
+        self.conn
+            .prepare_cached(&format!("{INCIDENT_EXPORT} WHERE id = ?1"))
+            .and_then(|mut st| st.query_row([id], incident_export).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// What Alertmanager is re-told every `resend_every`: incidents it was told about (a
+    /// `sent` alertmanager row) that are open, or closed at or after `closed_since_ms`.
+    pub fn alertmanager_current(
+        &self,
+        closed_since_ms: TimestampMs,
+    ) -> Result<Vec<IncidentExport>> {
+        let run = || -> rusqlite::Result<Vec<IncidentExport>> {
+            let mut st = self.conn.prepare_cached(&format!(
+                "{INCIDENT_EXPORT} WHERE (closed_ms IS NULL OR closed_ms >= ?1)
+                   AND id IN (SELECT incident_id FROM alert
+                              WHERE channel = 'alertmanager' AND status = 'sent')
+                 ORDER BY id"
+            ))?;
+            let rows = st.query_map([closed_since_ms], incident_export)?;
+            rows.collect()
+        };
+        run().map_err(|e| self.err(e))
     }
 }
