@@ -5,9 +5,11 @@
 //! `config.toml.example`); with no file at all, [`Config::default`] is the embedded default.
 
 pub mod alert;
+mod privacy;
 mod units;
 
 pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
+pub use privacy::{FileMode, Privacy};
 pub use units::{ByteSize, Duration};
 
 use std::path::{Path, PathBuf};
@@ -31,6 +33,7 @@ pub struct Config {
     pub alerts: Alerts,
     pub email: EmailConfig,
     pub desktop: DesktopConfig,
+    pub privacy: Privacy,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -64,6 +67,10 @@ pub struct Store {
     pub busy_timeout: Duration,
     /// Samples kept in memory while the store cannot be written (disk full, locked).
     pub pending_max: usize,
+    /// Mode of the files hogtrap creates (store, -wal, -shm, reports), whatever the umask.
+    pub mode: FileMode,
+    /// A group that may read them (chgrp, and g+r); empty: none.
+    pub group: String,
 }
 
 /// How long the record is kept and how big it may grow (see `docs/retention.md`).
@@ -202,6 +209,8 @@ impl Default for Store {
             path: PathBuf::from("./hogtrap.db"),
             busy_timeout: Duration::from_millis(500),
             pending_max: 360,
+            mode: FileMode(0o600),
+            group: String::new(),
         }
     }
 }
@@ -316,6 +325,15 @@ impl Config {
                 key,
                 message,
             })?;
+        config
+            .privacy
+            .check(text)
+            .map_err(|(line, key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line.or_else(|| line_of_key(text, "privacy.redact")).unwrap_or(0),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -330,6 +348,7 @@ impl Config {
         self.protect.validate()?;
         self.retention.validate()?;
         self.store.validate()?;
+        self.store.validate_access()?;
         self.alerts.validate()?;
         let section_key = |e: alert::ConfigError| (format!("{}.{}", e.section, e.key), e.problem);
         self.email.validate().map_err(section_key)?;
