@@ -51,6 +51,16 @@ enum Control {
     Reload(Box<Config>),
 }
 
+/// The one line said at start when the store (or its -wal/-shm) is more open than
+/// `[store] mode`, with the command that fixes it.
+fn store_too_open_warning(files: &[crate::files::TooOpen], group: Option<&str>) -> Option<String> {
+    let first = files.first()?;
+    Some(format!(
+        "{first}: other users may read the record (every sampled command line); fix: {}",
+        crate::files::fix_command(files, group)
+    ))
+}
+
 /// Runs the recorder until SIGTERM/SIGINT. `config_path` None: the embedded default.
 pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load_or_default(config_path.as_deref())?;
@@ -62,7 +72,13 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
+    crate::format::redact::install(config.privacy.redactor());
+    let (store, too_open) = Store::open_with_access(
+        &config.store.path,
+        config.store.busy_timeout.std(),
+        config.store.access(),
+    )?;
+    let loose_store = store_too_open_warning(&too_open, config.store.group_name());
     // Its own connection and thread: pruning never runs on the sampling path.
     let retention = retention::RetentionWorker::start(
         &config.store.path,
@@ -74,6 +90,10 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     for line in &protections {
         tracing::info!("{line}");
         recorder.event(RecorderEvent::now("protect", line.clone()));
+    }
+    if let Some(line) = loose_store {
+        tracing::warn!("{line}");
+        recorder.event(RecorderEvent::now("notice", line));
     }
     for (level, line) in alert_preflight(&recorder.config) {
         match level {
@@ -123,6 +143,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                     {
                         Ok(c) => {
                             tracing::info!("SIGHUP: configuration reloaded");
+                            crate::format::redact::install(c.privacy.redactor());
                             for (_, line) in alert_preflight(&c) {
                                 tracing::warn!("{line}");
                             }
