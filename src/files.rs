@@ -227,8 +227,7 @@ pub fn fix_command(files: &[TooOpen], group: Option<&str>) -> String {
 
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"/._-+:@%,=".contains(&b))
     {
         s.to_string()
@@ -322,7 +321,14 @@ mod tests {
         assert_eq!(fix, format!("chmod 0600 {}", db.display()));
         assert!(fix_command(&loose, Some("adm")).starts_with("chgrp adm "));
         // More closed than configured is fine.
-        assert!(too_open(&db, Access { mode: 0o644, gid: None }).is_empty());
+        assert!(too_open(
+            &db,
+            Access {
+                mode: 0o644,
+                gid: None
+            }
+        )
+        .is_empty());
     }
 
     #[test]

@@ -330,7 +330,9 @@ impl Config {
             .check(text)
             .map_err(|(line, key, message)| ConfigError::Invalid {
                 path: path.to_path_buf(),
-                line: line.or_else(|| line_of_key(text, "privacy.redact")).unwrap_or(0),
+                line: line
+                    .or_else(|| line_of_key(text, "privacy.redact"))
+                    .unwrap_or(0),
                 key,
                 message,
             })?;

@@ -91,7 +91,9 @@ impl<'de> Deserialize<'de> for FileMode {
                     .filter(|m| *m <= 0o777)
                     .map(FileMode)
                     .ok_or_else(|| {
-                        E::custom(format!("expected an octal file mode like \"0600\", got {v:?}"))
+                        E::custom(format!(
+                            "expected an octal file mode like \"0600\", got {v:?}"
+                        ))
                     })
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileMode, E> {
@@ -128,7 +130,10 @@ impl super::Store {
         if mode & 0o600 != 0o600 {
             return super::bad(
                 "store.mode",
-                format!("must let the owner read and write (0600 at least), got {:04o}", mode),
+                format!(
+                    "must let the owner read and write (0600 at least), got {:04o}",
+                    mode
+                ),
             );
         }
         if mode & 0o022 != 0 {
@@ -164,13 +169,19 @@ mod tests {
         assert_eq!(c.store.access().mode, 0o640, "a group may read");
         assert_eq!(parse("").unwrap().store.access().mode, 0o600);
         let e = parse("[store]\nmode = \"0666\"\n").unwrap_err().to_string();
-        assert!(e.starts_with("test.toml:2: store.mode: must not let"), "{e}");
+        assert!(
+            e.starts_with("test.toml:2: store.mode: must not let"),
+            "{e}"
+        );
         let e = parse("[store]\nmode = \"9\"\n").unwrap_err().to_string();
         assert!(e.starts_with("test.toml:2: store.mode:"), "{e}");
         let e = parse("[store]\n\ngroup = \"no-such-group-hogtrap\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.starts_with("test.toml:3: store.group: no such group"), "{e}");
+        assert!(
+            e.starts_with("test.toml:3: store.group: no such group"),
+            "{e}"
+        );
 
         let c = parse("[privacy]\nredact = ['--license\\s+(\\S+)']\n").unwrap();
         assert_eq!(

@@ -224,11 +224,17 @@ mod tests {
     fn password_token_secret_options() {
         assert_eq!(r("app --password=hunter2 -v"), "app --password=*** -v");
         assert_eq!(r("app --password hunter2 -v"), "app --password *** -v");
-        assert_eq!(r("app --db-password=x1 --token t0k"), "app --db-password=*** --token ***");
+        assert_eq!(
+            r("app --db-password=x1 --token t0k"),
+            "app --db-password=*** --token ***"
+        );
         assert_eq!(r("vault --secret=abc"), "vault --secret=***");
         assert_eq!(r("openssl enc -pass pass:xyz"), "openssl enc -pass ***");
         // A flag with no value keeps the next option.
-        assert_eq!(r("mysql --password --host=db"), "mysql --password --host=db");
+        assert_eq!(
+            r("mysql --password --host=db"),
+            "mysql --password --host=db"
+        );
         // A file holding the password is not the password.
         assert_eq!(
             r("app --password-file=/etc/app/pw"),
@@ -269,7 +275,10 @@ mod tests {
     #[test]
     fn harmless_lines_are_borrowed_and_redaction_is_idempotent() {
         let plain = "postgres: writer process --port 5432 https://example.org/x";
-        assert!(matches!(Redactor::builtin().redact(plain), Cow::Borrowed(_)));
+        assert!(matches!(
+            Redactor::builtin().redact(plain),
+            Cow::Borrowed(_)
+        ));
         for s in [
             "mysql -uroot -pS3cretPass --host=db",
             "curl -H Authorization: Bearer abc.def",
@@ -277,7 +286,10 @@ mod tests {
         ] {
             let once = r(s);
             assert_eq!(r(&once), once, "{s}");
-            assert!(matches!(Redactor::builtin().redact(&once), Cow::Borrowed(_)));
+            assert!(matches!(
+                Redactor::builtin().redact(&once),
+                Cow::Borrowed(_)
+            ));
         }
     }
 
@@ -289,7 +301,8 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(
-            red.redact("srv --license L-123 key sk_live_9abc end").as_ref(),
+            red.redact("srv --license L-123 key sk_live_9abc end")
+                .as_ref(),
             "srv --license *** key *** end"
         );
         let e = Redactor::new(&["ok".into(), "(unclosed".into()])
