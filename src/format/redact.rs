@@ -52,6 +52,13 @@ fn builtin_rules() -> Vec<Rule> {
             gate: Some(re(r"(?:^|[\s/])(?:mysql[\w-]*|mariadb[\w-]*)(?:\s|$)")),
             re: re(&format!(r"(?:^|\s)-p({VALUE})")),
         },
+        // sshpass -p secret ssh host
+        Rule {
+            gate: None,
+            re: re(&format!(
+                r"(?:^|[\s/])sshpass\s+(?:-[a-oq-zA-Z]\S*\s+)*-p\s*({VALUE})"
+            )),
+        },
         // --password=x, --password x, --db-password x, --token x, --secret=x, -pass x
         Rule {
             gate: None,
@@ -216,6 +223,10 @@ mod tests {
         );
         // -p after other programs is not a password (ssh -p port, mkdir -p).
         assert_eq!(r("mkdir -pv /tmp/x"), "mkdir -pv /tmp/x");
+        assert_eq!(
+            r("sshpass -p pw1 ssh -p 22 h"),
+            "sshpass -p *** ssh -p 22 h"
+        );
         // mysql -p alone prompts: nothing to hide.
         assert_eq!(r("mysql -p -uroot"), "mysql -p -uroot");
     }

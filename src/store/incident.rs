@@ -128,9 +128,9 @@ impl Store {
                     i.rule,
                     i.rule_file,
                     i.severity,
-                    redact(&i.title),
+                    redact(i.title),
                     i.opened_ms,
-                    redact(&i.peak_json),
+                    redact(i.peak_json),
                     redact(i.summary)
                 ],
             )?;
