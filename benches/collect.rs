@@ -1,6 +1,7 @@
 //! Cost of one collection: the lean procfs collector against sysinfo and against the floor
 //! (one read of `/proc/[pid]/stat` per pid), at today's process count and with 1,000 extra
-//! idle processes. Figures go to docs/performance.md.
+//! idle processes; and the redaction of secrets in 1,000 command lines (what the collector
+//! pays once per new process identity, never per sample). Figures go to docs/performance.md.
 
 use std::process::{Child, Command, Stdio};
 
@@ -54,7 +55,44 @@ impl Drop for Idle {
     }
 }
 
+/// 1,000 command lines of the kinds a host runs, one in three with a secret to mask.
+fn command_lines() -> Vec<String> {
+    (0..1000)
+        .map(|i| match i % 6 {
+            0 => format!("/usr/bin/python3 -m http.server {i} --bind 127.0.0.1"),
+            1 => format!("mysql -uroot -pS3cret{i} --host=db{i} shop"),
+            2 => "postgres: 15/main: checkpointer".to_string(),
+            3 => format!("curl -sS -H Authorization: Bearer tok.{i} https://api.example.org/v1/items?page={i}"),
+            4 => format!(
+                "/usr/lib/jvm/java-17/bin/java -Xmx2g -XX:+UseG1GC -Dlog.dir=/var/log/app{i} \
+                 -jar /opt/app/app.jar --spring.config.location=/etc/app/{i}.yml --server.port=8080"
+            ),
+            _ => format!("/usr/bin/make -j4 -C /srv/build/{i} all CC=gcc"),
+        })
+        .collect()
+}
+
+fn redaction(c: &mut Criterion) {
+    let lines = command_lines();
+    let user = hogtrap::format::Redactor::new(&[r"--license\s+(\S+)".to_string()]).unwrap();
+    let mut g = c.benchmark_group("redact/1000 command lines");
+    g.sample_size(30);
+    g.bench_function("built-in patterns", |b| {
+        b.iter(|| {
+            lines
+                .iter()
+                .map(|l| hogtrap::format::Redactor::builtin().redact(l).len())
+                .sum::<usize>()
+        })
+    });
+    g.bench_function("built-in + 1 user pattern", |b| {
+        b.iter(|| lines.iter().map(|l| user.redact(l).len()).sum::<usize>())
+    });
+    g.finish();
+}
+
 fn collect(c: &mut Criterion) {
+    redaction(c);
     run_group(c, "today");
     let idle = Idle(
         (0..1000)

@@ -40,6 +40,8 @@ impl Ctx {
             return Ok(c);
         }
         let c = Config::load_or_default(self.config_path())?;
+        // What leaves the store is redacted with the user's patterns too.
+        crate::format::redact::install(c.privacy.redactor());
         Ok(self.config.get_or_init(|| c))
     }
 
@@ -54,6 +56,10 @@ impl Ctx {
 
     /// The store, opened read-only: the one way a query command reaches the record.
     pub fn open_store(&self) -> anyhow::Result<ReadOnlyStore> {
+        if self.config_path().is_some() {
+            // Its `[privacy] redact` patterns apply to what the commands print.
+            self.config()?;
+        }
         let path = self.db_path()?;
         let conn = crate::store::open_read_only(&path)?;
         Ok(ReadOnlyStore { path, conn })

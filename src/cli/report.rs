@@ -95,7 +95,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     bar.set_message("drawing the page");
     let page = report::html::render(&data, &jiff::tz::TimeZone::system());
     bar.finish_and_clear();
-    std::fs::write(&a.html, &page)
+    let access = ctx.config()?.store.access();
+    crate::files::write(&a.html, page.as_bytes(), access)
         .with_context(|| format!("cannot write the report to {}", a.html.display()))?;
     let mut out = std::io::stdout().lock();
     writeln!(

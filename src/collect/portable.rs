@@ -117,13 +117,13 @@ impl SysinfoCollector {
                         uid: uid.parse().unwrap_or(0),
                         user,
                         name: p.name().to_string_lossy().into_owned(),
-                        cmdline: super::cap_cmdline(
+                        cmdline: crate::format::redact_owned(super::cap_cmdline(
                             p.cmd()
                                 .iter()
                                 .map(|a| a.to_string_lossy())
                                 .collect::<Vec<_>>()
                                 .join(" "),
-                        ),
+                        )),
                     },
                     state: state_letter(p.status()),
                     cpu_pct: p.cpu_usage() as f64,

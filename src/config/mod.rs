@@ -7,11 +7,13 @@
 pub mod alert;
 pub mod export;
 mod per_rule;
+mod privacy;
 mod units;
 mod wake;
 
 pub use alert::{DesktopConfig, EmailConfig, SmtpTls};
 pub use per_rule::PerRuleOrigin;
+pub use privacy::{FileMode, Privacy};
 pub use units::{ByteSize, Duration};
 pub use wake::{PsiTrigger, Stall, Wake};
 
@@ -38,6 +40,7 @@ pub struct Config {
     pub desktop: DesktopConfig,
     /// `[export.prometheus]`, `[export.alertmanager]`: off by default.
     pub export: export::Export,
+    pub privacy: Privacy,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
@@ -73,6 +76,10 @@ pub struct Store {
     pub busy_timeout: Duration,
     /// Samples kept in memory while the store cannot be written (disk full, locked).
     pub pending_max: usize,
+    /// Mode of the files hogtrap creates (store, -wal, -shm, reports), whatever the umask.
+    pub mode: FileMode,
+    /// A group that may read them (chgrp, and g+r); empty: none.
+    pub group: String,
 }
 
 /// How long the record is kept and how big it may grow (see `docs/retention.md`).
@@ -221,6 +228,8 @@ impl Default for Store {
             path: PathBuf::from("./hogtrap.db"),
             busy_timeout: Duration::from_millis(500),
             pending_max: 360,
+            mode: FileMode(0o600),
+            group: String::new(),
         }
     }
 }
@@ -341,6 +350,17 @@ impl Config {
                 key,
                 message,
             })?;
+        config
+            .privacy
+            .check(text)
+            .map_err(|(line, key, message)| ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line
+                    .or_else(|| line_of_key(text, "privacy.redact"))
+                    .unwrap_or(0),
+                key,
+                message,
+            })?;
         Ok(config)
     }
 
@@ -355,6 +375,7 @@ impl Config {
         self.protect.validate()?;
         self.retention.validate()?;
         self.store.validate()?;
+        self.store.validate_access()?;
         self.alerts.validate()?;
         let section_key = |e: alert::ConfigError| (format!("{}.{}", e.section, e.key), e.problem);
         self.email.validate().map_err(section_key)?;

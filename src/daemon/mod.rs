@@ -60,6 +60,16 @@ enum Control {
     Wake(crate::model::SampleReason),
 }
 
+/// The one line said at start when the store (or its -wal/-shm) is more open than
+/// `[store] mode`, with the command that fixes it.
+fn store_too_open_warning(files: &[crate::files::TooOpen], group: Option<&str>) -> Option<String> {
+    let first = files.first()?;
+    Some(format!(
+        "{first}: other users may read the record (every sampled command line); fix: {}",
+        crate::files::fix_command(files, group)
+    ))
+}
+
 /// Runs the recorder until SIGTERM/SIGINT. `config_path` None: the embedded default.
 pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = Config::load_or_default(config_path.as_deref())?;
@@ -73,7 +83,13 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     unsafe {
         libc::mallopt(libc::M_ARENA_MAX, 2);
     }
-    let mut store = Store::open(&config.store.path, config.store.busy_timeout.std())?;
+    crate::format::redact::install(config.privacy.redactor());
+    let (mut store, too_open) = Store::open_with_access(
+        &config.store.path,
+        config.store.busy_timeout.std(),
+        config.store.access(),
+    )?;
+    let loose_store = store_too_open_warning(&too_open, config.store.group_name());
     store.hand_off_checkpoints()?;
     let checkpoints =
         checkpoint::CheckpointWorker::start(&config.store.path, Duration::from_secs(5))?;
@@ -91,6 +107,10 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     for line in &protections {
         tracing::info!("{line}");
         recorder.event(RecorderEvent::now("protect", line.clone()));
+    }
+    if let Some(line) = loose_store {
+        tracing::warn!("{line}");
+        recorder.event(RecorderEvent::now("notice", line));
     }
     for (level, line) in alert_preflight(&recorder.config) {
         match level {
@@ -152,6 +172,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
                     {
                         Ok(c) => {
                             tracing::info!("SIGHUP: configuration reloaded");
+                            crate::format::redact::install(c.privacy.redactor());
                             for (_, line) in alert_preflight(&c) {
                                 tracing::warn!("{line}");
                             }

@@ -1,6 +1,7 @@
 //! How things look and parse, one of each, for every layer: durations (one grammar for every
 //! place a user writes one: the config, the alert config, Lua rules and rule tests), sizes,
-//! rates and percentages, local time, how a process is labelled, and markup escaping.
+//! rates and percentages, local time, how a process is labelled, markup escaping, and the redaction of secrets in
+//! command lines ([`redact`]).
 //!
 //! The floor of the program: this module imports only [`crate::model`], so `alert`, `report`,
 //! `cli`, `daemon` and `store` can all use it without importing each other. Tests compare
@@ -9,6 +10,7 @@
 pub mod duration;
 pub mod escape;
 pub mod process;
+pub mod redact;
 pub mod size;
 pub mod time;
 pub mod value;
@@ -19,6 +21,7 @@ pub use process::{
     process_cells, resource_total, resource_value, short, ProcessLabel, ProcessNumbers,
     PROCESS_COLUMNS, PROCESS_NUMERIC,
 };
+pub use redact::{redact, redact_owned, Redactor};
 pub use size::{bytes, parse_size, pct, rate};
 pub use time::{format_local, parse_time, parse_time_at};
 pub use value::value_text;

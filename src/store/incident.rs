@@ -9,6 +9,7 @@
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, Store};
+use crate::format::{redact, redact_owned};
 use crate::model::{AlertKind, Grouping, Level, Resource, Sample, Severity, TimestampMs};
 
 /// A process an incident blames.
@@ -185,10 +186,10 @@ impl Store {
                     i.rule,
                     i.rule_file,
                     i.severity,
-                    i.title,
+                    redact(i.title),
                     i.opened_ms,
-                    i.peak_json,
-                    i.summary
+                    redact(i.peak_json),
+                    redact(i.summary)
                 ],
             )?;
             let id = tx.last_insert_rowid();
@@ -502,7 +503,7 @@ pub fn culprits(conn: &Connection, id: i64) -> rusqlite::Result<Vec<CulpritRow>>
             name: r.get(3)?,
             value: r.get(4)?,
             user: r.get(5)?,
-            cmdline: r.get(6)?,
+            cmdline: r.get::<_, Option<String>>(6)?.map(redact_owned),
         })
     })?;
     rows.collect()

@@ -131,13 +131,30 @@ const PROCESS_ID_CACHE_MAX: usize = 50_000;
 
 impl Store {
     /// Opens (creating if needed) the store for writing and migrates it to the current schema.
+    /// A new store is private to its owner (mode 0600).
     pub fn open(path: &Path, busy_timeout: std::time::Duration) -> Result<Store> {
+        Store::open_with_access(path, busy_timeout, crate::files::Access::default()).map(|(s, _)| s)
+    }
+
+    /// [`Store::open`], creating a new store and its `-wal` and `-shm` with exactly `access`
+    /// whatever the umask. Returns the files of an existing store that are more open than
+    /// `access`, for the caller to warn about (they are left as they are).
+    pub fn open_with_access(
+        path: &Path,
+        busy_timeout: std::time::Duration,
+        access: crate::files::Access,
+    ) -> Result<(Store, Vec<crate::files::TooOpen>)> {
+        let io_err = |source| StoreError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
                 path: dir.to_path_buf(),
                 source,
             })?;
         }
+        let loose = crate::files::prepare_db(path, access).map_err(io_err)?;
         let err = |e| StoreError::from_sqlite(path, e);
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(busy_timeout).map_err(err)?;
@@ -159,7 +176,14 @@ impl Store {
             data_version: 0,
         };
         store.migrate()?;
-        Ok(store)
+        // SQLite gives a new -wal and -shm the main file's mode, and its group only as root:
+        // a private main file means the sidecars (now both open) get `access` too.
+        if loose.is_empty() {
+            for side in &crate::files::with_sidecars(path)[1..] {
+                access.apply_to_path(side).map_err(io_err)?;
+            }
+        }
+        Ok((store, crate::files::too_open(path, access)))
     }
 
     pub fn path(&self) -> &Path {
@@ -536,7 +560,7 @@ fn upsert_process(
         p.uid,
         p.user,
         p.name,
-        p.cmdline
+        crate::format::redact(&p.cmdline)
     ])?;
     tx.prepare_cached("SELECT id FROM process WHERE pid = ?1 AND start_time_ms = ?2 AND name = ?3")?
         .query_row(params![p.pid, p.start_time_ms, p.name], |r| r.get(0))

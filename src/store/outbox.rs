@@ -27,6 +27,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, StoreError};
+use crate::format::redact;
 use crate::model::AlertKind;
 use crate::model::{TimestampMs, Urgency};
 
@@ -208,6 +209,7 @@ fn has_held(conn: &Connection, rule: &str, channel: Channel) -> rusqlite::Result
     .query_row(params![rule, channel.as_str()], |r| r.get(0))
 }
 
+/// The message is redacted (`format::redact`) before it is stored, and so before it is sent.
 fn insert(
     conn: &Connection,
     alert: &NewAlert,
@@ -225,9 +227,9 @@ fn insert(
         alert.rule,
         channel.as_str(),
         alert.kind,
-        alert.subject,
-        alert.body_text,
-        alert.body_html,
+        redact(&alert.subject),
+        redact(&alert.body_text),
+        alert.body_html.as_deref().map(redact),
         alert.urgency,
         status,
         match channel {

@@ -5,6 +5,7 @@
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::format::redact_owned;
 use crate::model::{Level, TimestampMs};
 
 use crate::model::Resource;
@@ -94,7 +95,7 @@ pub fn processes_of_sample(
             pid: r.get(0)?,
             user: r.get(1)?,
             name: r.get(2)?,
-            cmdline: r.get(3)?,
+            cmdline: redact_owned(r.get(3)?),
             state: r.get(4)?,
             cpu_pct: r.get(5)?,
             rss_bytes: r.get(6)?,
@@ -146,7 +147,7 @@ pub fn top_over_range(
             pid: t.pid,
             user: t.user,
             name: t.name,
-            cmdline: t.cmdline,
+            cmdline: redact_owned(t.cmdline),
             samples: t.samples,
             avg: t.avg,
             peak: t.peak,
@@ -394,7 +395,7 @@ pub fn load_samples(
                         uid: r.get(3)?,
                         user: r.get(4)?,
                         name: r.get(5)?,
-                        cmdline: r.get(6)?,
+                        cmdline: redact_owned(r.get(6)?),
                     },
                     state: r.get::<_, String>(7)?.chars().next().unwrap_or('?'),
                     cpu_pct: r.get::<_, i64>(8)? as f64 / 100.0,
@@ -475,7 +476,7 @@ pub fn talkers(
             pid: r.get(0)?,
             user: r.get(1)?,
             name: r.get(2)?,
-            cmdline: r.get(3)?,
+            cmdline: redact_owned(r.get(3)?),
             tx_bytes: r.get(4)?,
             rx_bytes: r.get(5)?,
             peak_tx_bytes_per_s: r.get(6)?,

@@ -15,6 +15,7 @@ use super::incident::{
     alert_row, incident_row, AlertRow, IncidentRow, ALERT_COLUMNS, INCIDENT_COLUMNS,
 };
 use super::query::{top_over_range, ProcessOverRange};
+use crate::format::redact_owned;
 use crate::model::TimestampMs;
 use crate::model::{HostRow, Resource};
 
@@ -241,7 +242,7 @@ pub fn connections_between(
             pid: r.get(0)?,
             name: r.get(1)?,
             user: r.get(2)?,
-            cmdline: r.get(3)?,
+            cmdline: r.get::<_, Option<String>>(3)?.map(redact_owned),
             protocol: r.get(4)?,
             remote_addr: r.get(5)?,
             remote_port: r.get(6)?,

@@ -379,8 +379,11 @@ impl ProcReader {
             Vec::new()
         };
         let name = full_name(&p.comm, &cmdline);
-        let cmdline =
-            crate::collect::cap_cmdline(String::from_utf8_lossy(&cmdline).replace('\0', " "));
+        // Secrets are masked here, once per identity: no later copy (rules, store, alerts)
+        // ever holds them.
+        let cmdline = crate::format::redact_owned(crate::collect::cap_cmdline(
+            String::from_utf8_lossy(&cmdline).replace('\0', " "),
+        ));
         self.path.clear();
         self.path.push_str(&format!("{}/{}", self.root, p.pid));
         let uid = std::fs::metadata(&self.path).map(|m| m.uid()).unwrap_or(0);
