@@ -102,17 +102,29 @@ impl Access {
         Ok(())
     }
 
-    /// Gives an existing file this mode and group; a file that is not there is fine.
+    /// Gives an existing file this mode and group; a file that is not there is fine, a
+    /// symlink is refused.
+    ///
+    /// By path, never through a descriptor: closing any descriptor of a file drops every
+    /// POSIX lock this process holds on it, and SQLite's locks on a store's `-shm` are what
+    /// stop another connection from truncating the WAL index under a reader (a SIGBUS).
     pub fn apply_to_path(&self, path: &Path) -> io::Result<()> {
-        match std::fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(path)
-        {
-            Ok(f) => self.apply(&f),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(e),
+        use std::os::unix::fs::PermissionsExt;
+        let meta = match std::fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        if meta.file_type().is_symlink() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!("{}: a symlink, refused", path.display()),
+            ));
         }
+        if let Some(gid) = self.gid {
+            std::os::unix::fs::lchown(path, None, Some(gid))?;
+        }
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(self.mode))
     }
 }
 

@@ -57,8 +57,16 @@ impl Ctx {
     /// The store, opened read-only: the one way a query command reaches the record.
     pub fn open_store(&self) -> anyhow::Result<ReadOnlyStore> {
         if self.config_path().is_some() {
-            // Its `[privacy] redact` patterns apply to what the commands print.
-            self.config()?;
+            // Its `[privacy] redact` patterns apply to what the commands print. With `--db`
+            // the record can be read while the config is broken (what was stored was
+            // redacted with its patterns already): say so, and go on with the built-in ones.
+            match (self.config(), &self.db) {
+                (Ok(_), _) => {}
+                (Err(e), Some(_)) => eprintln!(
+                    "hogtrap: warning: {e:#}; reading --db with the built-in redaction only"
+                ),
+                (Err(e), None) => return Err(e),
+            }
         }
         let path = self.db_path()?;
         let conn = crate::store::open_read_only(&path)?;
