@@ -8,4 +8,4 @@ bash scripts/install-test-deps.sh
 cargo build --all-targets
 # The Debian package, from the dev build just made (tests/package_deb.rs checks it).
 cargo deb --profile dev --no-build --fast --quiet
-cargo test -- --test-threads=1
+cargo test --no-fail-fast -- --test-threads=1
