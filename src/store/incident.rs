@@ -27,8 +27,9 @@ pub struct Culprit {
 
 /// The top `n` processes of a sample by each resource, those with a non-zero value. For cpu
 /// and io, the largest group by parent and by program name (exits included) comes first when
-/// it outweighs every single process: a storm of short-lived children names its forker and
-/// its program.
+/// its members besides the largest one together outweigh every single process: a storm of
+/// short-lived children names its forker and its program, while one burner among a few
+/// finished siblings is still named itself.
 pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
     let mut out = Vec::new();
     for resource in [Resource::Cpu, Resource::Mem, Resource::Io, Resource::Net] {
@@ -41,7 +42,7 @@ pub fn culprits_of(sample: &Sample, n: usize) -> Vec<Culprit> {
                 if let Some(g) = crate::model::group::groups_of(sample, resource, how)
                     .into_iter()
                     .next()
-                    .filter(|g| g.exited >= 2 && g.value > single)
+                    .filter(|g| g.exited >= 2 && g.value - g.largest > single)
                 {
                     groups.push(Culprit {
                         resource,
