@@ -50,6 +50,9 @@ impl LinuxCollector {
         };
         let kmsg = kmsg::KmsgReader::open(boot);
         notices.extend(kmsg.unavailable.iter().cloned());
+        // The process reader keeps a descriptor per pid: take the descriptors the hard limit
+        // allows (a soft limit of 1,024 is common; a hard one of 524,288 too).
+        raise_nofile_limit();
         let mut c = LinuxCollector {
             procs: procfs::ProcReader::new(boot),
             kmsg,
@@ -204,5 +207,21 @@ pub fn unseen_cpu_pct(
 impl Default for LinuxCollector {
     fn default() -> Self {
         LinuxCollector::new()
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit. Failing leaves the soft limit: the
+/// reader then keeps fewer files open and opens the rest per read.
+fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
     }
 }

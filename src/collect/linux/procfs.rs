@@ -8,11 +8,17 @@
 //! - CPU % is right from the first interval a process is seen: a process that started within
 //!   the interval is charged all its ticks over the time it has existed.
 //! - A pid that vanished or cannot be read is skipped and counted, never an error.
+//! - The cost of a pass follows the processes, not their churn: each pid's `stat` stays open
+//!   between passes and is re-read with one `pread` (no path walk, no open, no close; a pid
+//!   whose process exited fails the read and is forgotten, so a reused number is opened
+//!   afresh), within a budget of descriptors set from `RLIMIT_NOFILE`. The directory of
+//!   `/proc` is listed only when a task was created since the previous pass (the last pid in
+//!   `/proc/loadavg` moved): with no fork, the live processes are those of the previous pass.
 
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::MetadataExt;
+use std::os::unix::fs::{FileExt, MetadataExt};
 
 use crate::model::{ProcessExtra, ProcessIdentity};
 
@@ -151,6 +157,17 @@ pub struct ProcReader {
     buf: Vec<u8>,
     path: String,
     pub errors: ReadErrors,
+    /// Each pid's `stat`, kept open between passes.
+    stat_files: HashMap<u32, File>,
+    /// How many `stat` files may stay open (the rest are opened per read).
+    stat_budget: usize,
+    /// `/proc/loadavg`, kept open, for the last pid the kernel handed out; `None` where that
+    /// number does not speak for `root` (another root, another pid namespace).
+    loadavg: Option<File>,
+    /// The last pid at the previous listed pass.
+    last_pid: Option<u64>,
+    /// The pids of the pass being read (kept for its allocation).
+    pids: Vec<u32>,
 }
 
 impl ProcReader {
@@ -176,7 +193,63 @@ impl ProcReader {
             buf: Vec::with_capacity(1024),
             path: String::with_capacity(64),
             errors: ReadErrors::default(),
+            stat_files: HashMap::new(),
+            stat_budget: stat_budget(),
+            loadavg: same_pid_namespace(root)
+                .then(|| File::open(format!("{root}/loadavg")).ok())
+                .flatten(),
+            last_pid: None,
+            pids: Vec::new(),
         }
+    }
+
+    /// Reads `pid`'s `stat` into the buffer: by its open file if one is kept, else by path
+    /// (keeping the file while the budget allows).
+    fn read_stat(&mut self, pid: u32) -> bool {
+        if let Some(f) = self.stat_files.get(&pid) {
+            if pread_small(f, &mut self.buf) {
+                return true;
+            }
+            // That process is gone; the number may belong to a new one by now.
+            self.stat_files.remove(&pid);
+        }
+        use std::fmt::Write;
+        self.path.clear();
+        let _ = write!(self.path, "{}/{}/stat", self.root, pid);
+        let Ok(f) = File::open(&self.path) else {
+            self.buf.clear();
+            return false;
+        };
+        if !pread_small(&f, &mut self.buf) {
+            return false;
+        }
+        if self.stat_files.len() < self.stat_budget {
+            self.stat_files.insert(pid, f);
+        }
+        true
+    }
+
+    /// The pids to read this pass: those of the previous pass when no task was created since
+    /// (the last pid did not move), else the listing of `root`. Whether it listed.
+    fn pids_to_read(&mut self, out: &mut Vec<u32>) -> bool {
+        out.clear();
+        let last_pid = self.loadavg.as_ref().and_then(|f| {
+            pread_small(f, &mut self.buf)
+                .then(|| parse_last_pid(&self.buf))
+                .flatten()
+        });
+        if last_pid.is_some() && last_pid == self.last_pid {
+            out.extend(self.prev.keys().copied());
+            return false;
+        }
+        self.last_pid = last_pid;
+        if let Ok(dir) = std::fs::read_dir(&self.root) {
+            out.extend(
+                dir.flatten()
+                    .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok()),
+            );
+        }
+        true
     }
 
     fn read_file(&mut self, pid: u32, name: &str) -> bool {
@@ -196,17 +269,12 @@ impl ProcReader {
         let elapsed_s = self
             .prev_uptime_ms
             .map(|p| ((uptime_ms - p) / 1000.0).max(0.001));
-        let dir = match std::fs::read_dir(&self.root) {
-            Ok(d) => d,
-            Err(_) => return,
-        };
-        for entry in dir.flatten() {
-            let name = entry.file_name();
-            let Some(pid) = name.to_str().and_then(|s| s.parse::<u32>().ok()) else {
-                continue;
-            };
-            if !self.read_file(pid, "stat") {
-                self.errors.vanished += 1;
+        let mut pids = std::mem::take(&mut self.pids);
+        // A pid of the previous pass that fails now has exited: not an error.
+        let listed = self.pids_to_read(&mut pids);
+        for &pid in &pids {
+            if !self.read_stat(pid) {
+                self.errors.vanished += u32::from(listed);
                 continue;
             }
             let Some((stat, comm)) = parse_stat(&self.buf) else {
@@ -307,12 +375,16 @@ impl ProcReader {
             }
             p.seen == pass
         });
+        // No file kept for a pid this pass did not see.
+        let prev = &self.prev;
+        self.stat_files.retain(|pid, _| prev.contains_key(pid));
         let (prev, departed) = (&self.prev, &self.departed);
         self.identities.retain(|(pid, start), _| {
             prev.get(pid).is_some_and(|p| p.start_ticks == *start)
                 || departed.get(pid).is_some_and(|p| p.start_ticks == *start)
         });
         self.prev_uptime_ms = Some(uptime_ms);
+        self.pids = pids;
     }
 
     /// What was last read of `pid` if it started between `earlier` ticks before and `later`
@@ -428,6 +500,61 @@ impl ProcReader {
             cgroup,
         }
     }
+}
+
+/// Reads a /proc file kept open into `buf`: one `pread` from offset 0 while it fills less than
+/// the chunk (a /proc seq file hands its whole text to one read that has room for it), more
+/// reads only for a longer text.
+fn pread_small(f: &File, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match f.read_at(&mut chunk, buf.len() as u64) {
+            Ok(0) => return !buf.is_empty(),
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                if n < chunk.len() {
+                    return true;
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return false,
+        }
+    }
+}
+
+/// The last pid the kernel handed out: the fifth field of `/proc/loadavg`
+/// ("0.10 0.20 0.30 1/123 4567").
+fn parse_last_pid(loadavg: &[u8]) -> Option<u64> {
+    std::str::from_utf8(loadavg)
+        .ok()?
+        .split_ascii_whitespace()
+        .nth(4)?
+        .parse()
+        .ok()
+}
+
+/// Whether the pids under `root` are those of this process's pid namespace (the only one whose
+/// last pid `/proc/loadavg` tells): `root/self` names our own pid.
+fn same_pid_namespace(root: &str) -> bool {
+    std::fs::read_link(format!("{root}/self"))
+        .ok()
+        .and_then(|p| p.to_str()?.parse::<u32>().ok())
+        == Some(std::process::id())
+}
+
+/// How many `stat` files the reader may keep open: half of the soft `RLIMIT_NOFILE` (raised to
+/// the hard limit at start by the daemon), less a reserve for everything else, at most 65,536.
+fn stat_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes the struct we own.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } != 0 {
+        return 0;
+    }
+    ((lim.rlim_cur / 2).saturating_sub(256) as usize).min(65_536)
 }
 
 /// Reads a /proc file into `buf` with plain `read` calls. (`read_to_end` first asks for the
@@ -606,5 +733,74 @@ mod tests {
         let id = r.identity(p);
         assert!(!id.name.is_empty());
         assert!(!id.cmdline.is_empty());
+    }
+
+    #[test]
+    fn last_pid_is_the_fifth_field_of_loadavg() {
+        assert_eq!(parse_last_pid(b"0.10 0.20 0.30 1/123 4567\n"), Some(4567));
+        assert_eq!(parse_last_pid(b"0.10 0.20 0.30 1/123"), None);
+        assert_eq!(parse_last_pid(b""), None);
+    }
+
+    fn pass(r: &mut ProcReader, out: &mut Vec<ProcSnapshot>) -> Vec<u32> {
+        r.read_all(crate::collect::linux::host::uptime_ms(), out);
+        out.iter().map(|p| p.pid).collect()
+    }
+
+    #[test]
+    fn kept_stat_files_follow_processes_that_start_and_exit() {
+        let mut r = ProcReader::new(0);
+        assert!(
+            r.loadavg.is_some(),
+            "this test's /proc is its own pid namespace's"
+        );
+        let mut out = Vec::new();
+        pass(&mut r, &mut out);
+        // A process started after a pass is read by the next one (the last pid moved).
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let pid = child.id();
+        let seen = pass(&mut r, &mut out);
+        assert!(seen.contains(&pid), "a new process is listed");
+        assert!(r.stat_files.contains_key(&pid), "and its stat kept open");
+        let before = out.iter().find(|p| p.pid == pid).unwrap().stat.start_ticks;
+        // Read again through the kept file: the same process.
+        let seen = pass(&mut r, &mut out);
+        assert!(seen.contains(&pid));
+        assert_eq!(
+            out.iter().find(|p| p.pid == pid).unwrap().stat.start_ticks,
+            before
+        );
+        // Once it exits (and is reaped), its kept file fails and it is gone, listed or not.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let seen = pass(&mut r, &mut out);
+        assert!(!seen.contains(&pid), "an exited process is not read");
+        assert!(!r.stat_files.contains_key(&pid), "nor its file kept");
+    }
+
+    #[test]
+    fn a_pass_with_no_new_task_reads_the_previous_pids_without_listing() {
+        let mut r = ProcReader::new(0);
+        let mut out = Vec::new();
+        pass(&mut r, &mut out);
+        // Pretend no task was created since: the pass reads the pids it knows.
+        r.last_pid = r.loadavg.as_ref().and_then(|f| {
+            let mut b = Vec::new();
+            pread_small(f, &mut b).then(|| parse_last_pid(&b)).flatten()
+        });
+        let mut pids = Vec::new();
+        let listed = r.pids_to_read(&mut pids);
+        // Another thread of the test harness may fork between the two reads: then it lists.
+        if !listed {
+            let mut known: Vec<u32> = r.prev.keys().copied().collect();
+            known.sort_unstable();
+            pids.sort_unstable();
+            assert_eq!(pids, known);
+        }
+        let me = std::process::id();
+        assert!(pids.contains(&me));
     }
 }
