@@ -17,6 +17,11 @@
 #       daemon and an atop in each, all four at once; reports each daemon against the atop of
 #       its namespace and the 1,048,576-bucket daemon against the 1,024-bucket one.
 #
+# Every figure is the steady state: the CPU each process used from WARMUP seconds (default 5)
+# after the start to the end, over the samples stored in that window. The daemon's start
+# (schema, rules, the first read of every process's identity) is reported apart, as its CPU
+# over the warm-up per sample taken in it: a recorder runs for weeks, the start happens once.
+#
 # BASELINE_BIN=/path/to/older/hogtrap runs that binary too, beside the new one (in every
 # phase, and in every namespace), with the same config and its own store, and reports
 # new / baseline: how a change moved the cost, measured in the same seconds.
@@ -30,6 +35,7 @@ if [ "${1:-}" = "--netns" ]; then
 fi
 secs=${1:-40}
 extra=${2:-1000}
+warm=${WARMUP:-5}
 
 cargo build --release --quiet --bin hogtrap --example stat_floor
 bin=$PWD/target/release/hogtrap
@@ -57,6 +63,10 @@ ticks() { cat /proc/"$1"/task/*/schedstat | awk -v c="$clk" '{ ns += $1 } END { 
 hwm_kib() { awk '/VmHWM/ { print $2 }' "/proc/$1/status"; }
 ms_per() { awk -v t="$1" -v c="$clk" -v n="$2" 'BEGIN { if (n > 0) printf "%.2f", t * 1000 / c / n; else print "nan" }'; }
 q() { "$bin" --db "$1" sql --csv "$2" | tail -n 1; }
+now_ms() { date +%s%3N; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+# samples_in DB FROM_MS TO_MS: samples the store took in [FROM_MS, TO_MS).
+samples_in() { q "$1" "SELECT count(*) FROM sample WHERE ts_ms >= $2 AND ts_ms < $3"; }
 
 # config DIR: a config recording into DIR/bench.db with the shipped rules.
 config() {
@@ -116,38 +126,47 @@ run_phase() {
   atop -w "$dir/atop.raw" 1 >/dev/null 2>&1 &
   at=$!
   pids+=("$hog" "$fl" "$at")
+  local started_ms t0_ms t1_ms hog_t0 fl_t0 at_t0 base_t0
+  started_ms=$(now_ms)
+  sleep "$warm"
+  t0_ms=$(now_ms)
+  hog_t0=$(ticks "$hog"); fl_t0=$(ticks "$fl"); at_t0=$(ticks "$at")
+  if [ -n "${base:-}" ]; then base_t0=$(ticks "$base"); fi
   sleep "$secs"
 
   local procs hog_t hog_h fl_t fl_h at_t at_h base_t base_h
   local all=(/proc/[0-9]*)
   procs=${#all[@]}
-  hog_t=$(ticks "$hog"); hog_h=$(hwm_kib "$hog")
-  fl_t=$(ticks "$fl" 2>/dev/null || echo 0); fl_h=$(hwm_kib "$fl" 2>/dev/null || echo 0)
-  at_t=$(ticks "$at"); at_h=$(hwm_kib "$at")
-  if [ -n "${base:-}" ]; then base_t=$(ticks "$base"); base_h=$(hwm_kib "$base"); fi
+  t1_ms=$(now_ms)
+  hog_t=$(minus "$(ticks "$hog")" "$hog_t0"); hog_h=$(hwm_kib "$hog")
+  fl_t=$(minus "$(ticks "$fl" 2>/dev/null || echo 0)" "$fl_t0"); fl_h=$(hwm_kib "$fl" 2>/dev/null || echo 0)
+  at_t=$(minus "$(ticks "$at")" "$at_t0"); at_h=$(hwm_kib "$at")
+  if [ -n "${base:-}" ]; then base_t=$(minus "$(ticks "$base")" "$base_t0"); base_h=$(hwm_kib "$base"); fi
   kill -TERM "$hog"; wait "$hog" || true
   kill "$fl" "$at" 2>/dev/null || true
   if [ -n "${base:-}" ]; then kill -TERM "$base"; wait "$base" || true; fi
   kill "${idle[@]}" 2>/dev/null || true
 
-  local samples hog_ms fl_ms at_ms
-  samples=$(q "$dir/bench.db" "SELECT count(*) FROM sample")
+  local samples hog_ms fl_ms at_ms warm_ms
+  samples=$(samples_in "$dir/bench.db" "$t0_ms" "$t1_ms")
   hog_ms=$(ms_per "$hog_t" "$samples")
   fl_ms=$(ms_per "$fl_t" "$secs")
   at_ms=$(ms_per "$at_t" "$secs")
-  echo "== $label: ${secs}s at 1s interval, $procs processes (${n_extra} extra idle), $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  warm_ms=$(ms_per "$hog_t0" "$(samples_in "$dir/bench.db" "$started_ms" "$t0_ms")")
+  echo "== $label: ${secs}s at 1s interval after ${warm}s of warm-up, $procs processes (${n_extra} extra idle), $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
   printf "%-10s %14s %12s\n" "" "CPU ms/sample" "peak RSS"
   printf "%-10s %14s %9s KiB\n" "hogtrap" "$hog_ms" "$hog_h"
   printf "%-10s %14s %9s KiB\n" "floor" "$fl_ms" "$fl_h"
   printf "%-10s %14s %9s KiB\n" "atop" "$at_ms" "$at_h"
   if [ -n "${base:-}" ]; then
     local base_ms
-    base_ms=$(ms_per "$base_t" "$(q "$dir/base/bench.db" "SELECT count(*) FROM sample")")
+    base_ms=$(ms_per "$base_t" "$(samples_in "$dir/base/bench.db" "$t0_ms" "$t1_ms")")
     printf "%-10s %14s %9s KiB\n" "baseline" "$base_ms" "$base_h"
     awk -v h="$hog_ms" -v b="$base_ms" 'BEGIN { printf "hogtrap / baseline = %.2f\n", h / b }'
   fi
   awk -v h="$hog_ms" -v f="$fl_ms" -v a="$at_ms" 'BEGIN {
     printf "hogtrap / floor = %.2f   hogtrap / atop = %.2f\n", h / f, h / a }'
+  echo "hogtrap's warm-up (its start included): $warm_ms ms per sample taken in it"
   store_report "$dir/bench.db"
   if [ -n "${base:-}" ]; then echo "  baseline $(store_report "$dir/base/bench.db" | tail -n 1 | sed 's/^ *//')"; fi
 }
@@ -183,12 +202,21 @@ run_netns() {
       pids+=("${bases[$size]}")
     fi
   done
-  sleep "$secs"
-  declare -A hog_t at_t base_t
+  sleep "$warm"
+  local t0_ms t1_ms
+  declare -A hog_t at_t base_t hog_t0 at_t0 base_t0
+  t0_ms=$(now_ms)
   for size in "${sizes[@]}"; do
-    hog_t[$size]=$(ticks "${hogs[$size]}")
-    at_t[$size]=$(ticks "${ats[$size]}")
-    if [ -n "${BASELINE_BIN:-}" ]; then base_t[$size]=$(ticks "${bases[$size]}"); fi
+    hog_t0[$size]=$(ticks "${hogs[$size]}")
+    at_t0[$size]=$(ticks "${ats[$size]}")
+    if [ -n "${BASELINE_BIN:-}" ]; then base_t0[$size]=$(ticks "${bases[$size]}"); fi
+  done
+  sleep "$secs"
+  t1_ms=$(now_ms)
+  for size in "${sizes[@]}"; do
+    hog_t[$size]=$(minus "$(ticks "${hogs[$size]}")" "${hog_t0[$size]}")
+    at_t[$size]=$(minus "$(ticks "${ats[$size]}")" "${at_t0[$size]}")
+    if [ -n "${BASELINE_BIN:-}" ]; then base_t[$size]=$(minus "$(ticks "${bases[$size]}")" "${base_t0[$size]}"); fi
   done
   for size in "${sizes[@]}"; do
     kill -TERM "${hogs[$size]}"; wait "${hogs[$size]}" || true
@@ -196,17 +224,17 @@ run_netns() {
     if [ -n "${BASELINE_BIN:-}" ]; then kill -TERM "${bases[$size]}"; wait "${bases[$size]}" || true; fi
   done
   local all=(/proc/[0-9]*)
-  echo "== netns: ${secs}s at 1s interval, ${#all[@]} processes, $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  echo "== netns: ${secs}s at 1s interval after ${warm}s of warm-up, ${#all[@]} processes, $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
   printf "%-22s %14s %14s %10s %14s\n" "namespace" "hogtrap ms" "atop ms" "h / atop" "baseline ms"
   declare -A hog_ms
   for size in "${sizes[@]}"; do
     ns=htbench-$size-$$
     local samples a b="-"
-    samples=$(q "$work/$size/bench.db" "SELECT count(*) FROM sample")
+    samples=$(samples_in "$work/$size/bench.db" "$t0_ms" "$t1_ms")
     hog_ms[$size]=$(ms_per "${hog_t[$size]}" "$samples")
     a=$(ms_per "${at_t[$size]}" "$secs")
     if [ -n "${BASELINE_BIN:-}" ]; then
-      b=$(ms_per "${base_t[$size]}" "$(q "$work/$size/base/bench.db" "SELECT count(*) FROM sample")")
+      b=$(ms_per "${base_t[$size]}" "$(samples_in "$work/$size/base/bench.db" "$t0_ms" "$t1_ms")")
     fi
     printf "%-22s %14s %14s %10s %14s\n" "ehash $(ip netns exec "$ns" sysctl -n net.ipv4.tcp_ehash_entries)" \
       "${hog_ms[$size]}" "$a" "$(awk -v h="${hog_ms[$size]}" -v a="$a" 'BEGIN { printf "%.2f", h / a }')" "$b"

@@ -211,7 +211,8 @@ pub struct Recorder {
     engine: Option<Engine>,
     actions: Actions,
     /// Rule state as last written to the store, to write only what changed.
-    saved_rule_states: HashMap<String, String>,
+    /// Per rule, what was last written (its state without the evaluation time) and when.
+    saved_rule_states: HashMap<String, (String, i64)>,
     host_name: String,
     pending: VecDeque<Sample>,
     /// Samples lost since the store last accepted a write, and since when.
@@ -331,9 +332,8 @@ impl Recorder {
                     // timers and the rule's own state carry over.
                     s.disabled = None;
                     s.consecutive_errors = 0;
-                    state.rules.insert(rule.clone(), s);
+                    state.rules.insert(rule, s);
                 }
-                self.saved_rule_states.insert(rule, json);
             }
             engine.import_state(state);
         }
@@ -355,10 +355,17 @@ impl Recorder {
     fn save_rule_states(&mut self, now: i64) {
         let Some(engine) = &self.engine else { return };
         for info in engine.rules() {
-            let json = serde_json::to_string(&info.state).unwrap_or_default();
-            if self.saved_rule_states.get(&info.name) == Some(&json) {
-                continue;
+            // The evaluation time moves every sample; it alone is written at most once a
+            // minute (and at stop): after a crash a pending hold may restart, never run long.
+            let mut unclocked = info.state.clone();
+            unclocked.last_eval_ms = None;
+            let key = serde_json::to_string(&unclocked).unwrap_or_default();
+            if let Some((saved, at)) = self.saved_rule_states.get(&info.name) {
+                if *saved == key && now - at < RULE_STATE_REFRESH_MS {
+                    continue;
+                }
             }
+            let json = serde_json::to_string(&info.state).unwrap_or_default();
             let st = &info.state;
             let r = self.store.save_rule_state(
                 &info.name,
@@ -371,7 +378,7 @@ impl Recorder {
                 now,
             );
             if r.is_ok() {
-                self.saved_rule_states.insert(info.name, json);
+                self.saved_rule_states.insert(info.name, (key, now));
             }
         }
     }
@@ -687,6 +694,8 @@ fn rules_compile(c: &Config) -> Result<(), String> {
 
 /// How far back the rules' history is refilled from the store at start.
 const HISTORY_REFILL: Duration = Duration::from_secs(3600);
+/// A rule's state unchanged but for its evaluation time is written at most this often.
+const RULE_STATE_REFRESH_MS: i64 = 60_000;
 
 /// What can be checked about the alert channels without sending: problems to log at start
 /// and reload (a missing password file, a password file others can read). Never fatal:

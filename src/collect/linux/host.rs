@@ -5,7 +5,7 @@
 //! time; a file that is missing (PSI on an old kernel) leaves its fields absent, never zero by
 //! accident; a counter that went backwards (wrap, hot-unplug) yields a zero rate.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use crate::model::{HostRow, Psi};
 
@@ -185,6 +185,9 @@ fn whole_disks() -> HashSet<String> {
 
 pub struct HostReader {
     prev: Option<(f64, Counters)>,
+    /// The files read every sample, kept open.
+    files: HashMap<&'static str, super::procfs::KeptFile>,
+    buf: Vec<u8>,
     disks: HashSet<String>,
     pub cpu_count: u32,
     pub boot_time_ms: i64,
@@ -195,6 +198,8 @@ impl HostReader {
         let stat = parse_proc_stat(&read("/proc/stat"));
         HostReader {
             prev: None,
+            files: HashMap::new(),
+            buf: Vec::with_capacity(8192),
             disks: whole_disks(),
             cpu_count: stat.cpu_count.max(1),
             boot_time_ms: stat.boot_time_s as i64 * 1000,
@@ -204,10 +209,11 @@ impl HostReader {
     /// Reads the host. `uptime_ms` is CLOCK_BOOTTIME now; `procs_total` comes from the process
     /// reader. The first call primes the counters and reports zero rates.
     pub fn read(&mut self, uptime_ms: f64, procs_total: u32) -> HostRow {
-        let stat = parse_proc_stat(&read("/proc/stat"));
-        let (mem_total, mem_avail, swap_total, swap_free) = parse_meminfo(&read("/proc/meminfo"));
-        let (disk_r, disk_w) = parse_diskstats(&read("/proc/diskstats"), &self.disks);
-        let (net_rx, net_tx) = parse_net_dev(&read("/proc/net/dev"))
+        let stat = parse_proc_stat(&self.text("/proc/stat"));
+        let (mem_total, mem_avail, swap_total, swap_free) =
+            parse_meminfo(&self.text("/proc/meminfo"));
+        let (disk_r, disk_w) = parse_diskstats(&self.text("/proc/diskstats"), &self.disks);
+        let (net_rx, net_tx) = parse_net_dev(&self.text("/proc/net/dev"))
             .into_iter()
             .filter(|(n, _, _)| n != "lo")
             .fold((0, 0), |(r, t), (_, rx, tx)| (r + rx, t + tx));
@@ -220,7 +226,12 @@ impl HostReader {
             net_rx,
             net_tx,
         };
-        let loadavg = read("/proc/loadavg");
+        let loadavg = self.text("/proc/loadavg");
+        let psi = [
+            parse_psi(&self.text("/proc/pressure/cpu")),
+            parse_psi(&self.text("/proc/pressure/memory")),
+            parse_psi(&self.text("/proc/pressure/io")),
+        ];
         let mut l = loadavg
             .split_ascii_whitespace()
             .map(|v| v.parse::<f64>().unwrap_or(0.0));
@@ -233,15 +244,9 @@ impl HostReader {
             mem_used_bytes: mem_total.saturating_sub(mem_avail),
             swap_total_bytes: swap_total,
             swap_used_bytes: swap_total.saturating_sub(swap_free),
-            psi_cpu: std::fs::read_to_string("/proc/pressure/cpu")
-                .ok()
-                .and_then(|t| parse_psi(&t)),
-            psi_memory: std::fs::read_to_string("/proc/pressure/memory")
-                .ok()
-                .and_then(|t| parse_psi(&t)),
-            psi_io: std::fs::read_to_string("/proc/pressure/io")
-                .ok()
-                .and_then(|t| parse_psi(&t)),
+            psi_cpu: psi[0],
+            psi_memory: psi[1],
+            psi_io: psi[2],
             // procs_running counts the pass's own thread; the kernel counts threads here.
             procs_running: stat.running,
             procs_blocked: stat.blocked,
@@ -280,6 +285,22 @@ impl Default for HostReader {
     }
 }
 
+impl HostReader {
+    /// The text of a /proc file read every sample (kept open), empty where it cannot be read.
+    fn text(&mut self, path: &'static str) -> String {
+        self.files
+            .entry(path)
+            .or_insert_with(|| super::procfs::KeptFile::new(path))
+            .text(&mut self.buf)
+    }
+
+    /// Real file systems (no proc, tmpfs, overlay, cgroup ...) with their size and free space.
+    /// One `statvfs` per mount; a mount that cannot be queried is skipped.
+    pub fn filesystems(&mut self) -> Vec<crate::model::FilesystemRow> {
+        filesystems_of(&self.text("/proc/self/mounts"))
+    }
+}
+
 fn read(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_default()
 }
@@ -295,14 +316,12 @@ pub fn uptime_ms() -> f64 {
     ts.tv_sec as f64 * 1000.0 + ts.tv_nsec as f64 / 1e6
 }
 
-/// Real file systems (no proc, tmpfs, overlay, cgroup ...) with their size and free space.
-/// One `statvfs` per mount; a mount that cannot be queried is skipped.
-pub fn filesystems() -> Vec<crate::model::FilesystemRow> {
+/// The real file systems of a `/proc/self/mounts` text, each with its `statvfs`.
+fn filesystems_of(text: &str) -> Vec<crate::model::FilesystemRow> {
     const REAL: &[&str] = &[
         "ext2", "ext3", "ext4", "xfs", "btrfs", "zfs", "f2fs", "vfat", "exfat", "ntfs", "ntfs3",
         "jfs", "reiserfs", "nilfs2", "bcachefs",
     ];
-    let text = read("/proc/self/mounts");
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for line in text.lines() {

@@ -177,7 +177,7 @@ impl LinuxCollector {
             processes,
             connections,
             oom_kills: self.kmsg.read_new(),
-            filesystems: host::filesystems(),
+            filesystems: self.host.filesystems(),
             exits,
             reason: Default::default(),
         }

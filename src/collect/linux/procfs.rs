@@ -523,6 +523,36 @@ fn pread_small(f: &File, buf: &mut Vec<u8>) -> bool {
     }
 }
 
+/// A /proc file kept open and re-read from its start with `pread`: no path walk, no open and
+/// no close per read. A failed read reopens it by path once.
+pub struct KeptFile {
+    path: &'static str,
+    file: Option<File>,
+}
+
+impl KeptFile {
+    pub fn new(path: &'static str) -> KeptFile {
+        KeptFile { path, file: None }
+    }
+
+    /// The file's text, or empty where it cannot be read.
+    pub fn text(&mut self, buf: &mut Vec<u8>) -> String {
+        for _ in 0..2 {
+            if self.file.is_none() {
+                self.file = File::open(self.path).ok();
+            }
+            match &self.file {
+                Some(f) if pread_small(f, buf) => {
+                    return String::from_utf8_lossy(buf).into_owned();
+                }
+                Some(_) => self.file = None,
+                None => break,
+            }
+        }
+        String::new()
+    }
+}
+
 /// The last pid the kernel handed out: the fifth field of `/proc/loadavg`
 /// ("0.10 0.20 0.30 1/123 4567").
 fn parse_last_pid(loadavg: &[u8]) -> Option<u64> {
@@ -802,5 +832,17 @@ mod tests {
         }
         let me = std::process::id();
         assert!(pids.contains(&me));
+    }
+
+    #[test]
+    fn a_kept_file_reads_the_whole_text_again_each_time() {
+        let mut buf = Vec::new();
+        for path in ["/proc/filesystems", "/proc/self/mounts"] {
+            let mut f = KeptFile::new(path);
+            let want = std::fs::read_to_string(path).unwrap();
+            assert_eq!(f.text(&mut buf), want, "{path}");
+            assert_eq!(f.text(&mut buf), want, "{path}, read again");
+        }
+        assert_eq!(KeptFile::new("/proc/no-such-file").text(&mut buf), "");
     }
 }
