@@ -16,6 +16,14 @@
 #       `net.ipv4.tcp_child_ehash_entries` = 1,024 and 1,048,576 (kernel >= 6.1, root), a
 #       daemon and an atop in each, all four at once; reports each daemon against the atop of
 #       its namespace and the 1,048,576-bucket daemon against the 1,024-bucket one.
+#   scripts/bench-daemon.sh --storm [SECONDS]
+#       The whole daemon through a forking storm (issue 11): after the warm-up, a parent forks
+#       STORM_CHILDREN (default 2,000) children of ~20 ms of CPU each, 100 at a time
+#       (tests/support/storm.pl), while the daemon and `atop -w FILE 1` run; the window is
+#       SECONDS (default 40) or the storm's length, whichever is longer. Reports CPU per sample
+#       of each, the storm's truth (its getrusage(RUSAGE_CHILDREN)) and what the store made
+#       of it: exit rows and the processes they stand for, the CPU attributed to the parent,
+#       and exit records lost.
 #
 # Every figure is the steady state: the CPU each process used from WARMUP seconds (default 5)
 # after the start to the end, over the samples stored in that window. The daemon's start
@@ -31,6 +39,9 @@ cd "$(dirname "$0")/.."
 mode=phases
 if [ "${1:-}" = "--netns" ]; then
   mode=netns
+  shift
+elif [ "${1:-}" = "--storm" ]; then
+  mode=storm
   shift
 fi
 secs=${1:-40}
@@ -244,9 +255,72 @@ run_netns() {
   for size in "${sizes[@]}"; do echo "ehash $size: $(store_report "$work/$size/bench.db" | tail -n 1 | sed 's/^ *//')"; done
 }
 
+# run_storm: the daemon and atop through a forking storm.
+run_storm() {
+  local dir=$work/storm n=${STORM_CHILDREN:-2000} hog at base t0_ms t1_ms hog_t0 at_t0 base_t0
+  config "$dir"
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    config "$dir/base"
+    "$BASELINE_BIN" run -c "$dir/base/config.toml" 2>"$dir/base.log" &
+    base=$!
+    pids+=("$base")
+  fi
+  "$bin" run -c "$dir/config.toml" 2>"$dir/hogtrap.log" &
+  hog=$!
+  atop -w "$dir/atop.raw" 1 >/dev/null 2>&1 &
+  at=$!
+  pids+=("$hog" "$at")
+  sleep "$warm"
+  t0_ms=$(now_ms)
+  hog_t0=$(ticks "$hog"); at_t0=$(ticks "$at")
+  if [ -n "${base:-}" ]; then base_t0=$(ticks "$base"); fi
+  local storm_out started ended
+  started=$(now_ms)
+  storm_out=$(perl -e "\$0 = 'ht_forker'; do '$PWD/tests/support/storm.pl' or die \$@" "$n" 20 100 0)
+  ended=$(now_ms)
+  local rest=$(( secs * 1000 - (ended - t0_ms) ))
+  if [ "$rest" -gt 0 ]; then sleep "$(awk -v r="$rest" 'BEGIN { print r / 1000 }')"; fi
+  sleep 3 # exits are folded into the sample after them
+  t1_ms=$(now_ms)
+  local hog_t at_t base_t hog_h
+  hog_t=$(minus "$(ticks "$hog")" "$hog_t0"); hog_h=$(hwm_kib "$hog")
+  at_t=$(minus "$(ticks "$at")" "$at_t0")
+  if [ -n "${base:-}" ]; then base_t=$(minus "$(ticks "$base")" "$base_t0"); fi
+  kill -TERM "$hog"; wait "$hog" || true
+  kill "$at" 2>/dev/null || true
+  if [ -n "${base:-}" ]; then kill -TERM "$base"; wait "$base" || true; fi
+
+  local forker truth window_s hog_ms at_ms
+  forker=$(sed -n 's/^ready //p' <<<"$storm_out")
+  truth=$(sed -n 's/^children_cpu_s //p' <<<"$storm_out")
+  window_s=$(awk -v a="$t0_ms" -v b="$t1_ms" 'BEGIN { printf "%.1f", (b - a) / 1000 }')
+  hog_ms=$(ms_per "$hog_t" "$(samples_in "$dir/bench.db" "$t0_ms" "$t1_ms")")
+  at_ms=$(awk -v t="$at_t" -v c="$clk" -v s="$window_s" 'BEGIN { printf "%.2f", t * 1000 / c / s }')
+  echo "== storm: $n children of 20 ms CPU, 100 at a time, in $(( (ended - started) / 1000 )) s; window ${window_s}s at 1s interval after ${warm}s of warm-up, $(nproc) CPUs; load: $(cut -d' ' -f1-3 /proc/loadavg)"
+  printf "%-10s %14s %12s\n" "" "CPU ms/sample" "peak RSS"
+  printf "%-10s %14s %9s KiB\n" "hogtrap" "$hog_ms" "$hog_h"
+  printf "%-10s %14s\n" "atop" "$at_ms"
+  if [ -n "${base:-}" ]; then
+    local base_ms
+    base_ms=$(ms_per "$base_t" "$(samples_in "$dir/base/bench.db" "$t0_ms" "$t1_ms")")
+    printf "%-10s %14s\n" "baseline" "$base_ms"
+    awk -v h="$hog_ms" -v b="$base_ms" 'BEGIN { printf "hogtrap / baseline = %.2f\n", h / b }'
+  fi
+  awk -v h="$hog_ms" -v a="$at_ms" 'BEGIN { printf "hogtrap / atop = %.2f\n", h / a }'
+  local rows procs attributed lost
+  IFS=, read -r rows procs attributed <<<"$(q "$dir/bench.db" "SELECT count(*), coalesce(sum(count), 0),
+      coalesce(sum(life_cpu_us), 0) / 1e6 FROM process_exit WHERE ppid = $forker")"
+  lost=$(q "$dir/bench.db" "SELECT coalesce(sum(exits_lost), 0) FROM sample WHERE ts_ms >= $started")
+  echo "truth: the children used ${truth} s of CPU (the parent's getrusage)"
+  echo "store: $rows exit rows for $procs children of the parent (of $n), their CPU $attributed s ($(awk -v a="$attributed" -v t="$truth" 'BEGIN { printf "%.1f", 100 * a / t }') % of the truth); exit records lost: $lost"
+  echo "  $(store_report "$dir/bench.db" | tail -n 1 | sed 's/^ *//')"
+}
+
 echo "uptime before: $(uptime)"
 if [ "$mode" = netns ]; then
   run_netns
+elif [ "$mode" = storm ]; then
+  run_storm
 else
   run_phase today 0
   if [ "$extra" -gt 0 ]; then run_phase "plus$extra" "$extra"; fi
