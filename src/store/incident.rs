@@ -6,6 +6,7 @@
 //! to an incident at most once; rule state rows hold the whole persisted state as JSON so a
 //! restart resumes a pending `hold` where it was.
 
+use super::vocab::{all_rows, from_row};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, Store};
@@ -126,6 +127,14 @@ pub struct NewIncident<'a> {
 }
 
 impl Store {
+    /// Every row of a two-column query.
+    fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<(A, B)>> {
+        all_rows(&self.conn, sql, [], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))
+    }
+
     /// The rule's open incident, if any.
     pub fn open_incident_of(&self, rule: &str) -> Result<Option<i64>> {
         self.conn
@@ -164,14 +173,7 @@ impl Store {
 
     /// Every open incident: (id, rule).
     pub fn open_incidents(&self) -> Result<Vec<(i64, String)>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, rule FROM incident WHERE closed_ms IS NULL")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>());
-        rows.map_err(|e| self.err(e))
+        self.pairs("SELECT id, rule FROM incident WHERE closed_ms IS NULL")
     }
 
     pub fn open_incident(&mut self, i: &NewIncident, culprits: &[Culprit]) -> Result<i64> {
@@ -390,14 +392,7 @@ impl Store {
 
     /// Every persisted rule state: (rule, state_json).
     pub fn load_rule_states(&self) -> Result<Vec<(String, String)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT rule, state_json FROM rule_state")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>());
-        rows.map_err(|e| self.err(e))
+        self.pairs("SELECT rule, state_json FROM rule_state")
     }
 
     /// Recent host rows to seed the rules' history ring after a restart.
@@ -422,19 +417,11 @@ pub struct IncidentRow {
 }
 
 pub(super) fn incident_row(r: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
-    let peak: String = r.get(8)?;
-    Ok(IncidentRow {
-        id: r.get(0)?,
-        rule: r.get(1)?,
-        rule_file: r.get(2)?,
-        severity: r.get(3)?,
-        title: r.get(4)?,
-        opened_ms: r.get(5)?,
-        updated_ms: r.get(6)?,
-        closed_ms: r.get(7)?,
-        peak: serde_json::from_str(&peak).unwrap_or(serde_json::Value::Null),
-        summary: r.get(9)?,
-    })
+    Ok(from_row!(r => IncidentRow {
+        id, rule, rule_file, severity, title, opened_ms, updated_ms, closed_ms,
+        peak => |p: String| serde_json::from_str(&p).unwrap_or(serde_json::Value::Null),
+        summary
+    }))
 }
 
 pub(super) const INCIDENT_COLUMNS: &str =
@@ -453,9 +440,7 @@ pub fn list_incidents(
            AND (?3 = 0 OR closed_ms IS NULL)
          ORDER BY opened_ms DESC"
     );
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params![since_ms, rule, open_only], incident_row)?;
-    rows.collect()
+    all_rows(conn, &sql, params![since_ms, rule, open_only], incident_row)
 }
 
 /// The note the rule left when it resolved incident `id` (`resolve { note = ... }`).
@@ -490,13 +475,10 @@ pub struct CulpritRow {
 }
 
 pub fn culprits(conn: &Connection, id: i64) -> rusqlite::Result<Vec<CulpritRow>> {
-    let mut st = conn.prepare(
-        "SELECT c.resource, c.rank, c.pid, c.name, c.value, p.user, p.cmdline
+    all_rows(conn, "SELECT c.resource, c.rank, c.pid, c.name, c.value, p.user, p.cmdline
          FROM incident_culprit c LEFT JOIN process p ON p.id = c.process_id
          WHERE c.incident_id = ?1
-         ORDER BY CASE c.resource WHEN 'cpu' THEN 0 WHEN 'mem' THEN 1 WHEN 'io' THEN 2 ELSE 3 END, c.rank",
-    )?;
-    let rows = st.query_map([id], |r| {
+         ORDER BY CASE c.resource WHEN 'cpu' THEN 0 WHEN 'mem' THEN 1 WHEN 'io' THEN 2 ELSE 3 END, c.rank", [id], |r| {
         Ok(CulpritRow {
             resource: r.get(0)?,
             rank: r.get(1)?,
@@ -506,8 +488,7 @@ pub fn culprits(conn: &Connection, id: i64) -> rusqlite::Result<Vec<CulpritRow>>
             user: r.get(5)?,
             cmdline: r.get::<_, Option<String>>(6)?.map(redact_owned),
         })
-    })?;
-    rows.collect()
+    })
 }
 
 /// One point of an incident's timeline.
@@ -529,7 +510,8 @@ pub struct TimelinePoint {
 }
 
 pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoint>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT s.id, s.ts_ms, s.level, s.load1, 100 - s.cpu_idle_pct, s.mem_used_bytes,
                 s.psi_cpu_some_avg10, s.psi_mem_some_avg10, s.psi_io_some_avg10,
                 (SELECT p.name || char(31) || p.pid || char(31) || ps.cpu_pct_x100
@@ -537,31 +519,23 @@ pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoin
                   WHERE ps.sample_id = s.id ORDER BY ps.cpu_pct_x100 DESC LIMIT 1)
          FROM incident_sample i JOIN sample s ON s.id = i.sample_id
          WHERE i.incident_id = ?1 ORDER BY s.ts_ms",
-    )?;
-    let rows = st.query_map([id], |r| {
-        let top: Option<String> = r.get(9)?;
-        let mut parts = top
-            .as_deref()
-            .map(|t| t.split('\u{1f}'))
-            .into_iter()
-            .flatten();
-        let (name, pid, cpu) = (parts.next(), parts.next(), parts.next());
-        Ok(TimelinePoint {
-            sample_id: r.get(0)?,
-            ts_ms: r.get(1)?,
-            level: r.get(2)?,
-            load1: r.get(3)?,
-            cpu_busy_pct: r.get(4)?,
-            mem_used_bytes: r.get(5)?,
-            psi_cpu_some_avg10: r.get(6)?,
-            psi_mem_some_avg10: r.get(7)?,
-            psi_io_some_avg10: r.get(8)?,
-            top_name: name.map(str::to_string),
-            top_pid: pid.and_then(|p| p.parse().ok()),
-            top_cpu_pct: cpu.and_then(|c| c.parse::<f64>().ok()).map(|c| c / 100.0),
-        })
-    })?;
-    rows.collect()
+        [id],
+        |r| {
+            let top: Option<String> = r.get(9)?;
+            let mut parts = top
+                .as_deref()
+                .map(|t| t.split('\u{1f}'))
+                .into_iter()
+                .flatten();
+            let (name, pid, cpu) = (parts.next(), parts.next(), parts.next());
+            Ok(from_row!(r => TimelinePoint {
+                sample_id, ts_ms, level, load1, cpu_busy_pct, mem_used_bytes, psi_cpu_some_avg10,
+                psi_mem_some_avg10, psi_io_some_avg10; top_name: name.map(str::to_string),
+                top_pid: pid.and_then(|p| p.parse().ok()),
+                top_cpu_pct: cpu.and_then(|c| c.parse::<f64>().ok()).map(|c| c / 100.0)
+            }))
+        },
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -575,23 +549,19 @@ pub struct CaptureRow {
 }
 
 pub fn captures(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<CaptureRow>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT c.id, c.started_ms, c.until_ms, c.ended_ms, c.interval_ms,
                 (SELECT count(*) FROM incident_sample i JOIN sample s ON s.id = i.sample_id
                   WHERE i.incident_id = c.incident_id AND s.level = 1)
          FROM capture c WHERE c.incident_id = ?1 ORDER BY c.started_ms",
-    )?;
-    let rows = st.query_map([incident_id], |r| {
-        Ok(CaptureRow {
-            id: r.get(0)?,
-            started_ms: r.get(1)?,
-            until_ms: r.get(2)?,
-            ended_ms: r.get(3)?,
-            interval_ms: r.get(4)?,
-            detail_samples: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+        [incident_id],
+        |r| {
+            Ok(from_row!(r => CaptureRow {
+                id, started_ms, until_ms, ended_ms, interval_ms, detail_samples
+            }))
+        },
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -614,27 +584,19 @@ pub(super) const ALERT_COLUMNS: &str =
      status, attempts, last_error, sent_ms";
 
 pub(super) fn alert_row(r: &rusqlite::Row) -> rusqlite::Result<AlertRow> {
-    Ok(AlertRow {
-        id: r.get(0)?,
-        created_ms: r.get(1)?,
-        incident_id: r.get(2)?,
-        rule: r.get(3)?,
-        channel: r.get(4)?,
-        kind: r.get(5)?,
-        subject: r.get(6)?,
-        status: r.get(7)?,
-        attempts: r.get(8)?,
-        last_error: r.get(9)?,
-        sent_ms: r.get(10)?,
-    })
+    Ok(from_row!(r => AlertRow {
+        id, created_ms, incident_id, rule, channel, kind, subject, status, attempts, last_error,
+        sent_ms
+    }))
 }
 
 pub fn alerts_of_incident(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<AlertRow>> {
-    let mut st = conn.prepare(&format!(
-        "SELECT {ALERT_COLUMNS} FROM alert WHERE incident_id = ?1 ORDER BY created_ms"
-    ))?;
-    let rows = st.query_map([incident_id], alert_row)?;
-    rows.collect()
+    all_rows(
+        conn,
+        &format!("SELECT {ALERT_COLUMNS} FROM alert WHERE incident_id = ?1 ORDER BY created_ms"),
+        [incident_id],
+        alert_row,
+    )
 }
 
 /// A rule's state as `hogtrap status` shows it.
@@ -648,19 +610,12 @@ pub struct RuleStateRow {
 }
 
 pub fn rule_states(conn: &Connection) -> rusqlite::Result<Vec<RuleStateRow>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT rule, status, since_ms, failures, disabled FROM rule_state ORDER BY rule",
-    )?;
-    let rows = st.query_map([], |r| {
-        Ok(RuleStateRow {
-            rule: r.get(0)?,
-            status: r.get(1)?,
-            since_ms: r.get(2)?,
-            failures: r.get(3)?,
-            disabled: r.get(4)?,
-        })
-    })?;
-    rows.collect()
+        [],
+        |r| Ok(from_row!(r => RuleStateRow { rule, status, since_ms, failures, disabled })),
+    )
 }
 
 impl Store {

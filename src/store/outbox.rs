@@ -24,6 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::vocab::from_row;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, StoreError};
@@ -488,15 +489,9 @@ impl Outbox {
                  ORDER BY created_ms, id",
             )?;
             let rows = st.query_map(params![rule, channel.as_str()], |r| {
-                Ok(HeldAlert {
-                    id: r.get(0)?,
-                    created_ms: r.get(1)?,
-                    incident_id: r.get(2)?,
-                    kind: r.get(3)?,
-                    subject: r.get(4)?,
-                    body_text: r.get(5)?,
-                    urgency: r.get(6)?,
-                })
+                Ok(from_row!(r => HeldAlert {
+                    id, created_ms, incident_id, kind, subject, body_text, urgency
+                }))
             })?;
             rows.collect()
         };
@@ -647,18 +642,10 @@ pub fn summary(conn: &Connection, since_ms: TimestampMs) -> rusqlite::Result<Out
     )?;
     let oldest_undelivered = st
         .query_map([], |r| {
-            Ok(UndeliveredAlert {
-                id: r.get(0)?,
-                created_ms: r.get(1)?,
-                rule: r.get(2)?,
-                channel: r.get(3)?,
-                kind: r.get(4)?,
-                subject: r.get(5)?,
-                status: r.get(6)?,
-                attempts: r.get(7)?,
-                next_attempt_ms: r.get(8)?,
-                last_error: r.get(9)?,
-            })
+            Ok(from_row!(r => UndeliveredAlert {
+                id, created_ms, rule, channel, kind, subject, status, attempts, next_attempt_ms,
+                last_error
+            }))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let attempt = |filter: &str| -> rusqlite::Result<Option<AttemptRow>> {
@@ -668,15 +655,7 @@ pub fn summary(conn: &Connection, since_ms: TimestampMs) -> rusqlite::Result<Out
                  WHERE {filter} ORDER BY ts_ms DESC, id DESC LIMIT 1"
             ),
             [],
-            |r| {
-                Ok(AttemptRow {
-                    alert_id: r.get(0)?,
-                    ts_ms: r.get(1)?,
-                    channel: r.get(2)?,
-                    result: r.get(3)?,
-                    error: r.get(4)?,
-                })
-            },
+            |r| Ok(from_row!(r => AttemptRow { alert_id, ts_ms, channel, result, error })),
         )
         .optional()
     };
@@ -951,14 +930,7 @@ const INCIDENT_EXPORT: &str =
     "SELECT id, rule, severity, title, opened_ms, closed_ms FROM incident";
 
 fn incident_export(r: &rusqlite::Row) -> rusqlite::Result<IncidentExport> {
-    Ok(IncidentExport {
-        id: r.get(0)?,
-        rule: r.get(1)?,
-        severity: r.get(2)?,
-        title: r.get(3)?,
-        opened_ms: r.get(4)?,
-        closed_ms: r.get(5)?,
-    })
+    Ok(from_row!(r => IncidentExport { id, rule, severity, title, opened_ms, closed_ms }))
 }
 
 impl Outbox {

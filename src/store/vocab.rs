@@ -4,6 +4,9 @@
 //! Guarantees: writing stores [`as_str`](crate::model::Severity::as_str) (or
 //! [`Level::as_i64`]); reading accepts only those values, and any other stored value is a
 //! `FromSqlError` naming it, never a silent default.
+//!
+//! And the way back from a row: [`from_row!`] fills a struct from the columns in the order
+//! its fields are named, [`all_rows`] runs a query into a `Vec`.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
@@ -53,6 +56,39 @@ impl FromSql for Level {
             ValueRef::Blob(_) => Err(FromSqlError::InvalidType),
         }
     }
+}
+
+/// Fills a struct from a row, one column per named field in order (column 0 first):
+/// `from_row!(r => Talker { pid, user, cmdline => redact_owned; remotes: Vec::new() })`. A
+/// field given `=> f` gets `f(column)`; those after `;` are filled by no column. Adding a column is one
+/// name here and one in the SELECT, with no indices to renumber.
+macro_rules! from_row {
+    ($row:expr => $ty:path {
+        $($field:ident $(=> $map:expr)?),+ $(; $($extra:ident: $value:expr),+)? $(,)?
+    }) => {{
+        let row: &rusqlite::Row<'_> = $row;
+        let mut column = 0usize..;
+        $ty { $($field: from_row!(@get row, column $(, $map)?),)+ $($($extra: $value,)+)? }
+    }};
+    (@get $row:ident, $column:ident) => {
+        $row.get($column.next().unwrap_or_default())?
+    };
+    (@get $row:ident, $column:ident, $map:expr) => {
+        ($map)($row.get($column.next().unwrap_or_default())?)
+    };
+}
+pub(crate) use from_row;
+
+/// Every row `sql` returns for `params`, each through `read`.
+pub(crate) fn all_rows<T, P: rusqlite::Params>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut st = conn.prepare(sql)?;
+    let rows = st.query_map(params, read)?;
+    rows.collect()
 }
 
 /// Each enum column: a row written through the store API reads back; the same row with a
