@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use ctx::Ctx;
+pub use ctx::{no_samples, Ctx};
 
 #[derive(Parser, Debug)]
 #[command(

@@ -54,9 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         v["last_sample_age_ms"] = age.into();
         v["wal_bytes"] = wal.into();
         v["alerts"] = serde_json::to_value(&alerts)?;
-        serde_json::to_writer_pretty(std::io::stdout().lock(), &v)?;
-        println!();
-        return Ok(());
+        return output::json(std::io::stdout().lock(), &v);
     }
     let mut out = std::io::stdout().lock();
     writeln!(

@@ -11,6 +11,11 @@ pub fn arg(s: &str) -> Result<TimestampMs, String> {
     parse_time(s)
 }
 
+/// A range as the commands' headings say it: "from 2026-11-26 03:12:00 to 03:20:00".
+pub fn span(from: TimestampMs, to: TimestampMs) -> String {
+    format!("from {} to {}", format_local(from), format_local(to))
+}
+
 /// Now, for a time option left out.
 pub fn now() -> TimestampMs {
     jiff::Timestamp::now().as_millisecond()
