@@ -163,13 +163,14 @@ impl IncidentAlert {
         for (k, v) in &facts {
             let _ = writeln!(text, "{k:width$}  {v}");
         }
+        // The heading of the values, in the text and the HTML part.
+        let values_heading = if kind == AlertKind::Clear {
+            "Values when it fired"
+        } else {
+            "What tripped it"
+        };
         if !values.is_empty() {
-            let what = if kind == AlertKind::Clear {
-                "\nValues when it fired:"
-            } else {
-                "\nWhat tripped it:"
-            };
-            let _ = writeln!(text, "{what}");
+            let _ = writeln!(text, "\n{values_heading}:");
             let width = values.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in &values {
                 let _ = writeln!(text, "  {k:width$}  {v}");
@@ -193,12 +194,7 @@ impl IncidentAlert {
         push_rows(&mut html, &facts);
         html.push_str("</table>\n");
         if !values.is_empty() {
-            let what = if kind == AlertKind::Clear {
-                "Values when it fired"
-            } else {
-                "What tripped it"
-            };
-            let _ = writeln!(html, "<h3>{what}</h3>\n<table>");
+            let _ = writeln!(html, "<h3>{values_heading}</h3>\n<table>");
             push_rows(&mut html, &values);
             html.push_str("</table>\n");
         }

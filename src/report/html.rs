@@ -356,24 +356,10 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         },
         None,
     );
-    let mem_total = d
-        .host
-        .iter()
-        .map(|p| p.host.mem_total_bytes)
-        .max()
-        .unwrap_or(0);
-    let swap_total = d
-        .host
-        .iter()
-        .map(|p| p.host.swap_total_bytes)
-        .max()
-        .unwrap_or(0);
-    let mem_peak = d
-        .host
-        .iter()
-        .map(|p| p.host.mem_used_bytes)
-        .max()
-        .unwrap_or(0);
+    let most = |f: fn(&crate::model::HostRow) -> u64| d.host.iter().map(|p| f(&p.host)).max();
+    let mem_total = most(|h| h.mem_total_bytes).unwrap_or(0);
+    let swap_total = most(|h| h.swap_total_bytes).unwrap_or(0);
+    let mem_peak = most(|h| h.mem_used_bytes).unwrap_or(0);
     // The RAM size as a guide only when use comes near it: otherwise it flattens the lines.
     let near_full = mem_peak as f64 >= 0.5 * mem_total as f64;
     figure(

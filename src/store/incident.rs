@@ -127,6 +127,15 @@ pub struct NewIncident<'a> {
 }
 
 impl Store {
+    /// Runs one statement on the writer connection (kept prepared: they repeat every pass).
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// Every row of a two-column query.
     fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
         &self,
@@ -223,14 +232,11 @@ impl Store {
         peak_json: &str,
         severity: Option<Severity>,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE incident SET updated_ms = ?2, peak_json = ?3,
+        self.exec(
+            "UPDATE incident SET updated_ms = ?2, peak_json = ?3,
                  severity = coalesce(?4, severity) WHERE id = ?1",
-                params![id, updated_ms, peak_json, severity],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            params![id, updated_ms, peak_json, severity],
+        )
     }
 
     pub fn peak_json(&self, id: i64) -> Result<String> {
@@ -242,24 +248,15 @@ impl Store {
     }
 
     pub fn close_incident(&mut self, id: i64, closed_ms: TimestampMs) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE incident SET closed_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL",
-                params![id, closed_ms],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec("UPDATE incident SET closed_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL", params![id, closed_ms])
     }
 
     /// Keeps the note of a rule's `resolve { note = ... }` with the incident.
     pub fn set_resolve_note(&mut self, id: i64, note: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE incident SET resolve_note = ?2 WHERE id = ?1",
-                params![id, note],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE incident SET resolve_note = ?2 WHERE id = ?1",
+            params![id, note],
+        )
     }
 
     pub fn link_samples(&mut self, incident_id: i64, sample_ids: &[i64]) -> Result<()> {
@@ -284,10 +281,7 @@ impl Store {
     /// left out (from the full sample kept in memory) and marks the level.
     pub fn upgrade_to_detail(&mut self, sample_id: i64, full: &Sample) -> Result<()> {
         self.write_process_rows(sample_id, full)?;
-        self.conn
-            .execute("UPDATE sample SET level = 1 WHERE id = ?1", [sample_id])
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec("UPDATE sample SET level = 1 WHERE id = ?1", [sample_id])
     }
 
     pub fn start_capture(
@@ -299,20 +293,18 @@ impl Store {
         interval_ms: i64,
         connections: bool,
     ) -> Result<i64> {
-        self.conn
-            .execute(
-                "INSERT INTO capture (incident_id, rule, started_ms, until_ms, interval_ms,
+        self.exec(
+            "INSERT INTO capture (incident_id, rule, started_ms, until_ms, interval_ms,
                  connections) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    incident_id,
-                    rule,
-                    started_ms,
-                    until_ms,
-                    interval_ms,
-                    connections
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+            params![
+                incident_id,
+                rule,
+                started_ms,
+                until_ms,
+                interval_ms,
+                connections
+            ],
+        )?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -322,24 +314,18 @@ impl Store {
         until_ms: TimestampMs,
         ended_ms: Option<TimestampMs>,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE capture SET until_ms = ?2, ended_ms = ?3 WHERE id = ?1",
-                params![id, until_ms, ended_ms],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE capture SET until_ms = ?2, ended_ms = ?3 WHERE id = ?1",
+            params![id, until_ms, ended_ms],
+        )
     }
 
     /// Ends captures a previous run left open (it stopped or died mid-capture).
     pub fn end_stale_captures(&mut self, now: TimestampMs) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE capture SET ended_ms = min(until_ms, ?1) WHERE ended_ms IS NULL",
-                [now],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE capture SET ended_ms = min(until_ms, ?1) WHERE ended_ms IS NULL",
+            [now],
+        )
     }
 
     pub fn record_rule_error(
@@ -350,13 +336,10 @@ impl Store {
         line: Option<u32>,
         message: &str,
     ) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO rule_error (ts_ms, rule, file, line, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut st| st.execute(params![ts_ms, rule, file, line, message]))
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO rule_error (ts_ms, rule, file, line, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![ts_ms, rule, file, line, message],
+        )
     }
 
     /// Persists one rule's state (the whole of it as JSON, plus columns for people).
@@ -372,22 +355,15 @@ impl Store {
         disabled: bool,
         now: TimestampMs,
     ) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO rule_state (rule, file, status, since_ms, state_json, failures,
+        self.exec(
+            "INSERT INTO rule_state (rule, file, status, since_ms, state_json, failures,
                  disabled, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (rule) DO UPDATE SET file = excluded.file, status = excluded.status,
                  since_ms = excluded.since_ms, state_json = excluded.state_json,
                  failures = excluded.failures, disabled = excluded.disabled,
                  updated_ms = excluded.updated_ms",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    rule, file, status, since_ms, state_json, failures, disabled, now
-                ])
-            })
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            params![rule, file, status, since_ms, state_json, failures, disabled, now],
+        )
     }
 
     /// Every persisted rule state: (rule, state_json).
@@ -627,13 +603,10 @@ impl Store {
         updated_ms: TimestampMs,
         severity: Option<Severity>,
     ) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE incident SET updated_ms = ?2, severity = coalesce(?3, severity)
+        self.exec(
+            "UPDATE incident SET updated_ms = ?2, severity = coalesce(?3, severity)
                  WHERE id = ?1",
-            )
-            .and_then(|mut st| st.execute(params![id, updated_ms, severity]))
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            params![id, updated_ms, severity],
+        )
     }
 }
