@@ -225,30 +225,17 @@ pub enum Column {
 /// Below this width the table folds READ/s and WRITE/s into IO/s and drops THR.
 pub const WIDE: u16 = 110;
 
-const NARROW_COLUMNS: [Column; 9] = [
-    Column::Pid,
-    Column::User,
-    Column::Name,
-    Column::State,
-    Column::Cpu,
-    Column::Rss,
-    Column::Io,
-    Column::Net,
-    Column::Command,
-];
-const WIDE_COLUMNS: [Column; 11] = [
-    Column::Pid,
-    Column::User,
-    Column::Name,
-    Column::State,
-    Column::Cpu,
-    Column::Rss,
-    Column::Read,
-    Column::Write,
-    Column::Net,
-    Column::Threads,
-    Column::Command,
-];
+/// `top`'s columns; the narrow table differs only in the I/O and thread columns.
+const WIDE_COLUMNS: [Column; 11] = {
+    use Column::*;
+    [
+        Pid, User, Name, State, Cpu, Rss, Read, Write, Net, Threads, Command,
+    ]
+};
+const NARROW_COLUMNS: [Column; 9] = {
+    use Column::*;
+    [Pid, User, Name, State, Cpu, Rss, Io, Net, Command]
+};
 
 /// The columns that fit `width`: `top`'s columns on a wide terminal.
 pub fn columns_for(width: u16) -> &'static [Column] {
