@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::{against, at_least, between, Duration};
+use super::{against, at_least, between, Duration, SHORTEST};
 
 /// The most processes per resource the `/metrics` endpoint may list (`top_n`): the bound that
 /// keeps the number of series per host fixed whatever the host runs.
@@ -86,11 +86,7 @@ impl Export {
         between("export.prometheus.top_n", p.top_n, 1, TOP_N_MAX)?;
         at_least("export.prometheus.max_connections", p.max_connections, 1)?;
         let header_timeout = p.header_timeout;
-        at_least(
-            "export.prometheus.header_timeout",
-            header_timeout,
-            Duration::from_millis(100),
-        )?;
+        at_least("export.prometheus.header_timeout", header_timeout, SHORTEST)?;
         against(
             p.connection_timeout >= header_timeout,
             "export.prometheus.connection_timeout",
@@ -104,11 +100,7 @@ impl Export {
                 return Err(("export.alertmanager.urls".into(), format!("{url:?}: {e}")));
             }
         }
-        at_least(
-            "export.alertmanager.timeout",
-            a.timeout,
-            Duration::from_millis(100),
-        )?;
+        at_least("export.alertmanager.timeout", a.timeout, SHORTEST)?;
         at_least(
             "export.alertmanager.resend_every",
             a.resend_every,

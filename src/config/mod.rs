@@ -392,6 +392,9 @@ fn bad(key: &str, message: impl Into<String>) -> Result<(), Invalid> {
     Err((key.to_string(), message.into()))
 }
 
+/// The shortest interval, timeout or spacing any setting takes (below it, loops spin).
+const SHORTEST: Duration = Duration::from_millis(100);
+
 /// `value` below `min`: "must be at least {min}, got {value}".
 fn at_least<T: PartialOrd + std::fmt::Display>(key: &str, value: T, min: T) -> Result<(), Invalid> {
     if value < min {
@@ -440,11 +443,7 @@ fn against<T: std::fmt::Display>(
 
 impl Sampler {
     fn validate(&self) -> Result<(), Invalid> {
-        at_least(
-            "sampler.interval",
-            self.interval,
-            Duration::from_millis(100),
-        )?;
+        at_least("sampler.interval", self.interval, SHORTEST)?;
         at_least("sampler.top_processes", self.top_processes, 1)?;
         self.wake.validate()
     }
@@ -452,11 +451,7 @@ impl Sampler {
 
 impl Escalation {
     fn validate_detail_interval(&self) -> Result<(), Invalid> {
-        at_least(
-            "escalation.detail_interval",
-            self.detail_interval,
-            Duration::from_millis(100),
-        )
+        at_least("escalation.detail_interval", self.detail_interval, SHORTEST)
     }
 
     fn validate_max_capture(&self) -> Result<(), Invalid> {
@@ -540,11 +535,7 @@ impl Store {
 
 impl Alerts {
     fn validate(&self) -> Result<(), Invalid> {
-        at_least(
-            "alerts.retry_initial",
-            self.retry_initial,
-            Duration::from_millis(100),
-        )?;
+        at_least("alerts.retry_initial", self.retry_initial, SHORTEST)?;
         against(
             self.retry_max >= self.retry_initial,
             "alerts.retry_max",

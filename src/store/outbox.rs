@@ -705,38 +705,21 @@ mod tests {
             .unwrap();
         assert_eq!(first.len(), 2);
         assert!(first.iter().all(|e| !e.held));
+        // A fire of `rule` at `ts` on `channels`: whether each row was held.
+        let held = |ts, rule, channels: &[Channel], limit| -> Vec<bool> {
+            let rows = outbox.enqueue(&alert(ts, rule, AlertKind::Fire), channels, limit);
+            rows.unwrap().iter().map(|e| e.held).collect()
+        };
+        let email = [Channel::Email];
         // Within the window: held on both channels; another rule is not affected.
-        let second = outbox
-            .enqueue(&alert(30_000, "load", AlertKind::Fire), &both, 60_000)
-            .unwrap();
-        assert!(second.iter().all(|e| e.held));
-        let other = outbox
-            .enqueue(
-                &alert(30_000, "swap", AlertKind::Fire),
-                &[Channel::Email],
-                60_000,
-            )
-            .unwrap();
-        assert!(!other[0].held);
+        assert!(held(30_000, "load", &both, 60_000).iter().all(|h| *h));
+        assert!(!held(30_000, "swap", &email, 60_000)[0]);
         // After the window, while held alerts wait for their digest: held too.
-        let third = outbox
-            .enqueue(&alert(61_000, "load", AlertKind::Fire), &both, 60_000)
-            .unwrap();
-        assert!(third.iter().all(|e| e.held));
+        assert!(held(61_000, "load", &both, 60_000).iter().all(|h| *h));
         // After the window with nothing held: sent.
-        let fresh = outbox
-            .enqueue(
-                &alert(91_000, "swap", AlertKind::Fire),
-                &[Channel::Email],
-                60_000,
-            )
-            .unwrap();
-        assert!(!fresh[0].held);
+        assert!(!held(91_000, "swap", &email, 60_000)[0]);
         // No limit.
-        let fourth = outbox
-            .enqueue(&alert(61_001, "load", AlertKind::Fire), &both, 0)
-            .unwrap();
-        assert!(fourth.iter().all(|e| !e.held));
+        assert!(held(61_001, "load", &both, 0).iter().all(|h| !*h));
         let groups = outbox.held_groups().unwrap();
         assert_eq!(groups.len(), 2, "{groups:?}");
         assert_eq!(groups[0].count, 2);

@@ -99,7 +99,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::incident::{self, Culprit, NewIncident};
-    use super::super::outbox::{Channel, NewAlert, Outbox};
+    use super::super::outbox::{Channel, DueAlert, NewAlert, Outbox};
     use super::super::{query, Store};
     use crate::model::{AlertKind, Level, Resource, Sample, Severity, Urgency};
 
@@ -194,27 +194,37 @@ mod tests {
         Outbox::open(&dir.path().join("t.db"), Duration::from_secs(1)).unwrap()
     }
 
-    #[test]
-    fn outbox_urgency_unknown_is_an_error() {
+    /// The queued alert reads back (`check`); after `update` the outbox fails to read it,
+    /// naming `what` and `value`.
+    fn outbox_rejects(check: impl Fn(&DueAlert), update: &str, what: &str, value: &str) {
         let (dir, mut store) = open();
         let outbox = queued(&dir, &mut store);
-        let due = outbox.due(2_000, 10).unwrap();
-        assert_eq!(due[0].urgency, Urgency::Low);
+        check(&outbox.due(2_000, 10).unwrap()[0]);
+        corrupt(&store, update);
+        assert_names(outbox.due(2_000, 10).unwrap_err(), what, value);
+    }
 
+    #[test]
+    fn outbox_urgency_unknown_is_an_error() {
         // A typo used to read back as `normal`.
-        corrupt(&store, "UPDATE alert SET urgency = 'urgent'");
-        assert_names(outbox.due(2_000, 10).unwrap_err(), "urgency", "\"urgent\"");
+        let low = |due: &DueAlert| assert_eq!(due.urgency, Urgency::Low);
+        outbox_rejects(
+            low,
+            "UPDATE alert SET urgency = 'urgent'",
+            "urgency",
+            "\"urgent\"",
+        );
     }
 
     #[test]
     fn outbox_kind_unknown_is_an_error() {
-        let (dir, mut store) = open();
-        let outbox = queued(&dir, &mut store);
-        let due = outbox.due(2_000, 10).unwrap();
-        assert_eq!(due[0].kind, AlertKind::Reminder);
-
-        corrupt(&store, "UPDATE alert SET kind = 'page'");
-        assert_names(outbox.due(2_000, 10).unwrap_err(), "alert kind", "\"page\"");
+        let reminder = |due: &DueAlert| assert_eq!(due.kind, AlertKind::Reminder);
+        outbox_rejects(
+            reminder,
+            "UPDATE alert SET kind = 'page'",
+            "alert kind",
+            "\"page\"",
+        );
     }
 
     #[test]
