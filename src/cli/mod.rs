@@ -47,6 +47,14 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[cfg(test)]
+impl Cli {
+    /// The command line `hogtrap ARGS...`, parsed as `main` parses it (for the parse tests).
+    pub(crate) fn parse_args(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hogtrap").chain(args.iter().copied()))
+    }
+}
+
 /// `hogtrap run` goes to the daemon (`main.rs` wires it); every other command is answered here.
 #[derive(Subcommand, Debug)]
 pub enum Command {

@@ -403,13 +403,11 @@ fn at_least<T: PartialOrd + std::fmt::Display>(key: &str, value: T, min: T) -> R
     Ok(())
 }
 
-/// A size below `min`: "must be at least 1MiB, got 1000 bytes".
-fn at_least_size(key: &str, value: ByteSize, min: ByteSize, min_text: &str) -> Result<(), Invalid> {
-    if value < min {
-        return bad(
-            key,
-            format!("must be at least {min_text}, got {} bytes", value.0),
-        );
+/// A size below a mebibyte (the least memory or store any setting takes): "must be at least
+/// 1MiB, got 1000 bytes".
+fn at_least_1mib(key: &str, value: ByteSize) -> Result<(), Invalid> {
+    if value.0 < 1 << 20 {
+        return bad(key, format!("must be at least 1MiB, got {} bytes", value.0));
     }
     Ok(())
 }
@@ -468,12 +466,7 @@ impl Escalation {
 impl Rules {
     fn validate(&self) -> Result<(), Invalid> {
         at_least("rules.instruction_budget", self.instruction_budget, 1000)?;
-        at_least_size(
-            "rules.memory_limit",
-            self.memory_limit,
-            ByteSize(1 << 20),
-            "1MiB",
-        )?;
+        at_least_1mib("rules.memory_limit", self.memory_limit)?;
         at_least(
             "rules.max_consecutive_errors",
             self.max_consecutive_errors,
@@ -503,12 +496,7 @@ impl Retention {
         )?;
         at_least("retention.interval", self.interval, Duration::from_secs(1))?;
         at_least("retention.batch_rows", self.batch_rows, 1)?;
-        at_least_size(
-            "retention.max_size",
-            self.max_size,
-            ByteSize(1 << 20),
-            "1MiB",
-        )?;
+        at_least_1mib("retention.max_size", self.max_size)?;
         match (self.downsample_after, self.downsample_to) {
             (None, None) => Ok(()),
             (Some(_), None) => bad(

@@ -317,38 +317,25 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         },
         None,
     );
+    // The stacked parts of the CPU chart: label, palette colour, value.
+    let cpu_parts: [(&str, usize, fn(&crate::model::HostRow) -> f64); 4] = [
+        ("user", 0, |h| h.cpu_user_pct),
+        ("system", 1, |h| h.cpu_system_pct),
+        ("iowait", 4, |h| h.cpu_iowait_pct),
+        ("steal", 3, |h| h.cpu_steal_pct),
+    ];
     figure(
         &mut h,
         "CPU",
         "% of all CPUs, stacked",
         &Chart {
             title: "CPU %".into(),
-            series: vec![
-                series(
-                    "user",
-                    PALETTE[0],
-                    col(&|p| Some(p.host.cpu_user_pct)),
-                    false,
-                ),
-                series(
-                    "system",
-                    PALETTE[1],
-                    col(&|p| Some(p.host.cpu_system_pct)),
-                    false,
-                ),
-                series(
-                    "iowait",
-                    PALETTE[4],
-                    col(&|p| Some(p.host.cpu_iowait_pct)),
-                    false,
-                ),
-                series(
-                    "steal",
-                    PALETTE[3],
-                    col(&|p| Some(p.host.cpu_steal_pct)),
-                    false,
-                ),
-            ],
+            series: cpu_parts
+                .iter()
+                .map(|&(label, color, part)| {
+                    series(label, PALETTE[color], col(&|p| Some(part(&p.host))), false)
+                })
+                .collect(),
             unit: Unit::Percent,
             stacked: true,
             y_at_least: 100.0,
