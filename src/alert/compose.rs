@@ -374,6 +374,8 @@ pub fn test_message(host: &str, now_ms: TimestampMs) -> AlertMessage {
 mod tests {
     use super::*;
 
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
     fn burner() -> IncidentAlert {
         IncidentAlert {
             host: "web1".into(),
@@ -389,24 +391,33 @@ mod tests {
                 ("mem_used_bytes".into(), serde_json::json!(434_790_400)),
                 ("cpu".into(), serde_json::json!(99.993)),
             ]),
-            culprits: vec![
-                Culprit {
-                    resource: Resource::Mem,
-                    pid: 17,
-                    name: "java".into(),
-                    user: Some("app".into()),
-                    cmdline: Some("java -jar app.jar".into()),
-                    value: 2.0 * 1024.0 * 1024.0 * 1024.0,
-                },
-                Culprit {
-                    resource: Resource::Cpu,
-                    pid: 4242,
-                    name: "burner".into(),
-                    user: Some("bob".into()),
-                    cmdline: Some("python3 -c <loop>".into()),
-                    value: 99.5,
-                },
-            ],
+            culprits: [
+                (
+                    Resource::Mem,
+                    17,
+                    "java",
+                    "app",
+                    "java -jar app.jar",
+                    2.0 * GIB,
+                ),
+                (
+                    Resource::Cpu,
+                    4242,
+                    "burner",
+                    "bob",
+                    "python3 -c <loop>",
+                    99.5,
+                ),
+            ]
+            .map(|(resource, pid, name, user, cmdline, value)| Culprit {
+                resource,
+                pid,
+                name: name.into(),
+                user: Some(user.into()),
+                cmdline: Some(cmdline.into()),
+                value,
+            })
+            .into(),
             note: Some("Check the batch jobs.".into()),
         }
     }
