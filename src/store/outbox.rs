@@ -32,38 +32,7 @@ use crate::format::redact;
 use crate::model::AlertKind;
 use crate::model::{TimestampMs, Urgency};
 
-/// A delivery channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Email,
-    Desktop,
-    /// `[export.alertmanager]`: incidents posted to Alertmanager's API.
-    Alertmanager,
-}
-
-impl Channel {
-    /// The channels that carry messages (`hogtrap alert test` tries these); Alertmanager
-    /// carries incidents only.
-    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Desktop];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Desktop => "desktop",
-            Channel::Alertmanager => "alertmanager",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Channel> {
-        match text {
-            "email" => Some(Channel::Email),
-            "desktop" => Some(Channel::Desktop),
-            "alertmanager" => Some(Channel::Alertmanager),
-            _ => None,
-        }
-    }
-}
+pub use crate::model::Channel;
 
 /// An alert to queue, the same on every channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -327,33 +296,16 @@ impl Outbox {
                  FROM alert WHERE status = 'pending' AND next_attempt_ms <= ?1
                  ORDER BY next_attempt_ms, id LIMIT ?2",
             )?;
+            // Only this module writes the channel column: an unknown value is an error (naming
+            // it), never a guess.
             let rows = st.query_map(params![now_ms, limit as i64], |r| {
-                let channel: String = r.get(4)?;
-                Ok(DueAlert {
-                    id: r.get(0)?,
-                    created_ms: r.get(1)?,
-                    incident_id: r.get(2)?,
-                    rule: r.get(3)?,
-                    // Only this module writes the column: an unknown value is an
-                    // error, never a guess.
-                    channel: Channel::parse(&channel).ok_or_else(|| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            4,
-                            rusqlite::types::Type::Text,
-                            format!("unknown alert channel {channel:?}").into(),
-                        )
-                    })?,
-                    kind: r.get(5)?,
-                    subject: r.get(6)?,
-                    body_text: r.get(7)?,
-                    body_html: r.get(8)?,
-                    urgency: r.get(9)?,
-                    attempts: r.get(10)?,
-                    recipients: r
-                        .get::<_, Option<String>>(11)?
+                Ok(from_row!(r => DueAlert {
+                    id, created_ms, incident_id, rule, channel, kind, subject, body_text,
+                    body_html, urgency, attempts,
+                    recipients => |j: Option<String>| j
                         .and_then(|j| serde_json::from_str(&j).ok())
-                        .unwrap_or_default(),
-                })
+                        .unwrap_or_default()
+                }))
             })?;
             rows.collect()
         };
@@ -466,7 +418,7 @@ impl Outbox {
             let mut out = Vec::new();
             for row in rows {
                 let (rule, channel, count, window_start_ms) = row?;
-                if let Some(channel) = Channel::parse(&channel) {
+                if let Some(channel) = channel.parse::<Channel>().ok() {
                     out.push(HeldGroup {
                         rule,
                         channel,
@@ -561,7 +513,7 @@ impl Outbox {
             let mut out = Vec::new();
             for row in rows {
                 let (channel, mut open) = row?;
-                if let Some(channel) = Channel::parse(&channel) {
+                if let Some(channel) = channel.parse::<Channel>().ok() {
                     open.channel = channel;
                     out.push(open);
                 }

@@ -10,7 +10,9 @@
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::model::{AlertKind, Level, Resource, SampleReason, Severity, UnknownValue, Urgency};
+use crate::model::{
+    AlertKind, Channel, Level, Resource, SampleReason, Severity, UnknownValue, Urgency,
+};
 
 macro_rules! stored_as_text {
     ($($ty:ty),+) => {$(
@@ -31,7 +33,14 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(Resource, Severity, Urgency, AlertKind, SampleReason);
+stored_as_text!(
+    Resource,
+    Severity,
+    Urgency,
+    AlertKind,
+    SampleReason,
+    Channel
+);
 
 impl ToSql for Level {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -224,6 +233,17 @@ mod tests {
             "UPDATE alert SET kind = 'page'",
             "alert kind",
             "\"page\"",
+        );
+    }
+
+    #[test]
+    fn outbox_channel_unknown_is_an_error() {
+        let email = |due: &DueAlert| assert_eq!(due.channel, Channel::Email);
+        outbox_rejects(
+            email,
+            "UPDATE alert SET channel = 'pager'",
+            "alert channel",
+            "\"pager\"",
         );
     }
 
