@@ -4,6 +4,7 @@
 //! short indexed read on a read-only connection, so a reader never holds the daemon up.
 
 use super::vocab::from_row;
+use crate::format::ProcessNumbers;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{Sample, TimestampMs};
@@ -27,14 +28,7 @@ pub struct ReplayProcess {
     pub user: String,
     pub name: String,
     pub cmdline: String,
-    pub state: String,
-    pub cpu_pct: f64,
-    pub rss_bytes: f64,
-    pub read_bytes_per_s: f64,
-    pub write_bytes_per_s: f64,
-    pub threads: i64,
-    /// tx + rx, when network accounting saw it.
-    pub net_bytes_per_s: Option<f64>,
+    pub numbers: ProcessNumbers,
     /// At detail level only.
     pub cgroup: Option<String>,
 }
@@ -258,10 +252,9 @@ pub fn processes(conn: &Connection, sample_id: i64) -> rusqlite::Result<Vec<Repl
     let mut st = conn.prepare_cached(
         "SELECT p.id, p.pid, p.ppid, p.uid, p.user, p.name, p.cmdline, ps.state,
                 ps.cpu_pct_x100 / 100.0, ps.rss_kib * 1024.0, ps.read_bps, ps.write_bps,
-                ps.threads,
                 CASE WHEN ps.net_tx_bps IS NULL AND ps.net_rx_bps IS NULL THEN NULL
                      ELSE coalesce(ps.net_tx_bps, 0) + coalesce(ps.net_rx_bps, 0) END,
-                d.cgroup
+                ps.threads, d.cgroup
          FROM process_sample ps
          JOIN process p ON p.id = ps.process_id
          LEFT JOIN process_detail d ON d.sample_id = ps.sample_id AND d.process_id = ps.process_id
@@ -269,8 +262,12 @@ pub fn processes(conn: &Connection, sample_id: i64) -> rusqlite::Result<Vec<Repl
     )?;
     let rows = st.query_map([sample_id], |r| {
         Ok(from_row!(r => ReplayProcess {
-            process_id, pid, ppid, uid, user, name, cmdline, state, cpu_pct, rss_bytes,
-            read_bytes_per_s, write_bytes_per_s, threads, net_bytes_per_s, cgroup
+            process_id, pid, ppid, uid, user, name, cmdline;
+            numbers: from_row!(r, from 7 => ProcessNumbers {
+                state, cpu_pct, rss_bytes, read_bytes_per_s, write_bytes_per_s, net_bytes_per_s,
+                threads
+            }),
+            cgroup: r.get(14)?
         }))
     })?;
     rows.collect()
@@ -399,7 +396,7 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a", "b"]);
         let b = f.processes.iter().find(|p| p.name == "b").unwrap();
-        assert_eq!(b.rss_bytes, (1 << 20) as f64);
+        assert_eq!(b.numbers.rss_bytes, (1 << 20) as f64);
         let c = connections_of(&conn, f.at.id, 11).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(

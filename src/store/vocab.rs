@@ -69,14 +69,15 @@ impl FromSql for Level {
 
 /// Fills a struct from a row, one column per named field in order (column 0 first):
 /// `from_row!(r => Talker { pid, user, cmdline => redact_owned; remotes: Vec::new() })`. A
-/// field given `=> f` gets `f(column)`; those after `;` are filled by no column. Adding a column is one
+/// field given `=> f` gets `f(column)`; those after `;` are filled by no column. `r, from 7`
+/// starts at column 7 (a struct nested in a row). Adding a column is one
 /// name here and one in the SELECT, with no indices to renumber.
 macro_rules! from_row {
-    ($row:expr => $ty:path {
+    ($row:expr $(, from $start:expr)? => $ty:path {
         $($field:ident $(=> $map:expr)?),+ $(; $($extra:ident: $value:expr),+)? $(,)?
     }) => {{
         let row: &rusqlite::Row<'_> = $row;
-        let mut column = 0usize..;
+        let mut column = (0usize $(+ $start)?)..;
         $ty { $($field: from_row!(@get row, column $(, $map)?),)+ $($($extra: $value,)+)? }
     }};
     (@get $row:ident, $column:ident) => {
