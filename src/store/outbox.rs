@@ -63,19 +63,11 @@ pub struct Enqueued {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueAlert {
     pub id: i64,
-    pub created_ms: TimestampMs,
-    pub incident_id: Option<i64>,
-    pub rule: String,
     pub channel: Channel,
-    pub kind: AlertKind,
-    pub subject: String,
-    pub body_text: String,
-    pub body_html: Option<String>,
-    pub urgency: Urgency,
     /// Attempts made before this one.
     pub attempts: i64,
-    /// See [`NewAlert::recipients`].
-    pub recipients: Vec<String>,
+    /// What was queued: the same on every channel.
+    pub content: NewAlert,
 }
 
 /// A rule and channel with alerts held back, and when its rate-limit window began.
@@ -291,8 +283,8 @@ impl Outbox {
     pub fn due(&self, now_ms: TimestampMs, limit: usize) -> Result<Vec<DueAlert>> {
         let run = || -> rusqlite::Result<Vec<DueAlert>> {
             let mut st = self.conn.prepare_cached(
-                "SELECT id, created_ms, incident_id, rule, channel, kind, subject, body_text,
-                        body_html, urgency, attempts, recipients
+                "SELECT id, channel, attempts, created_ms, incident_id, rule, kind, subject,
+                        body_text, body_html, urgency, recipients
                  FROM alert WHERE status = 'pending' AND next_attempt_ms <= ?1
                  ORDER BY next_attempt_ms, id LIMIT ?2",
             )?;
@@ -300,11 +292,14 @@ impl Outbox {
             // it), never a guess.
             let rows = st.query_map(params![now_ms, limit as i64], |r| {
                 Ok(from_row!(r => DueAlert {
-                    id, created_ms, incident_id, rule, channel, kind, subject, body_text,
-                    body_html, urgency, attempts,
-                    recipients => |j: Option<String>| j
-                        .and_then(|j| serde_json::from_str(&j).ok())
-                        .unwrap_or_default()
+                    id, channel, attempts;
+                    content: from_row!(r, from 3 => NewAlert {
+                        created_ms, incident_id, rule, kind, subject, body_text, body_html,
+                        urgency,
+                        recipients => |j: Option<String>| j
+                            .and_then(|j| serde_json::from_str(&j).ok())
+                            .unwrap_or_default()
+                    })
                 }))
             })?;
             rows.collect()

@@ -217,7 +217,7 @@ mod tests {
     #[test]
     fn outbox_urgency_unknown_is_an_error() {
         // A typo used to read back as `normal`.
-        let low = |due: &DueAlert| assert_eq!(due.urgency, Urgency::Low);
+        let low = |due: &DueAlert| assert_eq!(due.content.urgency, Urgency::Low);
         outbox_rejects(
             low,
             "UPDATE alert SET urgency = 'urgent'",
@@ -228,7 +228,7 @@ mod tests {
 
     #[test]
     fn outbox_kind_unknown_is_an_error() {
-        let reminder = |due: &DueAlert| assert_eq!(due.kind, AlertKind::Reminder);
+        let reminder = |due: &DueAlert| assert_eq!(due.content.kind, AlertKind::Reminder);
         outbox_rejects(
             reminder,
             "UPDATE alert SET kind = 'page'",
