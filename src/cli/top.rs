@@ -76,7 +76,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
                 let who = [r.pid.to_string(), r.user.clone(), r.name.clone()];
                 let numbers = [r.avg, r.peak, r.total].map(|v| v.to_string());
                 let samples = r.samples.to_string();
-                [who.as_slice(), &[samples], &numbers, &[r.cmdline.clone()]].concat()
+                let command = std::slice::from_ref(&r.cmdline);
+                [who.as_slice(), &[samples], &numbers, command].concat()
             };
             return output::csv(out, header, rows.iter().map(record));
         }
@@ -129,7 +130,8 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
                 p.threads,
             ];
             let numbers = numbers.map(|v| v.to_string());
-            [who.as_slice(), &[cpu], &numbers, &[p.cmdline.clone()]].concat()
+            let command = std::slice::from_ref(&p.cmdline);
+            [who.as_slice(), &[cpu], &numbers, command].concat()
         };
         return output::csv(out, header, rows.iter().map(record));
     }

@@ -318,7 +318,8 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         None,
     );
     // The stacked parts of the CPU chart: label, palette colour, value.
-    let cpu_parts: [(&str, usize, fn(&crate::model::HostRow) -> f64); 4] = [
+    type Part = fn(&crate::model::HostRow) -> f64;
+    let cpu_parts: [(&str, usize, Part); 4] = [
         ("user", 0, |h| h.cpu_user_pct),
         ("system", 1, |h| h.cpu_system_pct),
         ("iowait", 4, |h| h.cpu_iowait_pct),

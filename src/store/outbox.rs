@@ -413,7 +413,7 @@ impl Outbox {
             let mut out = Vec::new();
             for row in rows {
                 let (rule, channel, count, window_start_ms) = row?;
-                if let Some(channel) = channel.parse::<Channel>().ok() {
+                if let Ok(channel) = channel.parse::<Channel>() {
                     out.push(HeldGroup {
                         rule,
                         channel,
@@ -508,7 +508,7 @@ impl Outbox {
             let mut out = Vec::new();
             for row in rows {
                 let (channel, mut open) = row?;
-                if let Some(channel) = channel.parse::<Channel>().ok() {
+                if let Ok(channel) = channel.parse::<Channel>() {
                     open.channel = channel;
                     out.push(open);
                 }

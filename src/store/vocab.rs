@@ -77,7 +77,8 @@ macro_rules! from_row {
         $($field:ident $(=> $map:expr)?),+ $(; $($extra:ident: $value:expr),+)? $(,)?
     }) => {{
         let row: &rusqlite::Row<'_> = $row;
-        let mut column = (0usize $(+ $start)?)..;
+        let start: usize = 0 $(+ $start)?;
+        let mut column = start..;
         $ty { $($field: from_row!(@get row, column $(, $map)?),)+ $($($extra: $value,)+)? }
     }};
     (@get $row:ident, $column:ident) => {

@@ -637,7 +637,7 @@ impl NetCollector {
                 );
             }
             if let Some(r) = rate {
-                sample.add_socket_rate(pid, &rec, r);
+                sample.add_socket_rate(pid, rec, r);
             }
             if pid.is_none() {
                 sample.unattributed_sockets += 1;
