@@ -231,13 +231,19 @@ mod tests {
         CaptureWindow::start(T0, Duration::from_secs(60), Duration::from_secs(1))
     }
 
+    /// In `state` the window ends at `end`: still running a second before, over at it.
+    #[track_caller]
+    fn assert_ends_at(w: &CaptureWindow, state: IncidentState, end: TimestampMs) {
+        assert_eq!(w.end_ms(state, bounds()), end);
+        assert!(!w.is_over(end - S, state, bounds()));
+        assert!(w.is_over(end, state, bounds()));
+    }
+
     #[test]
     fn start_runs_for_its_duration_without_an_incident() {
         let w = window();
         assert_eq!(w.until_ms(), T0 + 60 * S);
-        assert_eq!(w.end_ms(IncidentState::NoIncident, bounds()), T0 + 60 * S);
-        assert!(!w.is_over(T0 + 59 * S, IncidentState::NoIncident, bounds()));
-        assert!(w.is_over(T0 + 60 * S, IncidentState::NoIncident, bounds()));
+        assert_ends_at(&w, IncidentState::NoIncident, T0 + 60 * S);
     }
 
     #[test]
@@ -269,20 +275,14 @@ mod tests {
 
     #[test]
     fn an_open_incident_keeps_it_going_until_the_bound() {
-        let w = window();
-        assert_eq!(w.end_ms(IncidentState::Open, bounds()), T0 + 600 * S);
-        assert!(!w.is_over(T0 + 599 * S, IncidentState::Open, bounds()));
-        assert!(w.is_over(T0 + 600 * S, IncidentState::Open, bounds()));
+        assert_ends_at(&window(), IncidentState::Open, T0 + 600 * S);
     }
 
     #[test]
     fn a_closed_incident_expires_it_after_the_clear_margin() {
         let w = window();
         // Closed late: the margin after the close outlasts the duration.
-        let late = IncidentState::ClosedAt(T0 + 100 * S);
-        assert_eq!(w.end_ms(late, bounds()), T0 + 130 * S);
-        assert!(!w.is_over(T0 + 129 * S, late, bounds()));
-        assert!(w.is_over(T0 + 130 * S, late, bounds()));
+        assert_ends_at(&w, IncidentState::ClosedAt(T0 + 100 * S), T0 + 130 * S);
         // Closed early: the duration is the later end.
         let early = IncidentState::ClosedAt(T0 + 5 * S);
         assert_eq!(w.end_ms(early, bounds()), T0 + 60 * S);

@@ -163,13 +163,14 @@ impl IncidentAlert {
         for (k, v) in &facts {
             let _ = writeln!(text, "{k:width$}  {v}");
         }
+        // The heading of the values, in the text and the HTML part.
+        let values_heading = if kind == AlertKind::Clear {
+            "Values when it fired"
+        } else {
+            "What tripped it"
+        };
         if !values.is_empty() {
-            let what = if kind == AlertKind::Clear {
-                "\nValues when it fired:"
-            } else {
-                "\nWhat tripped it:"
-            };
-            let _ = writeln!(text, "{what}");
+            let _ = writeln!(text, "\n{values_heading}:");
             let width = values.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
             for (k, v) in &values {
                 let _ = writeln!(text, "  {k:width$}  {v}");
@@ -193,12 +194,7 @@ impl IncidentAlert {
         push_rows(&mut html, &facts);
         html.push_str("</table>\n");
         if !values.is_empty() {
-            let what = if kind == AlertKind::Clear {
-                "Values when it fired"
-            } else {
-                "What tripped it"
-            };
-            let _ = writeln!(html, "<h3>{what}</h3>\n<table>");
+            let _ = writeln!(html, "<h3>{values_heading}</h3>\n<table>");
             push_rows(&mut html, &values);
             html.push_str("</table>\n");
         }
@@ -378,6 +374,8 @@ pub fn test_message(host: &str, now_ms: TimestampMs) -> AlertMessage {
 mod tests {
     use super::*;
 
+    const GIB: f64 = 1024.0 * 1024.0 * 1024.0;
+
     fn burner() -> IncidentAlert {
         IncidentAlert {
             host: "web1".into(),
@@ -393,24 +391,33 @@ mod tests {
                 ("mem_used_bytes".into(), serde_json::json!(434_790_400)),
                 ("cpu".into(), serde_json::json!(99.993)),
             ]),
-            culprits: vec![
-                Culprit {
-                    resource: Resource::Mem,
-                    pid: 17,
-                    name: "java".into(),
-                    user: Some("app".into()),
-                    cmdline: Some("java -jar app.jar".into()),
-                    value: 2.0 * 1024.0 * 1024.0 * 1024.0,
-                },
-                Culprit {
-                    resource: Resource::Cpu,
-                    pid: 4242,
-                    name: "burner".into(),
-                    user: Some("bob".into()),
-                    cmdline: Some("python3 -c <loop>".into()),
-                    value: 99.5,
-                },
-            ],
+            culprits: [
+                (
+                    Resource::Mem,
+                    17,
+                    "java",
+                    "app",
+                    "java -jar app.jar",
+                    2.0 * GIB,
+                ),
+                (
+                    Resource::Cpu,
+                    4242,
+                    "burner",
+                    "bob",
+                    "python3 -c <loop>",
+                    99.5,
+                ),
+            ]
+            .map(|(resource, pid, name, user, cmdline, value)| Culprit {
+                resource,
+                pid,
+                name: name.into(),
+                user: Some(user.into()),
+                cmdline: Some(cmdline.into()),
+                value,
+            })
+            .into(),
             note: Some("Check the batch jobs.".into()),
         }
     }

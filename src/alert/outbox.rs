@@ -220,7 +220,10 @@ fn message_id(alert: &DueAlert, host: &str) -> String {
     } else {
         domain
     };
-    format!("<hogtrap.alert.{}.{}@{domain}>", alert.id, alert.created_ms)
+    format!(
+        "<hogtrap.alert.{}.{}@{domain}>",
+        alert.id, alert.content.created_ms
+    )
 }
 
 /// What one pass did.
@@ -392,6 +395,7 @@ impl Delivery {
             retryable: false,
         };
         let id = alert
+            .content
             .incident_id
             .ok_or_else(|| gone("the alert names no incident".into()))?;
         let incident = self
@@ -489,17 +493,17 @@ impl Delivery {
                 continue;
             }
             let message = AlertMessage {
-                subject: alert.subject.clone(),
-                text: alert.body_text.clone(),
-                html: alert.body_html.clone(),
-                urgency: Some(alert.urgency),
+                subject: alert.content.subject.clone(),
+                text: alert.content.body_text.clone(),
+                html: alert.content.body_html.clone(),
+                urgency: Some(alert.content.urgency),
                 message_id: Some(message_id(alert, &self.config.host)),
             };
             let result = match alert.channel {
-                Channel::Email if !alert.recipients.is_empty() => {
+                Channel::Email if !alert.content.recipients.is_empty() => {
                     // A rule's `email { to = ... }`: exactly those recipients.
                     let email = EmailConfig {
-                        to: alert.recipients.clone(),
+                        to: alert.content.recipients.clone(),
                         ..self.config.email.clone()
                     };
                     send_email(&email, &message).await
@@ -518,13 +522,13 @@ impl Delivery {
                     tracing::info!(
                         "alert {} ({}) delivered by {}",
                         alert.id,
-                        alert.subject,
+                        alert.content.subject,
                         alert.channel.as_str()
                     );
                     AttemptOutcome::Sent
                 }
                 Err(e) => {
-                    let age = ts - alert.created_ms;
+                    let age = ts - alert.content.created_ms;
                     let give_up_ms = self.config.alerts.give_up_after.as_millis() as i64;
                     if age >= give_up_ms {
                         report.failed += 1;

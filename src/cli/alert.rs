@@ -39,7 +39,7 @@ fn test(ctx: &Ctx, email: bool, desktop: bool) -> anyhow::Result<()> {
             p.display().to_string()
         });
     let channels: Vec<Channel> = if email || desktop {
-        Channel::ALL
+        Channel::MESSAGES
             .into_iter()
             .filter(|c| match c {
                 Channel::Email => email,

@@ -5,7 +5,12 @@
 use std::cell::OnceCell;
 use std::path::{Path, PathBuf};
 
+use anyhow::{anyhow, bail};
+
+use super::time;
 use crate::config::Config;
+use crate::model::TimestampMs;
+use crate::store::query::SampleHead;
 
 /// The global options of one invocation, resolved on first use.
 pub struct Ctx {
@@ -18,6 +23,30 @@ pub struct Ctx {
 pub struct ReadOnlyStore {
     pub path: PathBuf,
     pub conn: rusqlite::Connection,
+}
+
+impl ReadOnlyStore {
+    /// The newest sample at or before `at`; an error naming the moment and the store if none.
+    pub fn sample_at(&self, at: TimestampMs) -> anyhow::Result<SampleHead> {
+        match crate::store::query::sample_at(&self.conn, at)? {
+            Some(head) => Ok(head),
+            None => bail!(
+                "no sample at or before {} in {}",
+                time::format_local(at),
+                self.path.display()
+            ),
+        }
+    }
+}
+
+/// The error of a range that holds no sample, naming it and the store.
+pub fn no_samples(from: TimestampMs, to: TimestampMs, db: &Path) -> anyhow::Error {
+    anyhow!(
+        "no samples between {} and {} in {}",
+        time::format_local(from),
+        time::format_local(to),
+        db.display()
+    )
 }
 
 impl Ctx {

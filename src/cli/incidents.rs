@@ -35,9 +35,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         .with_context(|| format!("{}: reading incidents", store.path.display()))?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &rows)?;
-        writeln!(out)?;
-        return Ok(());
+        return output::json(out, &rows);
     }
     if rows.is_empty() {
         writeln!(out, "no incidents")?;

@@ -26,7 +26,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-pub use ctx::Ctx;
+pub use ctx::{no_samples, Ctx};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -45,6 +45,14 @@ pub struct Cli {
     pub db: Option<PathBuf>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[cfg(test)]
+impl Cli {
+    /// The command line `hogtrap ARGS...`, parsed as `main` parses it (for the parse tests).
+    pub(crate) fn parse_args(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("hogtrap").chain(args.iter().copied()))
+    }
 }
 
 /// `hogtrap run` goes to the daemon (`main.rs` wires it); every other command is answered here.

@@ -47,14 +47,7 @@ fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
     let (from, to) = match (a.from, a.to, a.at) {
         (Some(f), Some(t), _) => (f, t),
         (_, _, at) => {
-            let at = at.unwrap_or_else(time::now);
-            let Some(head) = query::sample_at(conn, at)? else {
-                bail!(
-                    "no sample at or before {} in {}",
-                    time::format_local(at),
-                    db.display()
-                );
-            };
+            let head = store.sample_at(at.unwrap_or_else(time::now))?;
             (head.ts_ms, head.ts_ms)
         }
     };
@@ -78,62 +71,32 @@ fn recorded(ctx: &Ctx, a: &Args) -> anyhow::Result<()> {
     let totals = query::net_totals(conn, from, to)?;
     let closed = query::closed_unattributed(conn, from, to, a.n)?;
     if totals.samples == 0 {
-        bail!(
-            "no samples between {} and {} in {}",
-            time::format_local(from),
-            time::format_local(to),
-            db.display()
-        );
+        return Err(super::no_samples(from, to, db));
     }
     let mut out = std::io::stdout().lock();
     if a.format.json {
-        serde_json::to_writer_pretty(
-            &mut out,
+        return output::json(
+            out,
             &serde_json::json!({ "from_ms": from, "to_ms": to, "totals": totals, "processes": talkers,
                 "closed_unattributed": closed }),
-        )?;
-        writeln!(out)?;
-        return Ok(());
+        );
     }
     if a.format.csv {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record([
-            "pid",
-            "user",
-            "name",
-            "tx_bytes",
-            "rx_bytes",
-            "peak_tx_bps",
-            "peak_rx_bps",
-            "remotes",
-            "cmdline",
-        ])?;
-        for t in &talkers {
-            w.write_record([
-                t.pid.to_string(),
-                t.user.clone(),
-                t.name.clone(),
-                format!("{:.0}", t.tx_bytes),
-                format!("{:.0}", t.rx_bytes),
-                t.peak_tx_bytes_per_s.to_string(),
-                t.peak_rx_bytes_per_s.to_string(),
-                remotes_text(t),
-                t.cmdline.clone(),
-            ])?;
-        }
-        w.flush()?;
-        return Ok(());
+        let header = "pid user name tx_bytes rx_bytes peak_tx_bps peak_rx_bps remotes cmdline";
+        let record = |t: &Talker| {
+            let who = [t.pid.to_string(), t.user.clone(), t.name.clone()];
+            let bytes = [t.tx_bytes, t.rx_bytes].map(|b| format!("{b:.0}"));
+            let peaks = [t.peak_tx_bytes_per_s, t.peak_rx_bytes_per_s].map(|b| b.to_string());
+            let rest = [remotes_text(t), t.cmdline.clone()];
+            [who.as_slice(), &bytes, &peaks, &rest].concat()
+        };
+        return output::csv(out, header.split(' '), talkers.iter().map(record));
     }
     if from == to {
         writeln!(out, "network at {}", time::format_local(from))?;
     } else {
-        writeln!(
-            out,
-            "network from {} to {} ({} samples)",
-            time::format_local(from),
-            time::format_local(to),
-            totals.samples
-        )?;
+        let span = time::span(from, to);
+        writeln!(out, "network {span} ({} samples)", totals.samples)?;
     }
     writeln!(
         out,

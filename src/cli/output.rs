@@ -10,6 +10,28 @@ pub use crate::format::{
     ProcessLabel, ProcessNumbers, PROCESS_COLUMNS, PROCESS_NUMERIC,
 };
 
+/// `value` as pretty JSON and a newline: every command's `--json`.
+pub fn json(mut out: impl std::io::Write, value: &impl serde::Serialize) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// A header and its records as CSV (raw numbers, not display units): every command's `--csv`.
+pub fn csv<C: AsRef<[u8]>>(
+    out: impl std::io::Write,
+    header: impl IntoIterator<Item = impl AsRef<[u8]>>,
+    records: impl IntoIterator<Item = impl IntoIterator<Item = C>>,
+) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(header)?;
+    for r in records {
+        w.write_record(r)?;
+    }
+    w.flush()?;
+    Ok(())
+}
+
 pub fn table(header: &[&str]) -> Table {
     let mut t = Table::new();
     t.load_preset(presets::NOTHING)

@@ -52,9 +52,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &summary)?;
-        writeln!(out)?;
-        return Ok(());
+        return output::json(out, &summary);
     }
     print_summary(&mut out, &summary, db)?;
     Ok(())

@@ -69,12 +69,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     };
     let samples = crate::store::query::count_samples(conn, window.from_ms, window.to_ms)?;
     if samples == 0 {
-        bail!(
-            "no samples between {} and {} in {}",
-            time::format_local(window.from_ms),
-            time::format_local(window.to_ms),
-            db.display()
-        );
+        return Err(super::no_samples(window.from_ms, window.to_ms, db));
     }
     // indicatif draws only when stderr is a terminal.
     let bar = if samples >= PROGRESS_FROM_SAMPLES {

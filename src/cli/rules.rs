@@ -123,8 +123,7 @@ fn list(ctx: &Ctx, cfg: &Config, json: bool) -> anyhow::Result<()> {
         .collect();
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &listed)?;
-        writeln!(out)?;
+        super::output::json(&mut out, &listed)?;
     } else {
         for l in &listed {
             let r = l.rule;
@@ -220,12 +219,7 @@ fn backtest(
     let samples = crate::store::query::load_samples(&store.conn, from, to, true)
         .with_context(|| format!("{}: reading samples", db.display()))?;
     if samples.is_empty() {
-        bail!(
-            "no samples between {} and {} in {}",
-            time::format_local(from),
-            time::format_local(to),
-            db.display()
-        );
+        return Err(super::no_samples(from, to, db));
     }
     let sources = rules::load_dir_sources(&cfg.rules.dir, true)?;
     // Actions are held: the engine only returns them, and nothing here carries them out.
@@ -268,16 +262,13 @@ fn backtest(
     bar.finish_and_clear();
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &firings)?;
-        writeln!(out)?;
-        return Ok(());
+        return super::output::json(out, &firings);
     }
     writeln!(
         out,
-        "backtest over {} samples from {} to {} (actions held, nothing sent or written)\n",
+        "backtest over {} samples {} (actions held, nothing sent or written)\n",
         samples.len(),
-        time::format_local(from),
-        time::format_local(to)
+        time::span(from, to)
     )?;
     // The daemon's policy, replayed: which incidents would open and close, and what each
     // would send on the channels this config enables.

@@ -36,9 +36,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(&mut out, &s)?;
-        writeln!(out)?;
-        return Ok(());
+        return output::json(out, &s);
     }
     let h = &s.host;
     writeln!(

@@ -37,15 +37,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     let note = inc::resolve_note(conn, id)?;
     let mut out = std::io::stdout().lock();
     if json {
-        serde_json::to_writer_pretty(
-            &mut out,
+        return output::json(
+            out,
             &serde_json::json!({
                 "incident": i, "culprits": culprits, "timeline": timeline,
                 "captures": captures, "alerts": alerts, "resolve_note": note,
             }),
-        )?;
-        writeln!(out)?;
-        return Ok(());
+        );
     }
     let now = jiff::Timestamp::now().as_millisecond();
     writeln!(out, "Incident {}: {}", i.id, i.title)?;

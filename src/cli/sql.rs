@@ -38,15 +38,10 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                 )
             })
             .collect();
-        serde_json::to_writer_pretty(&mut out, &rows)?;
-        writeln!(out)?;
+        output::json(&mut out, &rows)?;
     } else if f.csv {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(&r.columns)?;
-        for row in &r.rows {
-            w.write_record(row.iter().map(output::value_text))?;
-        }
-        w.flush()?;
+        let records = r.rows.iter().map(|row| row.iter().map(output::value_text));
+        output::csv(out, &r.columns, records)?;
     } else {
         let cols: Vec<&str> = r.columns.iter().map(String::as_str).collect();
         let mut t = output::table(&cols);

@@ -54,9 +54,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         v["last_sample_age_ms"] = age.into();
         v["wal_bytes"] = wal.into();
         v["alerts"] = serde_json::to_value(&alerts)?;
-        serde_json::to_writer_pretty(std::io::stdout().lock(), &v)?;
-        println!();
-        return Ok(());
+        return output::json(std::io::stdout().lock(), &v);
     }
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -180,25 +178,17 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
                     .unwrap_or_default()
             )?;
         }
+        // "  last sent  2026-11-26 03:12:00  email alert 7", the labels aligned.
+        let attempt = |label: &str, e: &crate::store::outbox::AttemptRow| {
+            let at = time::format_local(e.ts_ms);
+            format!("  last {label:<5} {at}  {} alert {}", e.channel, e.alert_id)
+        };
         if let Some(e) = &a.last_error {
-            writeln!(
-                out,
-                "  last error {}  {} alert {} ({}): {}",
-                time::format_local(e.ts_ms),
-                e.channel,
-                e.alert_id,
-                e.result,
-                e.error.as_deref().unwrap_or("")
-            )?;
+            let error = e.error.as_deref().unwrap_or("");
+            writeln!(out, "{} ({}): {error}", attempt("error", e), e.result)?;
         }
         if let Some(s) = &a.last_sent {
-            writeln!(
-                out,
-                "  last sent  {}  {} alert {}",
-                time::format_local(s.ts_ms),
-                s.channel,
-                s.alert_id
-            )?;
+            writeln!(out, "{}", attempt("sent", s))?;
         }
     }
     write_wake(&mut out, &wake)?;

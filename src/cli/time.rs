@@ -11,6 +11,11 @@ pub fn arg(s: &str) -> Result<TimestampMs, String> {
     parse_time(s)
 }
 
+/// A range as the commands' headings say it: "from 2026-11-26 03:12:00 to 03:20:00".
+pub fn span(from: TimestampMs, to: TimestampMs) -> String {
+    format!("from {} to {}", format_local(from), format_local(to))
+}
+
 /// Now, for a time option left out.
 pub fn now() -> TimestampMs {
     jiff::Timestamp::now().as_millisecond()
@@ -18,12 +23,10 @@ pub fn now() -> TimestampMs {
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use crate::cli::{Cli, CliCommand, Command};
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("hogtrap").chain(args.iter().copied()))
+        Cli::parse_args(args)
     }
 
     #[test]

@@ -42,14 +42,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         let (from, to) = match (a.from, a.to) {
             (Some(from), Some(to)) => (from, to),
             _ => {
-                let at = a.at.unwrap_or_else(time::now);
-                let Some(head) = query::sample_at(conn, at)? else {
-                    bail!(
-                        "no sample at or before {} in {}",
-                        time::format_local(at),
-                        db.display()
-                    );
-                };
+                let head = store.sample_at(a.at.unwrap_or_else(time::now))?;
                 (head.ts_ms, head.ts_ms)
             }
         };
@@ -63,17 +56,10 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             .with_context(|| format!("{}: reading the range", db.display()))?;
         let n = query::count_samples(conn, from, to)?;
         if n == 0 {
-            bail!(
-                "no samples between {} and {} in {}",
-                time::format_local(from),
-                time::format_local(to),
-                db.display()
-            );
+            return Err(super::no_samples(from, to, db));
         }
         if a.format.json {
-            serde_json::to_writer_pretty(&mut out, &rows)?;
-            writeln!(out)?;
-            return Ok(());
+            return output::json(out, &rows);
         }
         let (avg_h, peak_h, total_h) = match a.by {
             Resource::Cpu => ("AVG CPU", "PEAK CPU", "CPU TIME"),
@@ -86,31 +72,16 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
             pid_h, user_h, name_h, "SAMPLES", avg_h, peak_h, total_h, "COMMAND",
         ];
         if a.format.csv {
-            let mut w = csv::Writer::from_writer(out);
-            w.write_record(header)?;
-            for r in &rows {
-                w.write_record([
-                    r.pid.to_string(),
-                    r.user.clone(),
-                    r.name.clone(),
-                    r.samples.to_string(),
-                    r.avg.to_string(),
-                    r.peak.to_string(),
-                    r.total.to_string(),
-                    r.cmdline.clone(),
-                ])?;
-            }
-            w.flush()?;
-            return Ok(());
+            let record = |r: &query::ProcessOverRange| {
+                let who = [r.pid.to_string(), r.user.clone(), r.name.clone()];
+                let numbers = [r.avg, r.peak, r.total].map(|v| v.to_string());
+                let samples = r.samples.to_string();
+                let command = std::slice::from_ref(&r.cmdline);
+                [who.as_slice(), &[samples], &numbers, command].concat()
+            };
+            return output::csv(out, header, rows.iter().map(record));
         }
-        writeln!(
-            out,
-            "{} samples from {} to {}, by {}\n",
-            n,
-            time::format_local(from),
-            time::format_local(to),
-            a.by
-        )?;
+        writeln!(out, "{n} samples {}, by {}\n", time::span(from, to), a.by)?;
         let mut t = output::table(&header);
         for r in &rows {
             let label = output::ProcessLabel::new(r.pid, &r.name, Some(&r.user))
@@ -131,46 +102,38 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
         writeln!(out, "{}", output::render(&t))?;
         return Ok(());
     }
-    let at = a.at.unwrap_or_else(time::now);
-    let Some(head) = query::sample_at(conn, at)? else {
-        bail!(
-            "no sample at or before {} in {}",
-            time::format_local(at),
-            db.display()
-        );
-    };
+    let head = store.sample_at(a.at.unwrap_or_else(time::now))?;
     let rows = query::processes_of_sample(conn, head.sample_id, by, a.n)?;
     if a.format.json {
-        serde_json::to_writer_pretty(
-            &mut out,
+        return output::json(
+            out,
             &serde_json::json!({ "sample": head, "processes": rows }),
-        )?;
-        writeln!(out)?;
-        return Ok(());
+        );
     }
     let header = [
         "PID", "USER", "NAME", "S", "CPU%", "RSS", "READ/s", "WRITE/s", "THR", "COMMAND",
     ];
     // CSV keeps raw numbers (and its columns); people get the shared process row.
     if a.format.csv {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(header)?;
-        for p in &rows {
-            w.write_record([
+        let record = |p: &query::ProcessAt| {
+            let who = [
                 p.pid.to_string(),
                 p.user.clone(),
                 p.name.clone(),
                 p.state.clone(),
-                p.cpu_pct.to_string(),
-                p.rss_bytes.to_string(),
-                p.read_bytes_per_s.to_string(),
-                p.write_bytes_per_s.to_string(),
-                p.threads.to_string(),
-                p.cmdline.clone(),
-            ])?;
-        }
-        w.flush()?;
-        return Ok(());
+            ];
+            let cpu = p.cpu_pct.to_string();
+            let numbers = [
+                p.rss_bytes,
+                p.read_bytes_per_s,
+                p.write_bytes_per_s,
+                p.threads,
+            ];
+            let numbers = numbers.map(|v| v.to_string());
+            let command = std::slice::from_ref(&p.cmdline);
+            [who.as_slice(), &[cpu], &numbers, command].concat()
+        };
+        return output::csv(out, header, rows.iter().map(record));
     }
     writeln!(
         out,
@@ -233,24 +196,17 @@ pub(super) fn groups(
     }
     let n = query::count_samples(conn, from, to)?;
     if n == 0 {
-        bail!(
-            "no samples between {} and {} in {}",
-            time::format_local(from),
-            time::format_local(to),
-            db.display()
-        );
+        return Err(super::no_samples(from, to, db));
     }
     let rows = crate::store::exits::top_groups(conn, from, to, by, group, n_rows)
         .with_context(|| format!("{}: reading the range", db.display()))?;
     let tally = crate::store::exits::exit_tally(conn, from, to)?;
     if format.json {
-        serde_json::to_writer_pretty(
-            &mut *out,
+        return output::json(
+            out,
             &serde_json::json!({ "from_ms": from, "to_ms": to, "by": by, "group": group,
                                  "exits": tally, "groups": rows }),
-        )?;
-        writeln!(out)?;
-        return Ok(());
+        );
     }
     let total_h = match by {
         Resource::Cpu => "CPU TIME",
@@ -260,29 +216,15 @@ pub(super) fn groups(
     };
     let header = [group.as_str(), "PROCS", "EXITED", total_h, "LARGEST ONE"];
     if format.csv {
-        let mut w = csv::Writer::from_writer(out);
-        w.write_record(header)?;
-        for r in &rows {
-            w.write_record([
-                r.label.clone(),
-                r.processes.to_string(),
-                r.exited.to_string(),
-                r.total.to_string(),
-                r.largest.to_string(),
-            ])?;
-        }
-        w.flush()?;
-        return Ok(());
+        let record = |r: &crate::store::exits::GroupTotal| {
+            let counts = [r.processes, r.exited].map(|v| v.to_string());
+            let totals = [r.total, r.largest].map(|v| v.to_string());
+            [[r.label.clone()].as_slice(), &counts, &totals].concat()
+        };
+        return output::csv(out, header, rows.iter().map(record));
     }
-    writeln!(
-        out,
-        "{} samples from {} to {}, by {}, grouped by {}",
-        n,
-        time::format_local(from),
-        time::format_local(to),
-        by,
-        group
-    )?;
+    let span = time::span(from, to);
+    writeln!(out, "{n} samples {span}, by {by}, grouped by {group}")?;
     match (tally.lost, tally.unseen_cpu_s) {
         (Some(lost), _) => writeln!(
             out,

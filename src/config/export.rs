@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::Duration;
+use super::{against, at_least, between, Duration, SHORTEST};
 
 /// The most processes per resource the `/metrics` endpoint may list (`top_n`): the bound that
 /// keeps the number of series per host fixed whatever the host runs.
@@ -83,53 +83,29 @@ impl Export {
     /// The dotted key and the problem, as `Config::validate` reports them.
     pub(super) fn validate(&self) -> Result<(), (String, String)> {
         let p = &self.prometheus;
-        let bad = |k: &str, m: String| Err((format!("export.{k}"), m));
-        if p.top_n == 0 || p.top_n > TOP_N_MAX {
-            return bad(
-                "prometheus.top_n",
-                format!("must be between 1 and {TOP_N_MAX}, got {}", p.top_n),
-            );
-        }
-        if p.max_connections == 0 {
-            return bad(
-                "prometheus.max_connections",
-                "must be at least 1, got 0".into(),
-            );
-        }
-        if p.header_timeout.as_millis() < 100 {
-            return bad(
-                "prometheus.header_timeout",
-                format!("must be at least 100ms, got {}", p.header_timeout),
-            );
-        }
-        if p.connection_timeout < p.header_timeout {
-            return bad(
-                "prometheus.connection_timeout",
-                format!(
-                    "must be at least header_timeout ({}), got {}",
-                    p.header_timeout, p.connection_timeout
-                ),
-            );
-        }
+        between("export.prometheus.top_n", p.top_n, 1, TOP_N_MAX)?;
+        at_least("export.prometheus.max_connections", p.max_connections, 1)?;
+        let header_timeout = p.header_timeout;
+        at_least("export.prometheus.header_timeout", header_timeout, SHORTEST)?;
+        against(
+            p.connection_timeout >= header_timeout,
+            "export.prometheus.connection_timeout",
+            p.connection_timeout,
+            "be at least header_timeout",
+            header_timeout,
+        )?;
         let a = &self.alertmanager;
         for url in &a.urls {
             if let Err(e) = alertmanager_base(url) {
-                return bad("alertmanager.urls", format!("{url:?}: {e}"));
+                return Err(("export.alertmanager.urls".into(), format!("{url:?}: {e}")));
             }
         }
-        if a.timeout.as_millis() < 100 {
-            return bad(
-                "alertmanager.timeout",
-                format!("must be at least 100ms, got {}", a.timeout),
-            );
-        }
-        if a.resend_every.as_millis() < 1000 {
-            return bad(
-                "alertmanager.resend_every",
-                format!("must be at least 1s, got {}", a.resend_every),
-            );
-        }
-        Ok(())
+        at_least("export.alertmanager.timeout", a.timeout, SHORTEST)?;
+        at_least(
+            "export.alertmanager.resend_every",
+            a.resend_every,
+            Duration::from_secs(1),
+        )
     }
 }
 

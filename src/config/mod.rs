@@ -392,123 +392,111 @@ fn bad(key: &str, message: impl Into<String>) -> Result<(), Invalid> {
     Err((key.to_string(), message.into()))
 }
 
+/// The shortest interval, timeout or spacing any setting takes (below it, loops spin).
+const SHORTEST: Duration = Duration::from_millis(100);
+
+/// `value` below `min`: "must be at least {min}, got {value}".
+fn at_least<T: PartialOrd + std::fmt::Display>(key: &str, value: T, min: T) -> Result<(), Invalid> {
+    if value < min {
+        return bad(key, format!("must be at least {min}, got {value}"));
+    }
+    Ok(())
+}
+
+/// A size below a mebibyte (the least memory or store any setting takes): "must be at least
+/// 1MiB, got 1000 bytes".
+fn at_least_1mib(key: &str, value: ByteSize) -> Result<(), Invalid> {
+    if value.0 < 1 << 20 {
+        return bad(key, format!("must be at least 1MiB, got {} bytes", value.0));
+    }
+    Ok(())
+}
+
+/// `value` outside `lo..=hi`: "must be between {lo} and {hi}, got {value}".
+fn between<T: PartialOrd + std::fmt::Display>(
+    key: &str,
+    value: T,
+    lo: T,
+    hi: T,
+) -> Result<(), Invalid> {
+    if value < lo || value > hi {
+        return bad(key, format!("must be between {lo} and {hi}, got {value}"));
+    }
+    Ok(())
+}
+
+/// `value` set against another key's `bound`: unless `ok`, "must {rule} ({bound}), got {value}".
+fn against<T: std::fmt::Display>(
+    ok: bool,
+    key: &str,
+    value: T,
+    rule: &str,
+    bound: T,
+) -> Result<(), Invalid> {
+    if !ok {
+        return bad(key, format!("must {rule} ({bound}), got {value}"));
+    }
+    Ok(())
+}
+
 impl Sampler {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.interval.as_millis() < 100 {
-            return bad(
-                "sampler.interval",
-                format!("must be at least 100ms, got {}", self.interval),
-            );
-        }
-        if self.top_processes == 0 {
-            return bad("sampler.top_processes", "must be at least 1, got 0");
-        }
+        at_least("sampler.interval", self.interval, SHORTEST)?;
+        at_least("sampler.top_processes", self.top_processes, 1)?;
         self.wake.validate()
     }
 }
 
 impl Escalation {
     fn validate_detail_interval(&self) -> Result<(), Invalid> {
-        if self.detail_interval.as_millis() < 100 {
-            return bad(
-                "escalation.detail_interval",
-                format!("must be at least 100ms, got {}", self.detail_interval),
-            );
-        }
-        Ok(())
+        at_least("escalation.detail_interval", self.detail_interval, SHORTEST)
     }
 
     fn validate_max_capture(&self) -> Result<(), Invalid> {
-        if self.max_capture < self.detail_interval {
-            return bad(
-                "escalation.max_capture",
-                format!(
-                    "must be at least escalation.detail_interval ({}), got {}",
-                    self.detail_interval, self.max_capture
-                ),
-            );
-        }
-        Ok(())
+        against(
+            self.max_capture >= self.detail_interval,
+            "escalation.max_capture",
+            self.max_capture,
+            "be at least escalation.detail_interval",
+            self.detail_interval,
+        )
     }
 }
 
 impl Rules {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.instruction_budget < 1000 {
-            return bad(
-                "rules.instruction_budget",
-                format!("must be at least 1000, got {}", self.instruction_budget),
-            );
-        }
-        if self.memory_limit.0 < (1 << 20) {
-            return bad(
-                "rules.memory_limit",
-                format!("must be at least 1MiB, got {} bytes", self.memory_limit.0),
-            );
-        }
-        if self.max_consecutive_errors == 0 {
-            return bad("rules.max_consecutive_errors", "must be at least 1, got 0");
-        }
+        at_least("rules.instruction_budget", self.instruction_budget, 1000)?;
+        at_least_1mib("rules.memory_limit", self.memory_limit)?;
+        at_least(
+            "rules.max_consecutive_errors",
+            self.max_consecutive_errors,
+            1,
+        )?;
         per_rule::check_shape(&self.per_rule)
     }
 }
 
 impl Protect {
     fn validate(&self) -> Result<(), Invalid> {
-        if !(-1000..=1000).contains(&self.oom_score_adj) {
-            return bad(
-                "protect.oom_score_adj",
-                format!("must be between -1000 and 1000, got {}", self.oom_score_adj),
-            );
-        }
-        if !(-20..=19).contains(&self.nice) {
-            return bad(
-                "protect.nice",
-                format!("must be between -20 and 19, got {}", self.nice),
-            );
-        }
-        if self.ionice_level > 7 {
-            return bad(
-                "protect.ionice_level",
-                format!("must be between 0 and 7, got {}", self.ionice_level),
-            );
-        }
-        Ok(())
+        between("protect.oom_score_adj", self.oom_score_adj, -1000, 1000)?;
+        between("protect.nice", self.nice, -20, 19)?;
+        between("protect.ionice_level", self.ionice_level, 0, 7)
     }
 }
 
 impl Retention {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.baseline.as_millis() < 60_000 {
-            return bad(
-                "retention.baseline",
-                format!("must be at least 1m, got {}", self.baseline),
-            );
-        }
-        if self.detail > self.baseline {
-            return bad(
-                "retention.detail",
-                format!(
-                    "must not exceed retention.baseline ({}), got {}",
-                    self.baseline, self.detail
-                ),
-            );
-        }
-        if self.interval.as_millis() < 1000 {
-            return bad(
-                "retention.interval",
-                format!("must be at least 1s, got {}", self.interval),
-            );
-        }
-        if self.batch_rows == 0 {
-            return bad("retention.batch_rows", "must be at least 1, got 0");
-        }
-        if self.max_size.0 < 1 << 20 {
-            return bad(
-                "retention.max_size",
-                format!("must be at least 1MiB, got {} bytes", self.max_size.0),
-            );
-        }
+        at_least("retention.baseline", self.baseline, Duration::from_secs(60))?;
+        against(
+            self.detail <= self.baseline,
+            "retention.detail",
+            self.detail,
+            "not exceed retention.baseline",
+            self.baseline,
+        )?;
+        at_least("retention.interval", self.interval, Duration::from_secs(1))?;
+        at_least("retention.batch_rows", self.batch_rows, 1)?;
+        at_least_1mib("retention.max_size", self.max_size)?;
         match (self.downsample_after, self.downsample_to) {
             (None, None) => Ok(()),
             (Some(_), None) => bad(
@@ -519,11 +507,7 @@ impl Retention {
                 "retention.downsample_to",
                 "needs retention.downsample_after as well (e.g. \"7d\")",
             ),
-            (Some(_), Some(to)) if to.as_millis() < 1000 => bad(
-                "retention.downsample_to",
-                format!("must be at least 1s, got {to}"),
-            ),
-            (Some(_), Some(_)) => Ok(()),
+            (Some(_), Some(to)) => at_least("retention.downsample_to", to, Duration::from_secs(1)),
         }
     }
 }
@@ -539,21 +523,14 @@ impl Store {
 
 impl Alerts {
     fn validate(&self) -> Result<(), Invalid> {
-        if self.retry_initial.as_millis() < 100 {
-            return bad(
-                "alerts.retry_initial",
-                format!("must be at least 100ms, got {}", self.retry_initial),
-            );
-        }
-        if self.retry_max < self.retry_initial {
-            return bad(
-                "alerts.retry_max",
-                format!(
-                    "must not be shorter than retry_initial ({}), got {}",
-                    self.retry_initial, self.retry_max
-                ),
-            );
-        }
+        at_least("alerts.retry_initial", self.retry_initial, SHORTEST)?;
+        against(
+            self.retry_max >= self.retry_initial,
+            "alerts.retry_max",
+            self.retry_max,
+            "not be shorter than retry_initial",
+            self.retry_initial,
+        )?;
         if self.give_up_after.as_millis() == 0 {
             return bad("alerts.give_up_after", "must be longer than 0s");
         }
@@ -643,6 +620,18 @@ mod tests {
         Config::parse(s, Path::new("test.toml"))
     }
 
+    /// The one-line error a config text gives, as `test.toml`.
+    pub(super) fn parse_error(s: &str) -> String {
+        parse(s).unwrap_err().to_string()
+    }
+
+    /// The config text fails with an error line that starts with `start`.
+    #[track_caller]
+    pub(super) fn assert_error_starts(s: &str, start: &str) {
+        let e = parse_error(s);
+        assert!(e.starts_with(start), "{e}");
+    }
+
     #[test]
     fn embedded_default_parses_to_the_defaults() {
         let c = Config::load_or_default(None).unwrap();
@@ -690,27 +679,26 @@ mod tests {
 
     #[test]
     fn alert_sections_are_checked_with_key_and_line() {
-        let e = parse("[email]\nenabled = true\nserver = \"\"\n")
-            .unwrap_err()
-            .to_string();
         assert_eq!(
-            e,
+            parse_error("[email]\nenabled = true\nserver = \"\"\n"),
             "test.toml:3: email.server: required when email is enabled"
         );
-        let e = parse("[email]\npassword = \"hunter2\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("test.toml:2: email.password:"), "{e}");
-        let e = parse("[alerts]\nretry_initial = \"1m\"\nretry_max = \"10s\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("test.toml:3: alerts.retry_max:"), "{e}");
-        let e = parse("[alerts]\nrate_limit = 5\n").unwrap_err().to_string();
-        assert!(e.starts_with("test.toml:2: alerts.rate_limit:"), "{e}");
-        let e = parse("[desktop]\nurgency = \"panic\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("test.toml:2: desktop.urgency:"), "{e}");
+        assert_error_starts(
+            "[email]\npassword = \"hunter2\"\n",
+            "test.toml:2: email.password:",
+        );
+        assert_error_starts(
+            "[alerts]\nretry_initial = \"1m\"\nretry_max = \"10s\"\n",
+            "test.toml:3: alerts.retry_max:",
+        );
+        assert_error_starts(
+            "[alerts]\nrate_limit = 5\n",
+            "test.toml:2: alerts.rate_limit:",
+        );
+        assert_error_starts(
+            "[desktop]\nurgency = \"panic\"\n",
+            "test.toml:2: desktop.urgency:",
+        );
     }
 
     #[test]
@@ -721,38 +709,31 @@ mod tests {
 
     #[test]
     fn wrong_type_names_key_and_line() {
-        let e = parse("[sampler]\n\ninterval = 10\n")
-            .unwrap_err()
-            .to_string();
         assert_eq!(
-            e,
+            parse_error("[sampler]\n\ninterval = 10\n"),
             "test.toml:3: sampler.interval: expected a duration like \"10s\", got 10"
         );
     }
 
     #[test]
     fn unknown_key_names_key_and_line() {
-        let e = parse("[store]\npath = \"x.db\"\npaht = \"y\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("test.toml:3: store.paht: unknown key"), "{e}");
+        assert_error_starts(
+            "[store]\npath = \"x.db\"\npaht = \"y\"\n",
+            "test.toml:3: store.paht: unknown key",
+        );
     }
 
     #[test]
     fn bad_value_names_key_and_line() {
-        let e = parse("[protect]\nnice = 40\n").unwrap_err().to_string();
         assert_eq!(
-            e,
+            parse_error("[protect]\nnice = 40\n"),
             "test.toml:2: protect.nice: must be between -20 and 19, got 40"
         );
     }
 
     #[test]
     fn duplicate_section_names_it() {
-        let e = parse("[rules]\ndir = \"a\"\n[rules]\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("test.toml:3: [rules]: "), "{e}");
+        assert_error_starts("[rules]\ndir = \"a\"\n[rules]\n", "test.toml:3: [rules]: ");
     }
 
     #[test]
@@ -764,24 +745,19 @@ mod tests {
         assert_eq!(c.retention.baseline, Duration::from_secs(30 * 86_400));
         assert_eq!(c.retention.max_size, ByteSize(2 << 30));
         assert_eq!(c.retention.downsample_to, Some(Duration::from_secs(60)));
-        let e = parse("[retention]\ndownsample_after = \"7d\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("test.toml:2: retention.downsample_after: needs"),
-            "{e}"
+        assert_error_starts(
+            "[retention]\ndownsample_after = \"7d\"\n",
+            "test.toml:2: retention.downsample_after: needs",
         );
-        let e = parse("[retention]\nbaseline = \"1d\"\ndetail = \"3d\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(e.starts_with("test.toml:3: retention.detail:"), "{e}");
+        assert_error_starts(
+            "[retention]\nbaseline = \"1d\"\ndetail = \"3d\"\n",
+            "test.toml:3: retention.detail:",
+        );
     }
 
     #[test]
     fn syntax_error_has_a_line() {
-        let e = parse("[sampler\ninterval = \"1s\"\n")
-            .unwrap_err()
-            .to_string();
+        let e = parse_error("[sampler\ninterval = \"1s\"\n");
         assert!(e.starts_with("test.toml:1:"), "{e}");
         assert_eq!(e.lines().count(), 1);
     }

@@ -3,7 +3,9 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, Visitor};
+use serde::Deserializer;
+
+use super::units::TextOnly;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::files::{self, Access};
@@ -79,33 +81,18 @@ impl Serialize for FileMode {
 
 impl<'de> Deserialize<'de> for FileMode {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<FileMode, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = FileMode;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("an octal file mode like \"0600\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<FileMode, E> {
-                u32::from_str_radix(v.trim_start_matches("0o"), 8)
-                    .ok()
-                    .filter(|m| *m <= 0o777)
-                    .map(FileMode)
-                    .ok_or_else(|| {
-                        E::custom(format!(
-                            "expected an octal file mode like \"0600\", got {v:?}"
-                        ))
-                    })
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<FileMode, E> {
-                Err(E::custom(format!(
-                    "expected an octal file mode as text like \"0600\", got {v}"
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<FileMode, E> {
-                self.visit_i64(v as i64)
-            }
-        }
-        d.deserialize_any(V)
+        let parse = |v: &str| {
+            u32::from_str_radix(v.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|m| *m <= 0o777)
+                .map(FileMode)
+                .ok_or_else(|| format!("expected an octal file mode like \"0600\", got {v:?}"))
+        };
+        d.deserialize_any(TextOnly::new(
+            "an octal file mode like \"0600\"",
+            "an octal file mode as text like \"0600\"",
+            parse,
+        ))
     }
 }
 
@@ -153,6 +140,7 @@ impl super::Store {
 
 #[cfg(test)]
 mod tests {
+    use crate::config::tests::assert_error_starts;
     use crate::config::Config;
     use std::path::Path;
 
@@ -168,19 +156,14 @@ mod tests {
         let c = parse("[store]\ngroup = \"0\"\n").unwrap();
         assert_eq!(c.store.access().mode, 0o640, "a group may read");
         assert_eq!(parse("").unwrap().store.access().mode, 0o600);
-        let e = parse("[store]\nmode = \"0666\"\n").unwrap_err().to_string();
-        assert!(
-            e.starts_with("test.toml:2: store.mode: must not let"),
-            "{e}"
+        assert_error_starts(
+            "[store]\nmode = \"0666\"\n",
+            "test.toml:2: store.mode: must not let",
         );
-        let e = parse("[store]\nmode = \"9\"\n").unwrap_err().to_string();
-        assert!(e.starts_with("test.toml:2: store.mode:"), "{e}");
-        let e = parse("[store]\n\ngroup = \"no-such-group-hogtrap\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(
-            e.starts_with("test.toml:3: store.group: no such group"),
-            "{e}"
+        assert_error_starts("[store]\nmode = \"9\"\n", "test.toml:2: store.mode:");
+        assert_error_starts(
+            "[store]\n\ngroup = \"no-such-group-hogtrap\"\n",
+            "test.toml:3: store.group: no such group",
         );
 
         let c = parse("[privacy]\nredact = ['--license\\s+(\\S+)']\n").unwrap();

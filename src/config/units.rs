@@ -36,30 +36,70 @@ impl fmt::Display for Duration {
 
 impl<'de> Deserialize<'de> for Duration {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration like \"10s\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                Duration::parse(v).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                Err(E::custom(format!(
-                    "expected a duration like \"10s\", got {v}"
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-                self.visit_i64(v as i64)
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-                Err(E::custom(format!(
-                    "expected a duration like \"10s\", got {v}"
-                )))
-            }
+        const WHAT: &str = "a duration like \"10s\"";
+        d.deserialize_any(TextOnly::new(WHAT, WHAT, Duration::parse).numbers_too())
+    }
+}
+
+/// The visitor of a config value written only as text (a duration, a size, a file mode):
+/// `parse` reads the text; a bare number is an error saying what to write instead.
+pub(super) struct TextOnly<T> {
+    expecting: &'static str,
+    /// What a bare number is told to be instead (e.g. `an octal file mode as text like "0600"`).
+    not_a_number: &'static str,
+    parse: fn(&str) -> Result<T, String>,
+    /// Whether a float gets that error too (otherwise serde's own "invalid type").
+    floats: bool,
+}
+
+impl<T> TextOnly<T> {
+    pub(super) fn new(
+        expecting: &'static str,
+        not_a_number: &'static str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> Self {
+        TextOnly {
+            expecting,
+            not_a_number,
+            parse,
+            floats: false,
         }
-        d.deserialize_any(V)
+    }
+
+    fn numbers_too(self) -> Self {
+        TextOnly {
+            floats: true,
+            ..self
+        }
+    }
+}
+
+impl<T> Visitor<'_> for TextOnly<T> {
+    type Value = T;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        (self.parse)(v).map_err(E::custom)
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        Err(E::custom(format!(
+            "expected {}, got {v}",
+            self.not_a_number
+        )))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        self.visit_i64(v as i64)
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        if self.floats {
+            Err(E::custom(format!(
+                "expected {}, got {v}",
+                self.not_a_number
+            )))
+        } else {
+            Err(E::invalid_type(de::Unexpected::Float(v), &self))
+        }
     }
 }
 
@@ -87,25 +127,8 @@ impl ByteSize {
 
 impl<'de> Deserialize<'de> for ByteSize {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<ByteSize, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ByteSize;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a size like \"512MiB\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ByteSize, E> {
-                ByteSize::parse(v).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ByteSize, E> {
-                Err(E::custom(format!(
-                    "expected a size like \"512MiB\", got {v}"
-                )))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ByteSize, E> {
-                self.visit_i64(v as i64)
-            }
-        }
-        d.deserialize_any(V)
+        const WHAT: &str = "a size like \"512MiB\"";
+        d.deserialize_any(TextOnly::new(WHAT, WHAT, ByteSize::parse))
     }
 }
 

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::{bad, Duration, Invalid};
+use super::{at_least, bad, Duration, Invalid, SHORTEST};
 
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -129,12 +129,7 @@ impl Wake {
         self.cpu.validate("cpu")?;
         self.memory.validate("memory")?;
         self.io.validate("io")?;
-        if self.min_spacing.as_millis() < 100 {
-            return bad(
-                "sampler.wake.min_spacing",
-                format!("must be at least 100ms, got {}", self.min_spacing),
-            );
-        }
+        at_least("sampler.wake.min_spacing", self.min_spacing, SHORTEST)?;
         if self.psi_dir.as_os_str().is_empty() {
             return bad("sampler.wake.psi_dir", "must not be empty");
         }

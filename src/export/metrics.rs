@@ -235,30 +235,28 @@ pub fn encode_snapshot(snap: &Snapshot, top_n: usize) -> String {
         e[2] += p.read_bytes_per_s + p.write_bytes_per_s;
         e[3] += p.net_tx_bytes_per_s.unwrap_or(0.0) + p.net_rx_bytes_per_s.unwrap_or(0.0);
     }
-    family(
-        &mut reg,
-        "top_process_cpu_ratio",
-        "The programs using the most CPU (processes of one name summed; 1 = one core)",
-        &top_programs(&by_name, 0, top_n),
-    );
-    family(
-        &mut reg,
-        "top_process_memory_bytes",
-        "The programs with the most resident memory (processes of one name summed)",
-        &top_programs(&by_name, 1, top_n),
-    );
-    family(
-        &mut reg,
-        "top_process_io_bytes_per_second",
-        "The programs reading and writing the most (processes of one name summed)",
-        &top_programs(&by_name, 2, top_n),
-    );
-    family(
-        &mut reg,
-        "top_process_network_bytes_per_second",
-        "The programs sending and receiving the most (processes of one name summed)",
-        &top_programs(&by_name, 3, top_n),
-    );
+    // One family per column of `by_name`, in its order.
+    let families = [
+        (
+            "top_process_cpu_ratio",
+            "The programs using the most CPU (processes of one name summed; 1 = one core)",
+        ),
+        (
+            "top_process_memory_bytes",
+            "The programs with the most resident memory (processes of one name summed)",
+        ),
+        (
+            "top_process_io_bytes_per_second",
+            "The programs reading and writing the most (processes of one name summed)",
+        ),
+        (
+            "top_process_network_bytes_per_second",
+            "The programs sending and receiving the most (processes of one name summed)",
+        ),
+    ];
+    for (column, (name, help)) in families.into_iter().enumerate() {
+        family(&mut reg, name, help, &top_programs(&by_name, column, top_n));
+    }
 
     // The recorder's own health.
     let hl = &snap.health;

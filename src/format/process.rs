@@ -72,6 +72,7 @@ pub const PROCESS_COLUMNS: [&str; 11] = [
 pub const PROCESS_NUMERIC: [usize; 7] = [0, 4, 5, 6, 7, 8, 9];
 
 /// One process's numbers in one sample, in the units of every other command.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ProcessNumbers {
     pub state: String,
     pub cpu_pct: f64,
@@ -81,6 +82,34 @@ pub struct ProcessNumbers {
     /// tx + rx; `None` where network accounting was not available.
     pub net_bytes_per_s: Option<f64>,
     pub threads: i64,
+}
+
+impl ProcessNumbers {
+    /// The value `r` ranks by, in its unit.
+    pub fn value(&self, r: Resource) -> f64 {
+        match r {
+            Resource::Cpu => self.cpu_pct,
+            Resource::Mem => self.rss_bytes,
+            Resource::Io => self.read_bytes_per_s + self.write_bytes_per_s,
+            Resource::Net => self.net_bytes_per_s.unwrap_or(0.0),
+        }
+    }
+
+    /// Adds `other`'s numbers (a group's sum); a state that differs becomes `*`.
+    pub fn add(&mut self, other: &ProcessNumbers) {
+        if self.state != other.state {
+            self.state = "*".into();
+        }
+        self.cpu_pct += other.cpu_pct;
+        self.rss_bytes += other.rss_bytes;
+        self.read_bytes_per_s += other.read_bytes_per_s;
+        self.write_bytes_per_s += other.write_bytes_per_s;
+        self.net_bytes_per_s = match (self.net_bytes_per_s, other.net_bytes_per_s) {
+            (None, None) => None,
+            (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
+        };
+        self.threads += other.threads;
+    }
 }
 
 /// A row for [`PROCESS_COLUMNS`].

@@ -45,6 +45,11 @@ pub struct BadPattern {
 
 fn builtin_rules() -> Vec<Rule> {
     let re = |s: &str| Regex::new(s).expect("built-in redaction pattern");
+    // A pattern that applies to every text; `{VALUE}` stands for what a secret looks like.
+    let rule = |s: &str| Rule {
+        gate: None,
+        re: re(&s.replace("{VALUE}", VALUE)),
+    };
     let names = r"password|passwd|pass|token|secret|api[-_]?key|access[-_]?key|private[-_]?token|auth[-_]?token|access[-_]?token|client[-_]?secret";
     vec![
         // mysql -uroot -pS3cret: `-p` glued to the password, after a mysql-like program.
@@ -53,50 +58,23 @@ fn builtin_rules() -> Vec<Rule> {
             re: re(&format!(r"(?:^|\s)-p({VALUE})")),
         },
         // sshpass -p secret ssh host
-        Rule {
-            gate: None,
-            re: re(&format!(
-                r"(?:^|[\s/])sshpass\s+(?:-[a-oq-zA-Z]\S*\s+)*-p\s*({VALUE})"
-            )),
-        },
+        rule(r"(?:^|[\s/])sshpass\s+(?:-[a-oq-zA-Z]\S*\s+)*-p\s*({VALUE})"),
         // --password=x, --password x, --db-password x, --token x, --secret=x, -pass x
-        Rule {
-            gate: None,
-            re: re(&format!(
-                r"(?i)(?:^|\s)--?(?:[\w-]*[-_])?(?:{names})(?:=({VALUE})|\s+([^\s\-\x22'<>][^\s\x22'<>]*))"
-            )),
-        },
+        rule(&format!(
+            r"(?i)(?:^|\s)--?(?:[\w-]*[-_])?(?:{names})(?:=({{VALUE}})|\s+([^\s\-\x22'<>][^\s\x22'<>]*))"
+        )),
         // Authorization: Bearer x / Authorization: Basic x / Authorization: x, and the
         // other headers that carry a credential.
-        Rule {
-            gate: None,
-            re: re(&format!(
-                r"(?i)\b(?:proxy-)?authorization:\s*(?:[a-z][\w-]*\s+)?({VALUE})"
-            )),
-        },
-        Rule {
-            gate: None,
-            re: re(&format!(
-                r"(?i)\b(?:x-api-key|api-key|x-auth-token|private-token|cookie):\s*({VALUE})"
-            )),
-        },
+        rule(r"(?i)\b(?:proxy-)?authorization:\s*(?:[a-z][\w-]*\s+)?({VALUE})"),
+        rule(r"(?i)\b(?:x-api-key|api-key|x-auth-token|private-token|cookie):\s*({VALUE})"),
         // A bearer token anywhere.
-        Rule {
-            gate: None,
-            re: re(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]+)"),
-        },
+        rule(r"(?i)\bbearer\s+([A-Za-z0-9._~+/=-]+)"),
         // user:password@ in a URL.
-        Rule {
-            gate: None,
-            re: re(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*:([^\s/@]+)@"),
-        },
+        rule(r"\b[a-zA-Z][a-zA-Z0-9+.-]*://[^\s/:@]*:([^\s/@]+)@"),
         // AWS_SECRET_KEY=x, GITHUB_TOKEN=x, db_password=x, token=x (arguments, query strings).
-        Rule {
-            gate: None,
-            re: re(
-                r#"(?i)\b(?:[A-Za-z0-9_]*_(?:key|token|secret|password|passwd|pass)|password|passwd|token|secret)=([^\s&"'<>]+)"#,
-            ),
-        },
+        rule(
+            r#"(?i)\b(?:[A-Za-z0-9_]*_(?:key|token|secret|password|passwd|pass)|password|passwd|token|secret)=([^\s&"'<>]+)"#,
+        ),
     ]
 }
 

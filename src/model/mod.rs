@@ -15,7 +15,7 @@ pub mod group;
 mod vocab;
 
 pub use vocab::{
-    AlertKind, Grouping, Level, Resource, SampleReason, Severity, UnknownValue, Urgency,
+    AlertKind, Channel, Grouping, Level, Resource, SampleReason, Severity, UnknownValue, Urgency,
 };
 
 /// Milliseconds since the Unix epoch, UTC.

@@ -154,6 +154,22 @@ vocab! {
 }
 
 vocab! {
+    /// A delivery channel of the alert outbox. Stored as its text.
+    pub enum Channel ("alert channel") {
+        Email = "email",
+        Desktop = "desktop",
+        /// `[export.alertmanager]`: incidents posted to Alertmanager's API.
+        Alertmanager = "alertmanager",
+    }
+}
+
+impl Channel {
+    /// The channels that carry messages (`hogtrap alert test` tries these); Alertmanager
+    /// carries incidents only.
+    pub const MESSAGES: [Channel; 2] = [Channel::Email, Channel::Desktop];
+}
+
+vocab! {
     /// Why an alert was written.
     pub enum AlertKind ("alert kind") {
         /// A rule fired (an incident opened or escalated).

@@ -317,38 +317,26 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         },
         None,
     );
+    // The stacked parts of the CPU chart: label, palette colour, value.
+    type Part = fn(&crate::model::HostRow) -> f64;
+    let cpu_parts: [(&str, usize, Part); 4] = [
+        ("user", 0, |h| h.cpu_user_pct),
+        ("system", 1, |h| h.cpu_system_pct),
+        ("iowait", 4, |h| h.cpu_iowait_pct),
+        ("steal", 3, |h| h.cpu_steal_pct),
+    ];
     figure(
         &mut h,
         "CPU",
         "% of all CPUs, stacked",
         &Chart {
             title: "CPU %".into(),
-            series: vec![
-                series(
-                    "user",
-                    PALETTE[0],
-                    col(&|p| Some(p.host.cpu_user_pct)),
-                    false,
-                ),
-                series(
-                    "system",
-                    PALETTE[1],
-                    col(&|p| Some(p.host.cpu_system_pct)),
-                    false,
-                ),
-                series(
-                    "iowait",
-                    PALETTE[4],
-                    col(&|p| Some(p.host.cpu_iowait_pct)),
-                    false,
-                ),
-                series(
-                    "steal",
-                    PALETTE[3],
-                    col(&|p| Some(p.host.cpu_steal_pct)),
-                    false,
-                ),
-            ],
+            series: cpu_parts
+                .iter()
+                .map(|&(label, color, part)| {
+                    series(label, PALETTE[color], col(&|p| Some(part(&p.host))), false)
+                })
+                .collect(),
             unit: Unit::Percent,
             stacked: true,
             y_at_least: 100.0,
@@ -356,24 +344,10 @@ pub fn render(d: &ReportData, tz: &TimeZone) -> String {
         },
         None,
     );
-    let mem_total = d
-        .host
-        .iter()
-        .map(|p| p.host.mem_total_bytes)
-        .max()
-        .unwrap_or(0);
-    let swap_total = d
-        .host
-        .iter()
-        .map(|p| p.host.swap_total_bytes)
-        .max()
-        .unwrap_or(0);
-    let mem_peak = d
-        .host
-        .iter()
-        .map(|p| p.host.mem_used_bytes)
-        .max()
-        .unwrap_or(0);
+    let most = |f: fn(&crate::model::HostRow) -> u64| d.host.iter().map(|p| f(&p.host)).max();
+    let mem_total = most(|h| h.mem_total_bytes).unwrap_or(0);
+    let swap_total = most(|h| h.swap_total_bytes).unwrap_or(0);
+    let mem_peak = most(|h| h.mem_used_bytes).unwrap_or(0);
     // The RAM size as a guide only when use comes near it: otherwise it flattens the lines.
     let near_full = mem_peak as f64 >= 0.5 * mem_total as f64;
     figure(

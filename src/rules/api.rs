@@ -93,6 +93,17 @@ impl Opts<'_> {
             .and_then(|t| t.raw_get::<Value>(key).ok())
             .unwrap_or(Value::Nil)
     }
+    /// A message's heading (`heading_key`, else the incident's title) and its body (else
+    /// empty): what `email` and `notify` send.
+    fn heading_and_body(
+        &self,
+        heading_key: &str,
+        ctx: &ActionInfo,
+    ) -> Result<(String, String), String> {
+        let heading = self.string(heading_key)?;
+        let heading = heading.unwrap_or_else(|| ctx.default_title.clone());
+        Ok((heading, self.string("body")?.unwrap_or_default()))
+    }
     fn string(&self, key: &str) -> Result<Option<String>, String> {
         match self.value(key) {
             Value::Nil => Ok(None),
@@ -352,13 +363,8 @@ fn email(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
             "email: to is an empty list (leave it out for the configured recipients)".into(),
         );
     }
-    Ok(Action::Email {
-        subject: o
-            .string("subject")?
-            .unwrap_or_else(|| ctx.default_title.clone()),
-        body: o.string("body")?.unwrap_or_default(),
-        to,
-    })
+    let (subject, body) = o.heading_and_body("subject", ctx)?;
+    Ok(Action::Email { subject, body, to })
 }
 
 fn notify(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
@@ -378,11 +384,10 @@ fn notify(o: &Opts<'_>, ctx: &ActionInfo) -> Result<Action, String> {
             ))
         }
     };
+    let (summary, body) = o.heading_and_body("summary", ctx)?;
     Ok(Action::Notify {
-        summary: o
-            .string("summary")?
-            .unwrap_or_else(|| ctx.default_title.clone()),
-        body: o.string("body")?.unwrap_or_default(),
+        summary,
+        body,
         urgency,
     })
 }

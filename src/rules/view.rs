@@ -358,14 +358,22 @@ pub(crate) fn build_root(lua: &Lua, sample: Arc<Sample>) -> mlua::Result<Table> 
     r.raw_set("load5", h.load5)?;
     r.raw_set("load15", h.load15)?;
 
-    let cpu = lua.create_table_with_capacity(0, 5)?;
-    cpu.raw_set("user", h.cpu_user_pct)?;
-    cpu.raw_set("system", h.cpu_system_pct)?;
-    cpu.raw_set("iowait", h.cpu_iowait_pct)?;
-    cpu.raw_set("steal", h.cpu_steal_pct)?;
-    cpu.raw_set("idle", h.cpu_idle_pct)?;
-    cpu.raw_set("busy", (100.0 - h.cpu_idle_pct).max(0.0))?;
-    r.raw_set("cpu", frozen(cpu)?)?;
+    // A frozen table of named fields, each keeping its own Lua type (integer or number).
+    macro_rules! fields {
+        ($($key:literal: $value:expr),+ $(,)?) => {{
+            let t = lua.create_table_with_capacity(0, [$($key),+].len())?;
+            $(t.raw_set($key, $value)?;)+
+            frozen(t)?
+        }};
+    }
+    let busy = (100.0 - h.cpu_idle_pct).max(0.0);
+    r.raw_set(
+        "cpu",
+        fields! {
+            "user": h.cpu_user_pct, "system": h.cpu_system_pct, "iowait": h.cpu_iowait_pct,
+            "steal": h.cpu_steal_pct, "idle": h.cpu_idle_pct, "busy": busy,
+        },
+    )?;
 
     let pct = |used: u64, total: u64| {
         if total == 0 {
@@ -374,49 +382,52 @@ pub(crate) fn build_root(lua: &Lua, sample: Arc<Sample>) -> mlua::Result<Table> 
             used as f64 * 100.0 / total as f64
         }
     };
-    let mem = lua.create_table_with_capacity(0, 4)?;
-    mem.raw_set("total", h.mem_total_bytes)?;
-    mem.raw_set("used", h.mem_used_bytes)?;
-    mem.raw_set("available", h.mem_available_bytes)?;
-    mem.raw_set("used_pct", pct(h.mem_used_bytes, h.mem_total_bytes))?;
-    r.raw_set("mem", frozen(mem)?)?;
-
-    let swap = lua.create_table_with_capacity(0, 3)?;
-    swap.raw_set("total", h.swap_total_bytes)?;
-    swap.raw_set("used", h.swap_used_bytes)?;
-    swap.raw_set("used_pct", pct(h.swap_used_bytes, h.swap_total_bytes))?;
-    r.raw_set("swap", frozen(swap)?)?;
+    r.raw_set(
+        "mem",
+        fields! {
+            "total": h.mem_total_bytes, "used": h.mem_used_bytes,
+            "available": h.mem_available_bytes,
+            "used_pct": pct(h.mem_used_bytes, h.mem_total_bytes),
+        },
+    )?;
+    r.raw_set(
+        "swap",
+        fields! {
+            "total": h.swap_total_bytes, "used": h.swap_used_bytes,
+            "used_pct": pct(h.swap_used_bytes, h.swap_total_bytes),
+        },
+    )?;
 
     let psi = lua.create_table_with_capacity(0, 3)?;
     let psi_table = |p: &Option<Psi>| -> mlua::Result<Option<Table>> {
         let Some(p) = p else { return Ok(None) };
-        let t = lua.create_table_with_capacity(0, 4)?;
-        t.raw_set("some_avg10", p.some_avg10)?;
-        t.raw_set("some_total_us", p.some_total_us)?;
-        t.raw_set("full_avg10", p.full_avg10)?;
-        t.raw_set("full_total_us", p.full_total_us)?;
-        Ok(Some(frozen(t)?))
+        Ok(Some(fields! {
+            "some_avg10": p.some_avg10, "some_total_us": p.some_total_us,
+            "full_avg10": p.full_avg10, "full_total_us": p.full_total_us,
+        }))
     };
     psi.raw_set("cpu", psi_table(&h.psi_cpu)?)?;
     psi.raw_set("memory", psi_table(&h.psi_memory)?)?;
     psi.raw_set("io", psi_table(&h.psi_io)?)?;
     r.raw_set("psi", frozen(psi)?)?;
 
-    let disk = lua.create_table_with_capacity(0, 2)?;
-    disk.raw_set("read_bps", h.disk_read_bytes_per_s)?;
-    disk.raw_set("write_bps", h.disk_write_bytes_per_s)?;
-    r.raw_set("disk", frozen(disk)?)?;
-    let net = lua.create_table_with_capacity(0, 2)?;
-    net.raw_set("rx_bps", h.net_rx_bytes_per_s)?;
-    net.raw_set("tx_bps", h.net_tx_bytes_per_s)?;
-    r.raw_set("net", frozen(net)?)?;
-    let tasks = lua.create_table_with_capacity(0, 5)?;
-    tasks.raw_set("running", h.procs_running)?;
-    tasks.raw_set("blocked", h.procs_blocked)?;
-    tasks.raw_set("total", h.procs_total)?;
-    tasks.raw_set("forks_per_s", h.forks_per_s)?;
-    tasks.raw_set("ctxsw_per_s", h.ctxsw_per_s)?;
-    r.raw_set("tasks", frozen(tasks)?)?;
+    r.raw_set(
+        "disk",
+        fields! {
+            "read_bps": h.disk_read_bytes_per_s, "write_bps": h.disk_write_bytes_per_s,
+        },
+    )?;
+    r.raw_set(
+        "net",
+        fields! { "rx_bps": h.net_rx_bytes_per_s, "tx_bps": h.net_tx_bytes_per_s },
+    )?;
+    r.raw_set(
+        "tasks",
+        fields! {
+            "running": h.procs_running, "blocked": h.procs_blocked, "total": h.procs_total,
+            "forks_per_s": h.forks_per_s, "ctxsw_per_s": h.ctxsw_per_s,
+        },
+    )?;
 
     let ooms = lua.create_table_with_capacity(sample.oom_kills.len(), 0)?;
     for (i, o) in sample.oom_kills.iter().enumerate() {

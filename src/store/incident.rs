@@ -6,6 +6,7 @@
 //! to an incident at most once; rule state rows hold the whole persisted state as JSON so a
 //! restart resumes a pending `hold` where it was.
 
+use super::vocab::{all_rows, from_row};
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{Result, Store};
@@ -126,6 +127,23 @@ pub struct NewIncident<'a> {
 }
 
 impl Store {
+    /// Runs one statement on the writer connection (kept prepared: they repeat every pass).
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<()> {
+        self.conn
+            .prepare_cached(sql)
+            .and_then(|mut st| st.execute(params))
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every row of a two-column query.
+    fn pairs<A: rusqlite::types::FromSql, B: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+    ) -> Result<Vec<(A, B)>> {
+        all_rows(&self.conn, sql, [], |r| Ok((r.get(0)?, r.get(1)?))).map_err(|e| self.err(e))
+    }
+
     /// The rule's open incident, if any.
     pub fn open_incident_of(&self, rule: &str) -> Result<Option<i64>> {
         self.conn
@@ -164,14 +182,7 @@ impl Store {
 
     /// Every open incident: (id, rule).
     pub fn open_incidents(&self) -> Result<Vec<(i64, String)>> {
-        let mut st = self
-            .conn
-            .prepare_cached("SELECT id, rule FROM incident WHERE closed_ms IS NULL")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>());
-        rows.map_err(|e| self.err(e))
+        self.pairs("SELECT id, rule FROM incident WHERE closed_ms IS NULL")
     }
 
     pub fn open_incident(&mut self, i: &NewIncident, culprits: &[Culprit]) -> Result<i64> {
@@ -221,14 +232,11 @@ impl Store {
         peak_json: &str,
         severity: Option<Severity>,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE incident SET updated_ms = ?2, peak_json = ?3,
+        self.exec(
+            "UPDATE incident SET updated_ms = ?2, peak_json = ?3,
                  severity = coalesce(?4, severity) WHERE id = ?1",
-                params![id, updated_ms, peak_json, severity],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            params![id, updated_ms, peak_json, severity],
+        )
     }
 
     pub fn peak_json(&self, id: i64) -> Result<String> {
@@ -240,24 +248,15 @@ impl Store {
     }
 
     pub fn close_incident(&mut self, id: i64, closed_ms: TimestampMs) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE incident SET closed_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL",
-                params![id, closed_ms],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec("UPDATE incident SET closed_ms = ?2, updated_ms = ?2 WHERE id = ?1 AND closed_ms IS NULL", params![id, closed_ms])
     }
 
     /// Keeps the note of a rule's `resolve { note = ... }` with the incident.
     pub fn set_resolve_note(&mut self, id: i64, note: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE incident SET resolve_note = ?2 WHERE id = ?1",
-                params![id, note],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE incident SET resolve_note = ?2 WHERE id = ?1",
+            params![id, note],
+        )
     }
 
     pub fn link_samples(&mut self, incident_id: i64, sample_ids: &[i64]) -> Result<()> {
@@ -282,10 +281,7 @@ impl Store {
     /// left out (from the full sample kept in memory) and marks the level.
     pub fn upgrade_to_detail(&mut self, sample_id: i64, full: &Sample) -> Result<()> {
         self.write_process_rows(sample_id, full)?;
-        self.conn
-            .execute("UPDATE sample SET level = 1 WHERE id = ?1", [sample_id])
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec("UPDATE sample SET level = 1 WHERE id = ?1", [sample_id])
     }
 
     pub fn start_capture(
@@ -297,20 +293,18 @@ impl Store {
         interval_ms: i64,
         connections: bool,
     ) -> Result<i64> {
-        self.conn
-            .execute(
-                "INSERT INTO capture (incident_id, rule, started_ms, until_ms, interval_ms,
+        self.exec(
+            "INSERT INTO capture (incident_id, rule, started_ms, until_ms, interval_ms,
                  connections) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![
-                    incident_id,
-                    rule,
-                    started_ms,
-                    until_ms,
-                    interval_ms,
-                    connections
-                ],
-            )
-            .map_err(|e| self.err(e))?;
+            params![
+                incident_id,
+                rule,
+                started_ms,
+                until_ms,
+                interval_ms,
+                connections
+            ],
+        )?;
         Ok(self.conn.last_insert_rowid())
     }
 
@@ -320,24 +314,18 @@ impl Store {
         until_ms: TimestampMs,
         ended_ms: Option<TimestampMs>,
     ) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE capture SET until_ms = ?2, ended_ms = ?3 WHERE id = ?1",
-                params![id, until_ms, ended_ms],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE capture SET until_ms = ?2, ended_ms = ?3 WHERE id = ?1",
+            params![id, until_ms, ended_ms],
+        )
     }
 
     /// Ends captures a previous run left open (it stopped or died mid-capture).
     pub fn end_stale_captures(&mut self, now: TimestampMs) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE capture SET ended_ms = min(until_ms, ?1) WHERE ended_ms IS NULL",
-                [now],
-            )
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "UPDATE capture SET ended_ms = min(until_ms, ?1) WHERE ended_ms IS NULL",
+            [now],
+        )
     }
 
     pub fn record_rule_error(
@@ -348,13 +336,10 @@ impl Store {
         line: Option<u32>,
         message: &str,
     ) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO rule_error (ts_ms, rule, file, line, message) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .and_then(|mut st| st.execute(params![ts_ms, rule, file, line, message]))
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+        self.exec(
+            "INSERT INTO rule_error (ts_ms, rule, file, line, message) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![ts_ms, rule, file, line, message],
+        )
     }
 
     /// Persists one rule's state (the whole of it as JSON, plus columns for people).
@@ -370,34 +355,20 @@ impl Store {
         disabled: bool,
         now: TimestampMs,
     ) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "INSERT INTO rule_state (rule, file, status, since_ms, state_json, failures,
+        self.exec(
+            "INSERT INTO rule_state (rule, file, status, since_ms, state_json, failures,
                  disabled, updated_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
                  ON CONFLICT (rule) DO UPDATE SET file = excluded.file, status = excluded.status,
                  since_ms = excluded.since_ms, state_json = excluded.state_json,
                  failures = excluded.failures, disabled = excluded.disabled,
                  updated_ms = excluded.updated_ms",
-            )
-            .and_then(|mut st| {
-                st.execute(params![
-                    rule, file, status, since_ms, state_json, failures, disabled, now
-                ])
-            })
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            params![rule, file, status, since_ms, state_json, failures, disabled, now],
+        )
     }
 
     /// Every persisted rule state: (rule, state_json).
     pub fn load_rule_states(&self) -> Result<Vec<(String, String)>> {
-        let mut st = self
-            .conn
-            .prepare("SELECT rule, state_json FROM rule_state")
-            .map_err(|e| self.err(e))?;
-        let rows = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(|r| r.collect::<rusqlite::Result<Vec<_>>>());
-        rows.map_err(|e| self.err(e))
+        self.pairs("SELECT rule, state_json FROM rule_state")
     }
 
     /// Recent host rows to seed the rules' history ring after a restart.
@@ -422,19 +393,11 @@ pub struct IncidentRow {
 }
 
 pub(super) fn incident_row(r: &rusqlite::Row) -> rusqlite::Result<IncidentRow> {
-    let peak: String = r.get(8)?;
-    Ok(IncidentRow {
-        id: r.get(0)?,
-        rule: r.get(1)?,
-        rule_file: r.get(2)?,
-        severity: r.get(3)?,
-        title: r.get(4)?,
-        opened_ms: r.get(5)?,
-        updated_ms: r.get(6)?,
-        closed_ms: r.get(7)?,
-        peak: serde_json::from_str(&peak).unwrap_or(serde_json::Value::Null),
-        summary: r.get(9)?,
-    })
+    Ok(from_row!(r => IncidentRow {
+        id, rule, rule_file, severity, title, opened_ms, updated_ms, closed_ms,
+        peak => |p: String| serde_json::from_str(&p).unwrap_or(serde_json::Value::Null),
+        summary
+    }))
 }
 
 pub(super) const INCIDENT_COLUMNS: &str =
@@ -453,9 +416,7 @@ pub fn list_incidents(
            AND (?3 = 0 OR closed_ms IS NULL)
          ORDER BY opened_ms DESC"
     );
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params![since_ms, rule, open_only], incident_row)?;
-    rows.collect()
+    all_rows(conn, &sql, params![since_ms, rule, open_only], incident_row)
 }
 
 /// The note the rule left when it resolved incident `id` (`resolve { note = ... }`).
@@ -490,13 +451,10 @@ pub struct CulpritRow {
 }
 
 pub fn culprits(conn: &Connection, id: i64) -> rusqlite::Result<Vec<CulpritRow>> {
-    let mut st = conn.prepare(
-        "SELECT c.resource, c.rank, c.pid, c.name, c.value, p.user, p.cmdline
+    all_rows(conn, "SELECT c.resource, c.rank, c.pid, c.name, c.value, p.user, p.cmdline
          FROM incident_culprit c LEFT JOIN process p ON p.id = c.process_id
          WHERE c.incident_id = ?1
-         ORDER BY CASE c.resource WHEN 'cpu' THEN 0 WHEN 'mem' THEN 1 WHEN 'io' THEN 2 ELSE 3 END, c.rank",
-    )?;
-    let rows = st.query_map([id], |r| {
+         ORDER BY CASE c.resource WHEN 'cpu' THEN 0 WHEN 'mem' THEN 1 WHEN 'io' THEN 2 ELSE 3 END, c.rank", [id], |r| {
         Ok(CulpritRow {
             resource: r.get(0)?,
             rank: r.get(1)?,
@@ -506,8 +464,7 @@ pub fn culprits(conn: &Connection, id: i64) -> rusqlite::Result<Vec<CulpritRow>>
             user: r.get(5)?,
             cmdline: r.get::<_, Option<String>>(6)?.map(redact_owned),
         })
-    })?;
-    rows.collect()
+    })
 }
 
 /// One point of an incident's timeline.
@@ -529,7 +486,8 @@ pub struct TimelinePoint {
 }
 
 pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoint>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT s.id, s.ts_ms, s.level, s.load1, 100 - s.cpu_idle_pct, s.mem_used_bytes,
                 s.psi_cpu_some_avg10, s.psi_mem_some_avg10, s.psi_io_some_avg10,
                 (SELECT p.name || char(31) || p.pid || char(31) || ps.cpu_pct_x100
@@ -537,31 +495,23 @@ pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoin
                   WHERE ps.sample_id = s.id ORDER BY ps.cpu_pct_x100 DESC LIMIT 1)
          FROM incident_sample i JOIN sample s ON s.id = i.sample_id
          WHERE i.incident_id = ?1 ORDER BY s.ts_ms",
-    )?;
-    let rows = st.query_map([id], |r| {
-        let top: Option<String> = r.get(9)?;
-        let mut parts = top
-            .as_deref()
-            .map(|t| t.split('\u{1f}'))
-            .into_iter()
-            .flatten();
-        let (name, pid, cpu) = (parts.next(), parts.next(), parts.next());
-        Ok(TimelinePoint {
-            sample_id: r.get(0)?,
-            ts_ms: r.get(1)?,
-            level: r.get(2)?,
-            load1: r.get(3)?,
-            cpu_busy_pct: r.get(4)?,
-            mem_used_bytes: r.get(5)?,
-            psi_cpu_some_avg10: r.get(6)?,
-            psi_mem_some_avg10: r.get(7)?,
-            psi_io_some_avg10: r.get(8)?,
-            top_name: name.map(str::to_string),
-            top_pid: pid.and_then(|p| p.parse().ok()),
-            top_cpu_pct: cpu.and_then(|c| c.parse::<f64>().ok()).map(|c| c / 100.0),
-        })
-    })?;
-    rows.collect()
+        [id],
+        |r| {
+            let top: Option<String> = r.get(9)?;
+            let mut parts = top
+                .as_deref()
+                .map(|t| t.split('\u{1f}'))
+                .into_iter()
+                .flatten();
+            let (name, pid, cpu) = (parts.next(), parts.next(), parts.next());
+            Ok(from_row!(r => TimelinePoint {
+                sample_id, ts_ms, level, load1, cpu_busy_pct, mem_used_bytes, psi_cpu_some_avg10,
+                psi_mem_some_avg10, psi_io_some_avg10; top_name: name.map(str::to_string),
+                top_pid: pid.and_then(|p| p.parse().ok()),
+                top_cpu_pct: cpu.and_then(|c| c.parse::<f64>().ok()).map(|c| c / 100.0)
+            }))
+        },
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -575,23 +525,19 @@ pub struct CaptureRow {
 }
 
 pub fn captures(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<CaptureRow>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT c.id, c.started_ms, c.until_ms, c.ended_ms, c.interval_ms,
                 (SELECT count(*) FROM incident_sample i JOIN sample s ON s.id = i.sample_id
                   WHERE i.incident_id = c.incident_id AND s.level = 1)
          FROM capture c WHERE c.incident_id = ?1 ORDER BY c.started_ms",
-    )?;
-    let rows = st.query_map([incident_id], |r| {
-        Ok(CaptureRow {
-            id: r.get(0)?,
-            started_ms: r.get(1)?,
-            until_ms: r.get(2)?,
-            ended_ms: r.get(3)?,
-            interval_ms: r.get(4)?,
-            detail_samples: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+        [incident_id],
+        |r| {
+            Ok(from_row!(r => CaptureRow {
+                id, started_ms, until_ms, ended_ms, interval_ms, detail_samples
+            }))
+        },
+    )
 }
 
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -614,27 +560,19 @@ pub(super) const ALERT_COLUMNS: &str =
      status, attempts, last_error, sent_ms";
 
 pub(super) fn alert_row(r: &rusqlite::Row) -> rusqlite::Result<AlertRow> {
-    Ok(AlertRow {
-        id: r.get(0)?,
-        created_ms: r.get(1)?,
-        incident_id: r.get(2)?,
-        rule: r.get(3)?,
-        channel: r.get(4)?,
-        kind: r.get(5)?,
-        subject: r.get(6)?,
-        status: r.get(7)?,
-        attempts: r.get(8)?,
-        last_error: r.get(9)?,
-        sent_ms: r.get(10)?,
-    })
+    Ok(from_row!(r => AlertRow {
+        id, created_ms, incident_id, rule, channel, kind, subject, status, attempts, last_error,
+        sent_ms
+    }))
 }
 
 pub fn alerts_of_incident(conn: &Connection, incident_id: i64) -> rusqlite::Result<Vec<AlertRow>> {
-    let mut st = conn.prepare(&format!(
-        "SELECT {ALERT_COLUMNS} FROM alert WHERE incident_id = ?1 ORDER BY created_ms"
-    ))?;
-    let rows = st.query_map([incident_id], alert_row)?;
-    rows.collect()
+    all_rows(
+        conn,
+        &format!("SELECT {ALERT_COLUMNS} FROM alert WHERE incident_id = ?1 ORDER BY created_ms"),
+        [incident_id],
+        alert_row,
+    )
 }
 
 /// A rule's state as `hogtrap status` shows it.
@@ -648,19 +586,12 @@ pub struct RuleStateRow {
 }
 
 pub fn rule_states(conn: &Connection) -> rusqlite::Result<Vec<RuleStateRow>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT rule, status, since_ms, failures, disabled FROM rule_state ORDER BY rule",
-    )?;
-    let rows = st.query_map([], |r| {
-        Ok(RuleStateRow {
-            rule: r.get(0)?,
-            status: r.get(1)?,
-            since_ms: r.get(2)?,
-            failures: r.get(3)?,
-            disabled: r.get(4)?,
-        })
-    })?;
-    rows.collect()
+        [],
+        |r| Ok(from_row!(r => RuleStateRow { rule, status, since_ms, failures, disabled })),
+    )
 }
 
 impl Store {
@@ -672,13 +603,10 @@ impl Store {
         updated_ms: TimestampMs,
         severity: Option<Severity>,
     ) -> Result<()> {
-        self.conn
-            .prepare_cached(
-                "UPDATE incident SET updated_ms = ?2, severity = coalesce(?3, severity)
+        self.exec(
+            "UPDATE incident SET updated_ms = ?2, severity = coalesce(?3, severity)
                  WHERE id = ?1",
-            )
-            .and_then(|mut st| st.execute(params![id, updated_ms, severity]))
-            .map(|_| ())
-            .map_err(|e| self.err(e))
+            params![id, updated_ms, severity],
+        )
     }
 }

@@ -24,6 +24,7 @@
 
 use std::path::{Path, PathBuf};
 
+use super::vocab::from_row;
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::{Result, StoreError};
@@ -31,38 +32,7 @@ use crate::format::redact;
 use crate::model::AlertKind;
 use crate::model::{TimestampMs, Urgency};
 
-/// A delivery channel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Channel {
-    Email,
-    Desktop,
-    /// `[export.alertmanager]`: incidents posted to Alertmanager's API.
-    Alertmanager,
-}
-
-impl Channel {
-    /// The channels that carry messages (`hogtrap alert test` tries these); Alertmanager
-    /// carries incidents only.
-    pub const ALL: [Channel; 2] = [Channel::Email, Channel::Desktop];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Channel::Email => "email",
-            Channel::Desktop => "desktop",
-            Channel::Alertmanager => "alertmanager",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Channel> {
-        match text {
-            "email" => Some(Channel::Email),
-            "desktop" => Some(Channel::Desktop),
-            "alertmanager" => Some(Channel::Alertmanager),
-            _ => None,
-        }
-    }
-}
+pub use crate::model::Channel;
 
 /// An alert to queue, the same on every channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,19 +63,11 @@ pub struct Enqueued {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueAlert {
     pub id: i64,
-    pub created_ms: TimestampMs,
-    pub incident_id: Option<i64>,
-    pub rule: String,
     pub channel: Channel,
-    pub kind: AlertKind,
-    pub subject: String,
-    pub body_text: String,
-    pub body_html: Option<String>,
-    pub urgency: Urgency,
     /// Attempts made before this one.
     pub attempts: i64,
-    /// See [`NewAlert::recipients`].
-    pub recipients: Vec<String>,
+    /// What was queued: the same on every channel.
+    pub content: NewAlert,
 }
 
 /// A rule and channel with alerts held back, and when its rate-limit window began.
@@ -321,38 +283,24 @@ impl Outbox {
     pub fn due(&self, now_ms: TimestampMs, limit: usize) -> Result<Vec<DueAlert>> {
         let run = || -> rusqlite::Result<Vec<DueAlert>> {
             let mut st = self.conn.prepare_cached(
-                "SELECT id, created_ms, incident_id, rule, channel, kind, subject, body_text,
-                        body_html, urgency, attempts, recipients
+                "SELECT id, channel, attempts, created_ms, incident_id, rule, kind, subject,
+                        body_text, body_html, urgency, recipients
                  FROM alert WHERE status = 'pending' AND next_attempt_ms <= ?1
                  ORDER BY next_attempt_ms, id LIMIT ?2",
             )?;
+            // Only this module writes the channel column: an unknown value is an error (naming
+            // it), never a guess.
             let rows = st.query_map(params![now_ms, limit as i64], |r| {
-                let channel: String = r.get(4)?;
-                Ok(DueAlert {
-                    id: r.get(0)?,
-                    created_ms: r.get(1)?,
-                    incident_id: r.get(2)?,
-                    rule: r.get(3)?,
-                    // Only this module writes the column: an unknown value is an
-                    // error, never a guess.
-                    channel: Channel::parse(&channel).ok_or_else(|| {
-                        rusqlite::Error::FromSqlConversionFailure(
-                            4,
-                            rusqlite::types::Type::Text,
-                            format!("unknown alert channel {channel:?}").into(),
-                        )
-                    })?,
-                    kind: r.get(5)?,
-                    subject: r.get(6)?,
-                    body_text: r.get(7)?,
-                    body_html: r.get(8)?,
-                    urgency: r.get(9)?,
-                    attempts: r.get(10)?,
-                    recipients: r
-                        .get::<_, Option<String>>(11)?
-                        .and_then(|j| serde_json::from_str(&j).ok())
-                        .unwrap_or_default(),
-                })
+                Ok(from_row!(r => DueAlert {
+                    id, channel, attempts;
+                    content: from_row!(r, from 3 => NewAlert {
+                        created_ms, incident_id, rule, kind, subject, body_text, body_html,
+                        urgency,
+                        recipients => |j: Option<String>| j
+                            .and_then(|j| serde_json::from_str(&j).ok())
+                            .unwrap_or_default()
+                    })
+                }))
             })?;
             rows.collect()
         };
@@ -465,7 +413,7 @@ impl Outbox {
             let mut out = Vec::new();
             for row in rows {
                 let (rule, channel, count, window_start_ms) = row?;
-                if let Some(channel) = Channel::parse(&channel) {
+                if let Ok(channel) = channel.parse::<Channel>() {
                     out.push(HeldGroup {
                         rule,
                         channel,
@@ -488,15 +436,9 @@ impl Outbox {
                  ORDER BY created_ms, id",
             )?;
             let rows = st.query_map(params![rule, channel.as_str()], |r| {
-                Ok(HeldAlert {
-                    id: r.get(0)?,
-                    created_ms: r.get(1)?,
-                    incident_id: r.get(2)?,
-                    kind: r.get(3)?,
-                    subject: r.get(4)?,
-                    body_text: r.get(5)?,
-                    urgency: r.get(6)?,
-                })
+                Ok(from_row!(r => HeldAlert {
+                    id, created_ms, incident_id, kind, subject, body_text, urgency
+                }))
             })?;
             rows.collect()
         };
@@ -566,7 +508,7 @@ impl Outbox {
             let mut out = Vec::new();
             for row in rows {
                 let (channel, mut open) = row?;
-                if let Some(channel) = Channel::parse(&channel) {
+                if let Ok(channel) = channel.parse::<Channel>() {
                     open.channel = channel;
                     out.push(open);
                 }
@@ -647,18 +589,10 @@ pub fn summary(conn: &Connection, since_ms: TimestampMs) -> rusqlite::Result<Out
     )?;
     let oldest_undelivered = st
         .query_map([], |r| {
-            Ok(UndeliveredAlert {
-                id: r.get(0)?,
-                created_ms: r.get(1)?,
-                rule: r.get(2)?,
-                channel: r.get(3)?,
-                kind: r.get(4)?,
-                subject: r.get(5)?,
-                status: r.get(6)?,
-                attempts: r.get(7)?,
-                next_attempt_ms: r.get(8)?,
-                last_error: r.get(9)?,
-            })
+            Ok(from_row!(r => UndeliveredAlert {
+                id, created_ms, rule, channel, kind, subject, status, attempts, next_attempt_ms,
+                last_error
+            }))
         })?
         .collect::<rusqlite::Result<Vec<_>>>()?;
     let attempt = |filter: &str| -> rusqlite::Result<Option<AttemptRow>> {
@@ -668,15 +602,7 @@ pub fn summary(conn: &Connection, since_ms: TimestampMs) -> rusqlite::Result<Out
                  WHERE {filter} ORDER BY ts_ms DESC, id DESC LIMIT 1"
             ),
             [],
-            |r| {
-                Ok(AttemptRow {
-                    alert_id: r.get(0)?,
-                    ts_ms: r.get(1)?,
-                    channel: r.get(2)?,
-                    result: r.get(3)?,
-                    error: r.get(4)?,
-                })
-            },
+            |r| Ok(from_row!(r => AttemptRow { alert_id, ts_ms, channel, result, error })),
         )
         .optional()
     };
@@ -726,38 +652,21 @@ mod tests {
             .unwrap();
         assert_eq!(first.len(), 2);
         assert!(first.iter().all(|e| !e.held));
+        // A fire of `rule` at `ts` on `channels`: whether each row was held.
+        let held = |ts, rule, channels: &[Channel], limit| -> Vec<bool> {
+            let rows = outbox.enqueue(&alert(ts, rule, AlertKind::Fire), channels, limit);
+            rows.unwrap().iter().map(|e| e.held).collect()
+        };
+        let email = [Channel::Email];
         // Within the window: held on both channels; another rule is not affected.
-        let second = outbox
-            .enqueue(&alert(30_000, "load", AlertKind::Fire), &both, 60_000)
-            .unwrap();
-        assert!(second.iter().all(|e| e.held));
-        let other = outbox
-            .enqueue(
-                &alert(30_000, "swap", AlertKind::Fire),
-                &[Channel::Email],
-                60_000,
-            )
-            .unwrap();
-        assert!(!other[0].held);
+        assert!(held(30_000, "load", &both, 60_000).iter().all(|h| *h));
+        assert!(!held(30_000, "swap", &email, 60_000)[0]);
         // After the window, while held alerts wait for their digest: held too.
-        let third = outbox
-            .enqueue(&alert(61_000, "load", AlertKind::Fire), &both, 60_000)
-            .unwrap();
-        assert!(third.iter().all(|e| e.held));
+        assert!(held(61_000, "load", &both, 60_000).iter().all(|h| *h));
         // After the window with nothing held: sent.
-        let fresh = outbox
-            .enqueue(
-                &alert(91_000, "swap", AlertKind::Fire),
-                &[Channel::Email],
-                60_000,
-            )
-            .unwrap();
-        assert!(!fresh[0].held);
+        assert!(!held(91_000, "swap", &email, 60_000)[0]);
         // No limit.
-        let fourth = outbox
-            .enqueue(&alert(61_001, "load", AlertKind::Fire), &both, 0)
-            .unwrap();
-        assert!(fourth.iter().all(|e| !e.held));
+        assert!(held(61_001, "load", &both, 0).iter().all(|h| !*h));
         let groups = outbox.held_groups().unwrap();
         assert_eq!(groups.len(), 2, "{groups:?}");
         assert_eq!(groups[0].count, 2);
@@ -951,14 +860,7 @@ const INCIDENT_EXPORT: &str =
     "SELECT id, rule, severity, title, opened_ms, closed_ms FROM incident";
 
 fn incident_export(r: &rusqlite::Row) -> rusqlite::Result<IncidentExport> {
-    Ok(IncidentExport {
-        id: r.get(0)?,
-        rule: r.get(1)?,
-        severity: r.get(2)?,
-        title: r.get(3)?,
-        opened_ms: r.get(4)?,
-        closed_ms: r.get(5)?,
-    })
+    Ok(from_row!(r => IncidentExport { id, rule, severity, title, opened_ms, closed_ms }))
 }
 
 impl Outbox {

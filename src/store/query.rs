@@ -2,6 +2,7 @@
 //! recorder's health, and plain SQL from the user. Everything here takes a read-only
 //! connection from [`super::open_read_only`].
 
+use super::vocab::{all_rows, from_row};
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -58,16 +59,9 @@ pub fn sample_at(conn: &Connection, at: TimestampMs) -> rusqlite::Result<Option<
          WHERE s.ts_ms <= ?1 ORDER BY s.ts_ms DESC LIMIT 1",
         [at],
         |r| {
-            Ok(SampleHead {
-                sample_id: r.get(0)?,
-                ts_ms: r.get(1)?,
-                host: r.get(2)?,
-                level: r.get(3)?,
-                load1: r.get(4)?,
-                cpu_busy_pct: r.get(5)?,
-                mem_used_bytes: r.get(6)?,
-                procs_total: r.get(7)?,
-            })
+            Ok(from_row!(r => SampleHead {
+                sample_id, ts_ms, host, level, load1, cpu_busy_pct, mem_used_bytes, procs_total
+            }))
         },
     )
     .optional()
@@ -89,24 +83,12 @@ pub fn processes_of_sample(
          ORDER BY {} DESC, ps.cpu_pct_x100 DESC LIMIT ?2",
         expr(by)
     );
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params![sample_id, n as i64], |r| {
-        Ok(ProcessAt {
-            pid: r.get(0)?,
-            user: r.get(1)?,
-            name: r.get(2)?,
-            cmdline: redact_owned(r.get(3)?),
-            state: r.get(4)?,
-            cpu_pct: r.get(5)?,
-            rss_bytes: r.get(6)?,
-            read_bytes_per_s: r.get(7)?,
-            write_bytes_per_s: r.get(8)?,
-            threads: r.get(9)?,
-            net_tx_bytes_per_s: r.get(10)?,
-            net_rx_bytes_per_s: r.get(11)?,
-        })
-    })?;
-    rows.collect()
+    all_rows(conn, &sql, params![sample_id, n as i64], |r| {
+        Ok(from_row!(r => ProcessAt {
+            pid, user, name, cmdline => redact_owned, state, cpu_pct, rss_bytes, read_bytes_per_s,
+            write_bytes_per_s, threads, net_tx_bytes_per_s, net_rx_bytes_per_s
+        }))
+    })
 }
 
 /// One process's consumption over a range.
@@ -195,21 +177,13 @@ pub struct EventRow {
 }
 
 pub fn events_since(conn: &Connection, since: TimestampMs) -> rusqlite::Result<Vec<EventRow>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT ts_ms, kind, from_ms, to_ms, count, message FROM recorder_event
          WHERE ts_ms >= ?1 ORDER BY ts_ms",
-    )?;
-    let rows = st.query_map([since], |r| {
-        Ok(EventRow {
-            ts_ms: r.get(0)?,
-            kind: r.get(1)?,
-            from_ms: r.get(2)?,
-            to_ms: r.get(3)?,
-            count: r.get(4)?,
-            message: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+        [since],
+        |r| Ok(from_row!(r => EventRow { ts_ms, kind, from_ms, to_ms, count, message })),
+    )
 }
 
 pub fn status(conn: &Connection, events_since_ms: TimestampMs) -> rusqlite::Result<Status> {
@@ -472,18 +446,10 @@ pub fn talkers(
          ORDER BY tx + rx DESC LIMIT ?3",
     )?;
     let rows = st.query_map(params![from, to, n as i64], |r| {
-        Ok(Talker {
-            pid: r.get(0)?,
-            user: r.get(1)?,
-            name: r.get(2)?,
-            cmdline: redact_owned(r.get(3)?),
-            tx_bytes: r.get(4)?,
-            rx_bytes: r.get(5)?,
-            peak_tx_bytes_per_s: r.get(6)?,
-            peak_rx_bytes_per_s: r.get(7)?,
-            samples: r.get(8)?,
-            remotes: Vec::new(),
-        })
+        Ok(from_row!(r => Talker {
+            pid, user, name, cmdline => redact_owned, tx_bytes, rx_bytes, peak_tx_bytes_per_s,
+            peak_rx_bytes_per_s, samples; remotes: Vec::new()
+        }))
     })?;
     let mut talkers = rows.collect::<rusqlite::Result<Vec<_>>>()?;
     let mut rs = conn.prepare(
@@ -498,13 +464,7 @@ pub fn talkers(
     )?;
     for t in &mut talkers {
         let rows = rs.query_map(params![t.pid, from, to], |r| {
-            Ok(Remote {
-                protocol: r.get(0)?,
-                addr: r.get(1)?,
-                port: r.get(2)?,
-                tx_bytes: r.get(3)?,
-                rx_bytes: r.get(4)?,
-            })
+            Ok(from_row!(r => Remote { protocol, addr, port, tx_bytes, rx_bytes }))
         })?;
         t.remotes = rows.collect::<rusqlite::Result<_>>()?;
     }
@@ -531,7 +491,8 @@ pub fn closed_unattributed(
     to: TimestampMs,
     n: usize,
 ) -> rusqlite::Result<Vec<ClosedSocket>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT c.local_addr, c.local_port, c.remote_addr, c.remote_port,
                 sum(coalesce(c.tx_bps, 0) * s.interval_ms / 1000.0) AS tx,
                 sum(coalesce(c.rx_bps, 0) * s.interval_ms / 1000.0) AS rx
@@ -540,18 +501,13 @@ pub fn closed_unattributed(
            AND c.protocol = 'tcp'
          GROUP BY c.local_addr, c.local_port, c.remote_addr, c.remote_port
          ORDER BY tx + rx DESC LIMIT ?3",
-    )?;
-    let rows = st.query_map(params![from, to, n as i64], |r| {
-        Ok(ClosedSocket {
-            local_addr: r.get(0)?,
-            local_port: r.get(1)?,
-            remote_addr: r.get(2)?,
-            remote_port: r.get(3)?,
-            tx_bytes: r.get(4)?,
-            rx_bytes: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+        params![from, to, n as i64],
+        |r| {
+            Ok(from_row!(r => ClosedSocket {
+                local_addr, local_port, remote_addr, remote_port, tx_bytes, rx_bytes
+            }))
+        },
+    )
 }
 
 pub fn net_totals(
@@ -568,13 +524,9 @@ pub fn net_totals(
          FROM sample WHERE ts_ms BETWEEN ?1 AND ?2",
         params![from, to],
         |r| {
-            Ok(NetTotals {
-                samples: r.get(0)?,
-                tx_bytes: r.get(1)?,
-                rx_bytes: r.get(2)?,
-                unattributed_tx_bytes: r.get(3)?,
-                unattributed_rx_bytes: r.get(4)?,
-            })
+            Ok(from_row!(r => NetTotals {
+                samples, tx_bytes, rx_bytes, unattributed_tx_bytes, unattributed_rx_bytes
+            }))
         },
     )
 }

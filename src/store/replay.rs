@@ -3,6 +3,8 @@
 //! sample, the next or previous incident, the next or previous gap). Every question is a
 //! short indexed read on a read-only connection, so a reader never holds the daemon up.
 
+use super::vocab::from_row;
+use crate::format::ProcessNumbers;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::model::{Sample, TimestampMs};
@@ -26,14 +28,7 @@ pub struct ReplayProcess {
     pub user: String,
     pub name: String,
     pub cmdline: String,
-    pub state: String,
-    pub cpu_pct: f64,
-    pub rss_bytes: f64,
-    pub read_bytes_per_s: f64,
-    pub write_bytes_per_s: f64,
-    pub threads: i64,
-    /// tx + rx, when network accounting saw it.
-    pub net_bytes_per_s: Option<f64>,
+    pub numbers: ProcessNumbers,
     /// At detail level only.
     pub cgroup: Option<String>,
 }
@@ -74,10 +69,7 @@ pub struct ReplayConnection {
 }
 
 fn sample_ref(r: &rusqlite::Row) -> rusqlite::Result<SampleRef> {
-    Ok(SampleRef {
-        id: r.get(0)?,
-        ts_ms: r.get(1)?,
-    })
+    Ok(from_row!(r => SampleRef { id, ts_ms }))
 }
 
 /// The newest sample at or before `at`, else the oldest after it (a time before the record
@@ -259,36 +251,24 @@ pub fn frame_at(
 pub fn processes(conn: &Connection, sample_id: i64) -> rusqlite::Result<Vec<ReplayProcess>> {
     let mut st = conn.prepare_cached(
         "SELECT p.id, p.pid, p.ppid, p.uid, p.user, p.name, p.cmdline, ps.state,
-                ps.cpu_pct_x100, ps.rss_kib, ps.read_bps, ps.write_bps, ps.threads,
-                ps.net_tx_bps, ps.net_rx_bps, d.cgroup
+                ps.cpu_pct_x100 / 100.0, ps.rss_kib * 1024.0, ps.read_bps, ps.write_bps,
+                CASE WHEN ps.net_tx_bps IS NULL AND ps.net_rx_bps IS NULL THEN NULL
+                     ELSE coalesce(ps.net_tx_bps, 0) + coalesce(ps.net_rx_bps, 0) END,
+                ps.threads, d.cgroup
          FROM process_sample ps
          JOIN process p ON p.id = ps.process_id
          LEFT JOIN process_detail d ON d.sample_id = ps.sample_id AND d.process_id = ps.process_id
          WHERE ps.sample_id = ?1",
     )?;
     let rows = st.query_map([sample_id], |r| {
-        let tx: Option<i64> = r.get(13)?;
-        let rx: Option<i64> = r.get(14)?;
-        Ok(ReplayProcess {
-            process_id: r.get(0)?,
-            pid: r.get(1)?,
-            ppid: r.get(2)?,
-            uid: r.get(3)?,
-            user: r.get(4)?,
-            name: r.get(5)?,
-            cmdline: r.get(6)?,
-            state: r.get(7)?,
-            cpu_pct: r.get::<_, i64>(8)? as f64 / 100.0,
-            rss_bytes: r.get::<_, i64>(9)? as f64 * 1024.0,
-            read_bytes_per_s: r.get::<_, i64>(10)? as f64,
-            write_bytes_per_s: r.get::<_, i64>(11)? as f64,
-            threads: r.get(12)?,
-            net_bytes_per_s: match (tx, rx) {
-                (None, None) => None,
-                (tx, rx) => Some((tx.unwrap_or(0) + rx.unwrap_or(0)) as f64),
-            },
-            cgroup: r.get(15)?,
-        })
+        Ok(from_row!(r => ReplayProcess {
+            process_id, pid, ppid, uid, user, name, cmdline;
+            numbers: from_row!(r, from 7 => ProcessNumbers {
+                state, cpu_pct, rss_bytes, read_bytes_per_s, write_bytes_per_s, net_bytes_per_s,
+                threads
+            }),
+            cgroup: r.get(14)?
+        }))
     })?;
     rows.collect()
 }
@@ -301,12 +281,7 @@ pub fn open_incidents(conn: &Connection, ts: TimestampMs) -> rusqlite::Result<Ve
          ORDER BY opened_ms, id",
     )?;
     let rows = st.query_map([ts], |r| {
-        Ok(OpenIncident {
-            id: r.get(0)?,
-            rule: r.get(1)?,
-            severity: r.get(2)?,
-            opened_ms: r.get(3)?,
-        })
+        Ok(from_row!(r => OpenIncident { id, rule, severity, opened_ms }))
     })?;
     rows.collect()
 }
@@ -324,16 +299,10 @@ pub fn connections_of(
          ORDER BY coalesce(tx_bps, 0) + coalesce(rx_bps, 0) DESC, remote_addr, remote_port",
     )?;
     let rows = st.query_map(params![sample_id, pid], |r| {
-        Ok(ReplayConnection {
-            protocol: r.get(0)?,
-            local_addr: r.get(1)?,
-            local_port: r.get(2)?,
-            remote_addr: r.get(3)?,
-            remote_port: r.get(4)?,
-            state: r.get(5)?,
-            tx_bytes_per_s: r.get(6)?,
-            rx_bytes_per_s: r.get(7)?,
-        })
+        Ok(from_row!(r => ReplayConnection {
+            protocol, local_addr, local_port, remote_addr, remote_port, state, tx_bytes_per_s,
+            rx_bytes_per_s
+        }))
     })?;
     rows.collect()
 }
@@ -427,7 +396,7 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a", "b"]);
         let b = f.processes.iter().find(|p| p.name == "b").unwrap();
-        assert_eq!(b.rss_bytes, (1 << 20) as f64);
+        assert_eq!(b.numbers.rss_bytes, (1 << 20) as f64);
         let c = connections_of(&conn, f.at.id, 11).unwrap();
         assert_eq!(c.len(), 1);
         assert_eq!(

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 
+use super::vocab::{all_rows, from_row};
 use rusqlite::{params, Connection};
 
 use super::incident::{
@@ -118,13 +119,16 @@ pub fn incidents_between(
     from: TimestampMs,
     to: TimestampMs,
 ) -> rusqlite::Result<Vec<IncidentRow>> {
-    let mut st = conn.prepare(&format!(
-        "SELECT {INCIDENT_COLUMNS} FROM incident
+    all_rows(
+        conn,
+        &format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incident
          WHERE opened_ms <= ?2 AND (closed_ms IS NULL OR closed_ms >= ?1)
          ORDER BY opened_ms, id"
-    ))?;
-    let rows = st.query_map([from, to], incident_row)?;
-    rows.collect()
+        ),
+        [from, to],
+        incident_row,
+    )
 }
 
 /// Alerts raised in the window or about one of `incident_ids`, oldest first.
@@ -135,14 +139,17 @@ pub fn alerts_between(
     incident_ids: &[i64],
 ) -> rusqlite::Result<Vec<AlertRow>> {
     let ids: Vec<String> = incident_ids.iter().map(i64::to_string).collect();
-    let mut st = conn.prepare(&format!(
-        "SELECT {ALERT_COLUMNS} FROM alert
+    all_rows(
+        conn,
+        &format!(
+            "SELECT {ALERT_COLUMNS} FROM alert
          WHERE created_ms BETWEEN ?1 AND ?2 OR incident_id IN ({})
          ORDER BY created_ms, id",
-        ids.join(", ")
-    ))?;
-    let rows = st.query_map([from, to], alert_row)?;
-    rows.collect()
+            ids.join(", ")
+        ),
+        [from, to],
+        alert_row,
+    )
 }
 
 /// A detail capture that overlaps the window.
@@ -162,22 +169,18 @@ pub fn captures_between(
     from: TimestampMs,
     to: TimestampMs,
 ) -> rusqlite::Result<Vec<CaptureSpan>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "SELECT id, incident_id, rule, started_ms, coalesce(ended_ms, until_ms), interval_ms
          FROM capture WHERE started_ms <= ?2 AND coalesce(ended_ms, until_ms) >= ?1
          ORDER BY started_ms",
-    )?;
-    let rows = st.query_map([from, to], |r| {
-        Ok(CaptureSpan {
-            id: r.get(0)?,
-            incident_id: r.get(1)?,
-            rule: r.get(2)?,
-            started_ms: r.get(3)?,
-            ended_ms: r.get(4)?,
-            interval_ms: r.get(5)?,
-        })
-    })?;
-    rows.collect()
+        [from, to],
+        |r| {
+            Ok(from_row!(r => CaptureSpan {
+                id, incident_id, rule, started_ms, ended_ms, interval_ms
+            }))
+        },
+    )
 }
 
 /// One process's traffic with one remote endpoint over the window, from the connections
@@ -214,7 +217,8 @@ pub fn connections_between(
     to: TimestampMs,
     limit: usize,
 ) -> rusqlite::Result<Vec<ConnectionSummary>> {
-    let mut st = conn.prepare(
+    all_rows(
+        conn,
         "WITH g AS (
             SELECT c.pid, c.protocol, c.remote_addr, c.remote_port,
                    count(DISTINCT c.local_port) AS sockets,
@@ -236,27 +240,16 @@ pub fn connections_between(
              WHERE ps.sample_id = g.last_sample AND q.pid = g.pid LIMIT 1)
          ORDER BY g.tx_bytes + g.rx_bytes DESC, g.last_ms DESC
          LIMIT ?3",
-    )?;
-    let rows = st.query_map(params![from, to, limit as i64], |r| {
-        Ok(ConnectionSummary {
-            pid: r.get(0)?,
-            name: r.get(1)?,
-            user: r.get(2)?,
-            cmdline: r.get::<_, Option<String>>(3)?.map(redact_owned),
-            protocol: r.get(4)?,
-            remote_addr: r.get(5)?,
-            remote_port: r.get(6)?,
-            sockets: r.get(7)?,
-            states: r.get::<_, Option<String>>(8)?.unwrap_or_default(),
-            first_ms: r.get(9)?,
-            last_ms: r.get(10)?,
-            tx_bytes: r.get(11)?,
-            rx_bytes: r.get(12)?,
-            peak_tx_bytes_per_s: r.get(13)?,
-            peak_rx_bytes_per_s: r.get(14)?,
-        })
-    })?;
-    rows.collect()
+        params![from, to, limit as i64],
+        |r| {
+            Ok(from_row!(r => ConnectionSummary {
+                pid, name, user, cmdline => |c: Option<String>| c.map(redact_owned), protocol,
+                remote_addr, remote_port, sockets,
+                states => |s: Option<String>| s.unwrap_or_default(),
+                first_ms, last_ms, tx_bytes, rx_bytes, peak_tx_bytes_per_s, peak_rx_bytes_per_s
+            }))
+        },
+    )
 }
 
 #[cfg(test)]

@@ -5,7 +5,18 @@
 /// Migration `i` brings the schema from version `i` to `i + 1`.
 pub const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
-const V1: &str = r#"
+/// The samples the seed's `savetop` row `OLD` stands for (one host, load and local second):
+/// what its delete trigger removes, table by table.
+macro_rules! savetop_old_samples {
+    () => {
+        "SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
+        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
+          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime"
+    };
+}
+
+const V1: &str = concat!(
+    r#"
 CREATE TABLE host (
     id   INTEGER PRIMARY KEY,
     name TEXT NOT NULL UNIQUE
@@ -176,23 +187,24 @@ FROM sample s JOIN host h ON h.id = s.host_id;
 CREATE TRIGGER savetop_delete INSTEAD OF DELETE ON savetop
 BEGIN
     DELETE FROM process_sample WHERE sample_id IN (
-        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
-        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
-          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+        "#,
+    savetop_old_samples!(),
+    r#");
     DELETE FROM process_detail WHERE sample_id IN (
-        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
-        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
-          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+        "#,
+    savetop_old_samples!(),
+    r#");
     DELETE FROM connection WHERE sample_id IN (
-        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
-        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
-          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+        "#,
+    savetop_old_samples!(),
+    r#");
     DELETE FROM sample WHERE id IN (
-        SELECT s.id FROM sample s JOIN host h ON h.id = s.host_id
-        WHERE h.name = OLD.HostName AND s.load1 = OLD.Load
-          AND strftime('%Y-%m-%d %H:%M:%S', s.ts_ms / 1000, 'unixepoch', 'localtime') = OLD.DateAndTime);
+        "#,
+    savetop_old_samples!(),
+    r#");
 END;
-"#;
+"#,
+);
 
 /// Incidents and their culprits, rule state and errors, captures, the alert outbox and its
 /// delivery log, and what pruning removed.

@@ -4,10 +4,15 @@
 //! Guarantees: writing stores [`as_str`](crate::model::Severity::as_str) (or
 //! [`Level::as_i64`]); reading accepts only those values, and any other stored value is a
 //! `FromSqlError` naming it, never a silent default.
+//!
+//! And the way back from a row: [`from_row!`] fills a struct from the columns in the order
+//! its fields are named, [`all_rows`] runs a query into a `Vec`.
 
 use rusqlite::types::{FromSql, FromSqlError, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 
-use crate::model::{AlertKind, Level, Resource, SampleReason, Severity, UnknownValue, Urgency};
+use crate::model::{
+    AlertKind, Channel, Level, Resource, SampleReason, Severity, UnknownValue, Urgency,
+};
 
 macro_rules! stored_as_text {
     ($($ty:ty),+) => {$(
@@ -28,7 +33,14 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(Resource, Severity, Urgency, AlertKind, SampleReason);
+stored_as_text!(
+    Resource,
+    Severity,
+    Urgency,
+    AlertKind,
+    SampleReason,
+    Channel
+);
 
 impl ToSql for Level {
     fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
@@ -55,6 +67,41 @@ impl FromSql for Level {
     }
 }
 
+/// Fills a struct from a row, one column per named field in order (column 0 first):
+/// `from_row!(r => Talker { pid, user, cmdline => redact_owned; remotes: Vec::new() })`. A
+/// field given `=> f` gets `f(column)`; those after `;` are filled by no column. `r, from 7`
+/// starts at column 7 (a struct nested in a row). Adding a column is one
+/// name here and one in the SELECT, with no indices to renumber.
+macro_rules! from_row {
+    ($row:expr $(, from $start:expr)? => $ty:path {
+        $($field:ident $(=> $map:expr)?),+ $(; $($extra:ident: $value:expr),+)? $(,)?
+    }) => {{
+        let row: &rusqlite::Row<'_> = $row;
+        let start: usize = 0 $(+ $start)?;
+        let mut column = start..;
+        $ty { $($field: from_row!(@get row, column $(, $map)?),)+ $($($extra: $value,)+)? }
+    }};
+    (@get $row:ident, $column:ident) => {
+        $row.get($column.next().unwrap_or_default())?
+    };
+    (@get $row:ident, $column:ident, $map:expr) => {
+        ($map)($row.get($column.next().unwrap_or_default())?)
+    };
+}
+pub(crate) use from_row;
+
+/// Every row `sql` returns for `params`, each through `read`.
+pub(crate) fn all_rows<T, P: rusqlite::Params>(
+    conn: &rusqlite::Connection,
+    sql: &str,
+    params: P,
+    read: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Vec<T>> {
+    let mut st = conn.prepare(sql)?;
+    let rows = st.query_map(params, read)?;
+    rows.collect()
+}
+
 /// Each enum column: a row written through the store API reads back; the same row with a
 /// value the enum does not know (written by hand, as a bad migration or a manual edit
 /// would) fails to read with an error naming that value.
@@ -63,7 +110,7 @@ mod tests {
     use std::time::Duration;
 
     use super::super::incident::{self, Culprit, NewIncident};
-    use super::super::outbox::{Channel, NewAlert, Outbox};
+    use super::super::outbox::{Channel, DueAlert, NewAlert, Outbox};
     use super::super::{query, Store};
     use crate::model::{AlertKind, Level, Resource, Sample, Severity, Urgency};
 
@@ -158,27 +205,48 @@ mod tests {
         Outbox::open(&dir.path().join("t.db"), Duration::from_secs(1)).unwrap()
     }
 
-    #[test]
-    fn outbox_urgency_unknown_is_an_error() {
+    /// The queued alert reads back (`check`); after `update` the outbox fails to read it,
+    /// naming `what` and `value`.
+    fn outbox_rejects(check: impl Fn(&DueAlert), update: &str, what: &str, value: &str) {
         let (dir, mut store) = open();
         let outbox = queued(&dir, &mut store);
-        let due = outbox.due(2_000, 10).unwrap();
-        assert_eq!(due[0].urgency, Urgency::Low);
+        check(&outbox.due(2_000, 10).unwrap()[0]);
+        corrupt(&store, update);
+        assert_names(outbox.due(2_000, 10).unwrap_err(), what, value);
+    }
 
+    #[test]
+    fn outbox_urgency_unknown_is_an_error() {
         // A typo used to read back as `normal`.
-        corrupt(&store, "UPDATE alert SET urgency = 'urgent'");
-        assert_names(outbox.due(2_000, 10).unwrap_err(), "urgency", "\"urgent\"");
+        let low = |due: &DueAlert| assert_eq!(due.content.urgency, Urgency::Low);
+        outbox_rejects(
+            low,
+            "UPDATE alert SET urgency = 'urgent'",
+            "urgency",
+            "\"urgent\"",
+        );
     }
 
     #[test]
     fn outbox_kind_unknown_is_an_error() {
-        let (dir, mut store) = open();
-        let outbox = queued(&dir, &mut store);
-        let due = outbox.due(2_000, 10).unwrap();
-        assert_eq!(due[0].kind, AlertKind::Reminder);
+        let reminder = |due: &DueAlert| assert_eq!(due.content.kind, AlertKind::Reminder);
+        outbox_rejects(
+            reminder,
+            "UPDATE alert SET kind = 'page'",
+            "alert kind",
+            "\"page\"",
+        );
+    }
 
-        corrupt(&store, "UPDATE alert SET kind = 'page'");
-        assert_names(outbox.due(2_000, 10).unwrap_err(), "alert kind", "\"page\"");
+    #[test]
+    fn outbox_channel_unknown_is_an_error() {
+        let email = |due: &DueAlert| assert_eq!(due.channel, Channel::Email);
+        outbox_rejects(
+            email,
+            "UPDATE alert SET channel = 'pager'",
+            "alert channel",
+            "\"pager\"",
+        );
     }
 
     #[test]

@@ -164,12 +164,10 @@ fn event_loop(
 
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
-
     use crate::cli::{Cli, CliCommand, Command};
 
     fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
-        Cli::try_parse_from(std::iter::once("hogtrap").chain(args.iter().copied()))
+        Cli::parse_args(args)
     }
 
     #[test]

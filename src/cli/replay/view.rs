@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use crate::format::{bytes, human_ms, pct, rate, short, time::format_local, PROCESS_COLUMNS};
+use crate::format::{
+    bytes, human_ms, pct, rate, short, time::format_local, ProcessNumbers, PROCESS_COLUMNS,
+};
 use crate::model::{Level, Resource};
 use crate::store::replay::{Frame, ReplayProcess};
 
@@ -94,25 +96,9 @@ pub struct TableRow {
     pub pid: Option<u32>,
     pub user: String,
     pub name: String,
-    pub state: String,
-    pub cpu_pct: f64,
-    pub rss_bytes: f64,
-    pub read_bytes_per_s: f64,
-    pub write_bytes_per_s: f64,
-    pub net_bytes_per_s: Option<f64>,
-    pub threads: i64,
+    /// Summed over the group's processes.
+    pub numbers: ProcessNumbers,
     pub command: String,
-}
-
-impl TableRow {
-    fn value(&self, r: Resource) -> f64 {
-        match r {
-            Resource::Cpu => self.cpu_pct,
-            Resource::Mem => self.rss_bytes,
-            Resource::Io => self.read_bytes_per_s + self.write_bytes_per_s,
-            Resource::Net => self.net_bytes_per_s.unwrap_or(0.0),
-        }
-    }
 }
 
 fn matches(p: &ReplayProcess, filter: &str) -> bool {
@@ -133,13 +119,7 @@ fn row_of(p: &ReplayProcess) -> TableRow {
         pid: Some(p.pid),
         user: p.user.clone(),
         name: p.name.clone(),
-        state: p.state.clone(),
-        cpu_pct: p.cpu_pct,
-        rss_bytes: p.rss_bytes,
-        read_bytes_per_s: p.read_bytes_per_s,
-        write_bytes_per_s: p.write_bytes_per_s,
-        net_bytes_per_s: p.net_bytes_per_s,
-        threads: p.threads,
+        numbers: p.numbers.clone(),
         command: p.cmdline.clone(),
     }
 }
@@ -165,18 +145,7 @@ pub fn table(processes: &[ReplayProcess], opts: &ViewOptions) -> Vec<TableRow> {
                     if g.user != p.user {
                         g.user = "*".into();
                     }
-                    if g.state != p.state {
-                        g.state = "*".into();
-                    }
-                    g.cpu_pct += p.cpu_pct;
-                    g.rss_bytes += p.rss_bytes;
-                    g.read_bytes_per_s += p.read_bytes_per_s;
-                    g.write_bytes_per_s += p.write_bytes_per_s;
-                    g.net_bytes_per_s = match (g.net_bytes_per_s, p.net_bytes_per_s) {
-                        (None, None) => None,
-                        (a, b) => Some(a.unwrap_or(0.0) + b.unwrap_or(0.0)),
-                    };
-                    g.threads += p.threads;
+                    g.numbers.add(&p.numbers);
                 }
                 None => {
                     index.insert(key.clone(), groups.len());
@@ -195,9 +164,10 @@ pub fn table(processes: &[ReplayProcess], opts: &ViewOptions) -> Vec<TableRow> {
     };
     let by = opts.sort;
     rows.sort_by(|a, b| {
-        b.value(by)
-            .total_cmp(&a.value(by))
-            .then(b.cpu_pct.total_cmp(&a.cpu_pct))
+        let (a_n, b_n) = (&a.numbers, &b.numbers);
+        b_n.value(by)
+            .total_cmp(&a_n.value(by))
+            .then(b_n.cpu_pct.total_cmp(&a_n.cpu_pct))
             .then(a.pid.cmp(&b.pid))
             .then(a.name.cmp(&b.name))
     });
@@ -225,30 +195,17 @@ pub enum Column {
 /// Below this width the table folds READ/s and WRITE/s into IO/s and drops THR.
 pub const WIDE: u16 = 110;
 
-const NARROW_COLUMNS: [Column; 9] = [
-    Column::Pid,
-    Column::User,
-    Column::Name,
-    Column::State,
-    Column::Cpu,
-    Column::Rss,
-    Column::Io,
-    Column::Net,
-    Column::Command,
-];
-const WIDE_COLUMNS: [Column; 11] = [
-    Column::Pid,
-    Column::User,
-    Column::Name,
-    Column::State,
-    Column::Cpu,
-    Column::Rss,
-    Column::Read,
-    Column::Write,
-    Column::Net,
-    Column::Threads,
-    Column::Command,
-];
+/// `top`'s columns; the narrow table differs only in the I/O and thread columns.
+const WIDE_COLUMNS: [Column; 11] = {
+    use Column::*;
+    [
+        Pid, User, Name, State, Cpu, Rss, Read, Write, Net, Threads, Command,
+    ]
+};
+const NARROW_COLUMNS: [Column; 9] = {
+    use Column::*;
+    [Pid, User, Name, State, Cpu, Rss, Io, Net, Command]
+};
 
 /// The columns that fit `width`: `top`'s columns on a wide terminal.
 pub fn columns_for(width: u16) -> &'static [Column] {
@@ -302,6 +259,7 @@ impl Column {
     /// The cell of `row` in this column. Rates are shown as bytes (the title says `/s`) so
     /// they fit ten characters.
     pub fn cell(self, row: &TableRow) -> String {
+        let n = &row.numbers;
         match self {
             Column::Pid => match row.pid {
                 Some(pid) => pid.to_string(),
@@ -309,14 +267,14 @@ impl Column {
             },
             Column::User => short(&row.user, 8),
             Column::Name => short(&row.name, 15),
-            Column::State => row.state.clone(),
-            Column::Cpu => pct(row.cpu_pct),
-            Column::Rss => bytes(row.rss_bytes),
-            Column::Read => bytes(row.read_bytes_per_s),
-            Column::Write => bytes(row.write_bytes_per_s),
-            Column::Io => bytes(row.read_bytes_per_s + row.write_bytes_per_s),
-            Column::Net => row.net_bytes_per_s.map(bytes).unwrap_or_else(|| "-".into()),
-            Column::Threads => row.threads.to_string(),
+            Column::State => n.state.clone(),
+            Column::Cpu => pct(n.cpu_pct),
+            Column::Rss => bytes(n.rss_bytes),
+            Column::Read => bytes(n.read_bytes_per_s),
+            Column::Write => bytes(n.write_bytes_per_s),
+            Column::Io => bytes(n.read_bytes_per_s + n.write_bytes_per_s),
+            Column::Net => n.net_bytes_per_s.map(bytes).unwrap_or_else(|| "-".into()),
+            Column::Threads => n.threads.to_string(),
             Column::Command => row.command.clone(),
         }
     }
@@ -486,11 +444,14 @@ mod tests {
             user: user.into(),
             name: name.into(),
             cmdline: format!("/usr/bin/{name} --flag"),
-            state: "S".into(),
-            cpu_pct: cpu,
-            rss_bytes: rss_mib * 1048576.0,
-            read_bytes_per_s: pid as f64,
-            threads: 2,
+            numbers: ProcessNumbers {
+                state: "S".into(),
+                cpu_pct: cpu,
+                rss_bytes: rss_mib * 1048576.0,
+                read_bytes_per_s: pid as f64,
+                threads: 2,
+                ..Default::default()
+            },
             ..Default::default()
         }
     }
@@ -534,8 +495,8 @@ mod tests {
         assert_eq!(rows.len(), 4);
         assert_eq!(rows[0].name, "postgres");
         assert_eq!(rows[0].count, 2);
-        assert_eq!(rows[0].cpu_pct, 55.0);
-        assert_eq!(rows[0].threads, 4);
+        assert_eq!(rows[0].numbers.cpu_pct, 55.0);
+        assert_eq!(rows[0].numbers.threads, 4);
         assert_eq!(Column::Pid.cell(&rows[0]), "2×");
         assert_eq!(rows[0].key, RowKey::Group("postgres".into()));
 
@@ -549,7 +510,7 @@ mod tests {
         );
         assert_eq!(names(&by_user), ["alice", "postgres", "root"]);
         assert_eq!(by_user[2].count, 2);
-        assert_eq!(by_user[2].rss_bytes, 15.0 * 1048576.0);
+        assert_eq!(by_user[2].numbers.rss_bytes, 15.0 * 1048576.0);
 
         let by_parent = table(
             &procs(),

@@ -321,26 +321,18 @@ mod tests {
 
     #[test]
     fn windows_are_widened_to_2s_multiples_only_without_the_capability() {
-        assert_eq!(
-            kernel_values(&t(200, 2000), false),
-            (200_000, 2_000_000, false)
-        );
-        assert_eq!(
-            kernel_values(&t(100, 1000), true),
-            (100_000, 1_000_000, false)
-        );
-        assert_eq!(
-            kernel_values(&t(100, 1000), false),
-            (200_000, 2_000_000, true)
-        );
-        assert_eq!(
-            kernel_values(&t(500, 3000), false),
-            (666_666, 4_000_000, true)
-        );
-        assert_eq!(
-            kernel_values(&t(9900, 9900), false),
-            (10_000_000, 10_000_000, true)
-        );
+        // (threshold ms, window ms), has the capability, what the kernel is given.
+        let cases = [
+            ((200, 2000), false, (200_000, 2_000_000, false)),
+            ((100, 1000), true, (100_000, 1_000_000, false)),
+            ((100, 1000), false, (200_000, 2_000_000, true)),
+            ((500, 3000), false, (666_666, 4_000_000, true)),
+            ((9900, 9900), false, (10_000_000, 10_000_000, true)),
+        ];
+        for ((thr, win), capable, want) in cases {
+            let got = kernel_values(&t(thr, win), capable);
+            assert_eq!(got, want, "{thr}ms in {win}ms, capable: {capable}");
+        }
     }
 
     #[test]

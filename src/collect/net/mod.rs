@@ -159,6 +159,20 @@ pub struct NetSample {
 }
 
 impl NetSample {
+    /// A TCP socket's rate over the interval: its owner's, or unattributed when it has none.
+    fn add_socket_rate(&mut self, pid: Option<u32>, rec: &sockdiag::SocketRecord, r: NetRate) {
+        match pid {
+            Some(pid) => {
+                self.per_pid.entry(pid).or_default().add(r);
+                self.attributed.add(r);
+                if is_local(rec.local, rec.remote) {
+                    self.attributed_local.add(r);
+                }
+            }
+            None => self.unattributed_tcp.add(r),
+        }
+    }
+
     /// The model's connection rows, one per socket, closed ones included (for detail-level
     /// samples).
     pub fn connections(&self) -> Vec<Connection> {
@@ -623,16 +637,7 @@ impl NetCollector {
                 );
             }
             if let Some(r) = rate {
-                match pid {
-                    Some(pid) => {
-                        sample.per_pid.entry(pid).or_default().add(r);
-                        sample.attributed.add(r);
-                        if is_local(rec.local, rec.remote) {
-                            sample.attributed_local.add(r);
-                        }
-                    }
-                    None => sample.unattributed_tcp.add(r),
-                }
+                sample.add_socket_rate(pid, rec, r);
             }
             if pid.is_none() {
                 sample.unattributed_sockets += 1;
@@ -704,18 +709,9 @@ impl NetCollector {
                 tx_bytes_per_s: d_sent as f64 / s,
                 rx_bytes_per_s: d_received as f64 / s,
             };
-            match pid {
-                Some(pid) => {
-                    sample.per_pid.entry(pid).or_default().add(r);
-                    sample.attributed.add(r);
-                    if is_local(rec.local, rec.remote) {
-                        sample.attributed_local.add(r);
-                    }
-                }
-                None => {
-                    sample.unattributed_tcp.add(r);
-                    sample.unattributed_closed.add(r);
-                }
+            sample.add_socket_rate(pid, rec, r);
+            if pid.is_none() {
+                sample.unattributed_closed.add(r);
             }
             sample.closed.push(SocketSample {
                 protocol: Protocol::Tcp,

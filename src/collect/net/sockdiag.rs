@@ -135,25 +135,31 @@ fn read_u64_ne(buf: &[u8], offset: usize) -> Option<u64> {
 pub const TCP_TIME_WAIT: u8 = 6;
 pub const TCP_LISTEN: u8 = 10;
 
+/// `ss`-style names of the kernel's TCP states, by number (`TCP_ESTABLISHED` = 1 ..
+/// `TCP_NEW_SYN_RECV` = 12).
+const TCP_STATES: [&str; 13] = [
+    "UNKNOWN",
+    "ESTAB",
+    "SYN-SENT",
+    "SYN-RECV",
+    "FIN-WAIT-1",
+    "FIN-WAIT-2",
+    "TIME-WAIT",
+    "CLOSE",
+    "CLOSE-WAIT",
+    "LAST-ACK",
+    "LISTEN",
+    "CLOSING",
+    "NEW-SYN-RECV",
+];
+
 /// `ss`-style name of a kernel socket state.
 pub fn state_name(protocol: Protocol, state: u8) -> &'static str {
     match (protocol, state) {
         (Protocol::Udp, 1) => "ESTAB",
         (Protocol::Udp, 7) => "UNCONN",
         (Protocol::Udp, _) => "UNKNOWN",
-        (Protocol::Tcp, 1) => "ESTAB",
-        (Protocol::Tcp, 2) => "SYN-SENT",
-        (Protocol::Tcp, 3) => "SYN-RECV",
-        (Protocol::Tcp, 4) => "FIN-WAIT-1",
-        (Protocol::Tcp, 5) => "FIN-WAIT-2",
-        (Protocol::Tcp, 6) => "TIME-WAIT",
-        (Protocol::Tcp, 7) => "CLOSE",
-        (Protocol::Tcp, 8) => "CLOSE-WAIT",
-        (Protocol::Tcp, 9) => "LAST-ACK",
-        (Protocol::Tcp, 10) => "LISTEN",
-        (Protocol::Tcp, 11) => "CLOSING",
-        (Protocol::Tcp, 12) => "NEW-SYN-RECV",
-        (Protocol::Tcp, _) => "UNKNOWN",
+        (Protocol::Tcp, _) => TCP_STATES.get(state as usize).copied().unwrap_or("UNKNOWN"),
     }
 }
 

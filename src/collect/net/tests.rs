@@ -102,6 +102,22 @@ fn bytes(rate: f64, sample: &NetSample) -> f64 {
     rate * sample.interval.expect("an interval").as_secs_f64()
 }
 
+/// The client has sent its 20 MB and the server got them all; after the last ACKs, the
+/// sample of the transfer.
+fn after_transfer(client: &mut Py, server: &mut Py, collector: &mut NetCollector) -> NetSample {
+    assert_eq!(client.line(), "sent");
+    assert_eq!(server.line(), format!("got {MB20}"));
+    settle();
+    let s = collector.collect(Instant::now());
+    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    s
+}
+
+/// The process's rate in the sample (zero when it has none).
+fn rate_of(s: &NetSample, pid: u32) -> NetRate {
+    s.per_pid.get(&pid).copied().unwrap_or_default()
+}
+
 /// Lets the last ACKs arrive (delayed ACK is at most 40 ms on Linux loopback).
 fn settle() {
     std::thread::sleep(Duration::from_millis(250));
@@ -138,14 +154,10 @@ fn transfer_is_attributed(host: &str, connect_before_first_collect: bool) {
             c
         }
     };
-    assert_eq!(client.line(), "sent");
-    assert_eq!(server.line(), format!("got {MB20}"));
-    settle();
-    let s = collector.collect(Instant::now());
-    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    let s = after_transfer(&mut client, &mut server, &mut collector);
 
-    let c = s.per_pid.get(&client.pid()).copied().unwrap_or_default();
-    let v = s.per_pid.get(&server.pid()).copied().unwrap_or_default();
+    let c = rate_of(&s, client.pid());
+    let v = rate_of(&s, server.pid());
     assert!(
         close_enough(bytes(c.tx_bytes_per_s, &s), MB20),
         "client tx {} bytes, expected {MB20}",
@@ -276,7 +288,7 @@ fn socket_shared_after_fork_counts_once_for_the_lowest_pid() {
         assert_eq!(child.line(), "sent");
         settle();
         let s = collector.collect(Instant::now());
-        let c = s.per_pid.get(&child.pid()).copied().unwrap_or_default();
+        let c = rate_of(&s, child.pid());
         assert!(close_enough(bytes(c.tx_bytes_per_s, &s), N), "{c:?}");
         assert_eq!(
             s.per_pid.get(&me).map(|r| r.tx_bytes_per_s).unwrap_or(0.0),
@@ -638,13 +650,9 @@ fn veth_scenario() {
     collector.collect(Instant::now());
     let mut client = Py::spawn(CLIENT, &["10.250.0.2", &port, &MB20.to_string(), "nowait"]);
     client.line();
-    assert_eq!(client.line(), "sent");
-    assert_eq!(server.line(), format!("got {MB20}"));
-    settle();
-    let s = collector.collect(Instant::now());
-    assert!(s.problems.is_empty(), "{:?}", s.problems);
+    let s = after_transfer(&mut client, &mut server, &mut collector);
 
-    let c = s.per_pid.get(&client.pid()).copied().unwrap_or_default();
+    let c = rate_of(&s, client.pid());
     let client_tx = bytes(c.tx_bytes_per_s, &s);
     assert!(close_enough(client_tx, MB20), "client tx {client_tx}");
     assert!(
@@ -864,7 +872,7 @@ fn a_connection_closed_between_samples_is_accounted() {
             let s = c.collect(Instant::now());
             assert!(s.problems.is_empty(), "{:?}", s.problems);
 
-            let v = s.per_pid.get(&server.pid()).copied().unwrap_or_default();
+            let v = rate_of(&s, server.pid());
             let server_rx = bytes(v.rx_bytes_per_s, &s);
             assert!(
                 close_enough(server_rx, MB5),
@@ -917,13 +925,13 @@ fn a_connection_closed_between_samples_is_accounted() {
             assert_eq!(server.line(), format!("got {MB5}"));
             settle();
             let s = c.collect(Instant::now());
-            let e = s.per_pid.get(&early.pid()).copied().unwrap_or_default();
+            let e = rate_of(&s, early.pid());
             let early_tx = bytes(e.tx_bytes_per_s, &s);
             assert!(
                 close_enough(early_tx, MB5),
                 "{host}: known closed socket tx {early_tx}"
             );
-            let v = s.per_pid.get(&server.pid()).copied().unwrap_or_default();
+            let v = rate_of(&s, server.pid());
             assert!(close_enough(bytes(v.rx_bytes_per_s, &s), MB5));
             assert_eq!(s.unattributed_closed, NetRate::default());
         }

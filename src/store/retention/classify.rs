@@ -25,9 +25,8 @@ pub(super) enum Fate {
 
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Decision {
-    pub(super) meta_id: i64,
-    pub(super) ts_ms: i64,
-    pub(super) level: i64,
+    /// The sample it is about.
+    pub(super) meta: Meta,
     pub(super) pinned: bool,
     pub(super) fate: Fate,
 }
@@ -89,9 +88,7 @@ impl<'a> Classifier<'a> {
 
     fn emit(&mut self, m: Meta, fate: Fate, pinned: bool) {
         self.out.push_back(Decision {
-            meta_id: m.id,
-            ts_ms: m.ts_ms,
-            level: m.level,
+            meta: m,
             pinned,
             fate,
         });
@@ -251,7 +248,7 @@ mod tests {
     }
 
     fn drain(c: &mut Classifier) -> Vec<(i64, Fate)> {
-        c.out.drain(..).map(|d| (d.meta_id, d.fate)).collect()
+        c.out.drain(..).map(|d| (d.meta.id, d.fate)).collect()
     }
 
     #[test]

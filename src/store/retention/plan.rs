@@ -123,17 +123,17 @@ fn plan_one(
 ) -> rusqlite::Result<()> {
     let count = |table: &str| -> rusqlite::Result<u64> {
         conn.prepare_cached(child_count_sql(table))?
-            .query_row([d.meta_id], |r| r.get::<_, i64>(0))
+            .query_row([d.meta.id], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
     };
     match d.fate {
         Fate::Keep => {}
         Fate::Delete(reason) => {
             for t in CHILD_TABLES {
-                tally.add(reason, "delete", t, count(t)?, d.ts_ms);
+                tally.add(reason, "delete", t, count(t)?, d.meta.ts_ms);
             }
-            tally.add(reason, "delete", "sample", 1, d.ts_ms);
-            if d.level == 1 {
+            tally.add(reason, "delete", "sample", 1, d.meta.ts_ms);
+            if d.meta.level == 1 {
                 kept.detail_samples -= 1;
             } else {
                 kept.baseline_samples -= 1;
@@ -144,7 +144,7 @@ fn plan_one(
         }
         Fate::Demote(reason) => {
             for t in ["process_detail", "connection"] {
-                tally.add(reason, "delete", t, count(t)?, d.ts_ms);
+                tally.add(reason, "delete", t, count(t)?, d.meta.ts_ms);
             }
             let trimmed: i64 = conn
                 .prepare_cached(&TRIM_SQL.replacen(
@@ -152,9 +152,15 @@ fn plan_one(
                     "SELECT count(*) FROM process_sample",
                     1,
                 ))?
-                .query_row(params![d.meta_id, r.top_processes as i64], |r| r.get(0))?;
-            tally.add(reason, "delete", "process_sample", trimmed as u64, d.ts_ms);
-            tally.add(reason, "demote", "sample", 1, d.ts_ms);
+                .query_row(params![d.meta.id, r.top_processes as i64], |r| r.get(0))?;
+            tally.add(
+                reason,
+                "delete",
+                "process_sample",
+                trimmed as u64,
+                d.meta.ts_ms,
+            );
+            tally.add(reason, "demote", "sample", 1, d.meta.ts_ms);
             kept.detail_samples -= 1;
             kept.baseline_samples += 1;
         }

@@ -227,8 +227,8 @@ impl Pruner {
                     Fate::Keep => {}
                     Fate::Delete(reason) => {
                         let mut step = |sql: &str, table: &'static str| -> rusqlite::Result<u64> {
-                            let n = tx.prepare_cached(sql)?.execute([d.meta_id])? as u64;
-                            batch.add(reason, "delete", table, n, d.ts_ms);
+                            let n = tx.prepare_cached(sql)?.execute([d.meta.id])? as u64;
+                            batch.add(reason, "delete", table, n, d.meta.ts_ms);
                             Ok(n)
                         };
                         for t in CHILD_TABLES {
@@ -240,20 +240,20 @@ impl Pruner {
                         for t in ["process_detail", "connection"] {
                             let n = tx
                                 .prepare_cached(child_delete_sql(t))?
-                                .execute([d.meta_id])? as u64;
-                            batch.add(reason, "delete", t, n, d.ts_ms);
+                                .execute([d.meta.id])? as u64;
+                            batch.add(reason, "delete", t, n, d.meta.ts_ms);
                             rows += n;
                         }
                         let n = tx
                             .prepare_cached(TRIM_SQL)?
-                            .execute(params![d.meta_id, top])?;
-                        batch.add(reason, "delete", "process_sample", n as u64, d.ts_ms);
+                            .execute(params![d.meta.id, top])?;
+                        batch.add(reason, "delete", "process_sample", n as u64, d.meta.ts_ms);
                         let n = tx
                             .prepare_cached(
                                 "UPDATE sample SET level = 0 WHERE id = ?1 AND level = 1",
                             )?
-                            .execute([d.meta_id])?;
-                        batch.add(reason, "demote", "sample", n as u64, d.ts_ms);
+                            .execute([d.meta.id])?;
+                        batch.add(reason, "demote", "sample", n as u64, d.meta.ts_ms);
                         rows += 1 + n as u64;
                     }
                 }
@@ -324,9 +324,7 @@ impl Pruner {
                         let pinned = !open && pins.is_closed(m.id, m.ts_ms);
                         let take = !open && (pinned == (tier == 1));
                         take.then_some(Decision {
-                            meta_id: m.id,
-                            ts_ms: m.ts_ms,
-                            level: m.level,
+                            meta: m,
                             pinned,
                             fate: Fate::Delete(tier),
                         })

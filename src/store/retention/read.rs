@@ -2,6 +2,7 @@
 
 use std::path::Path;
 
+use crate::store::vocab::from_row;
 use rusqlite::{params, Connection};
 
 use super::classify::Meta;
@@ -21,13 +22,7 @@ pub(super) fn fetch_chunk(
          ORDER BY ts_ms, id LIMIT ?4",
     )?;
     let rows = st.query_map(params![after.0, after.1, until_ts, CHUNK], |r| {
-        Ok(Meta {
-            id: r.get(0)?,
-            ts_ms: r.get(1)?,
-            host_id: r.get(2)?,
-            level: r.get(3)?,
-            load1: r.get(4)?,
-        })
+        Ok(from_row!(r => Meta { id, ts_ms, host_id, level, load1 }))
     })?;
     rows.collect()
 }
