@@ -107,10 +107,12 @@ fn per_process_sql(by: Resource) -> String {
     let (rem, life) = exit_totals(by).unwrap_or(("0", "0"));
     // A process that started within the range and exited in it: its whole life (exact, even
     // where baseline samples did not keep its rows). One that started before: its rows plus
-    // what it used after the last sample.
+    // what it used after the last sample. A process seen under several names (exec, prctl
+    // between samples: one `process` row each) gets its exit on its newest identity only,
+    // under the name it exited with, less what its older identities' rows already count.
     let seen_total = if exit_totals(by).is_some() {
         "CASE WHEN m.pid IS NULL THEN v.total
-              WHEN m.start_time_ms >= ?1 THEN m.life
+              WHEN m.start_time_ms >= ?1 THEN max(m.life - v.others, 0)
               ELSE v.total + m.rem END"
     } else {
         "v.total"
@@ -131,17 +133,22 @@ fn per_process_sql(by: Resource) -> String {
                      e.name),
          seen AS (
             SELECT p.id, p.pid, p.start_time_ms, p.ppid, p.uid, p.user, p.name, p.cmdline,
-                   l.samples, l.avg, l.peak, l.total
-            FROM live l JOIN process p ON p.id = l.id),
+                   l.samples, l.avg, l.peak, l.total,
+                   row_number() OVER w AS newest,
+                   coalesce(sum(l.total) OVER w, 0) - coalesce(l.total, 0) AS others
+            FROM live l JOIN process p ON p.id = l.id
+            WINDOW w AS (PARTITION BY p.pid, p.start_time_ms ORDER BY p.id DESC
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
          matched AS (
-            SELECT pid, start_time_ms, sum(n) AS n, sum(rem) AS rem, sum(life) AS life
+            SELECT pid, start_time_ms, max(name) AS name, sum(n) AS n, sum(rem) AS rem,
+                   sum(life) AS life
             FROM ex WHERE pid > 0 GROUP BY pid, start_time_ms)
          SELECT v.id AS id, v.pid AS pid, v.start_time_ms AS start_time_ms, v.ppid AS ppid,
-                v.uid AS uid, v.user AS user, v.name AS name, v.cmdline AS cmdline,
-                v.samples AS samples, v.avg AS avg, v.peak AS peak,
+                v.uid AS uid, v.user AS user, coalesce(m.name, v.name) AS name,
+                v.cmdline AS cmdline, v.samples AS samples, v.avg AS avg, v.peak AS peak,
                 {seen_total} AS total, coalesce(m.n, 0) AS exited
          FROM seen v LEFT JOIN matched m
-           ON m.pid = v.pid AND m.start_time_ms = v.start_time_ms
+           ON m.pid = v.pid AND m.start_time_ms = v.start_time_ms AND v.newest = 1
          UNION ALL
          SELECT 0, x.pid, x.start_time_ms, x.ppid, x.uid, x.user, x.name, '', 0, 0, 0,
                 CASE WHEN x.start_time_ms >= ?1 THEN x.life ELSE x.rem END, x.n
