@@ -163,8 +163,6 @@ fn a_storm_of_short_children_is_attributed_to_its_parent_and_program() {
 }
 
 #[test]
-#[ignore = "fails on the merged tree: the unseen CPU is 76-78 % of the truth (bar 80 %); \
-            open in issue 11"]
 fn without_the_privilege_the_unseen_cpu_stands_for_the_storm() {
     support::require_root("setpriv drops CAP_NET_ADMIN from a root daemon");
     support::require_program("setpriv", "util-linux");
