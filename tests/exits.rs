@@ -241,7 +241,7 @@ fn run(cmd: &mut Command) -> u32 {
 /// --from --to --by io` gives each what it wrote within 5 %. The writer's rows (its rates
 /// times the real time each covers) plus its exit remainder are what the kernel counted at its
 /// exit within 5 % too: the path of a process that started before a range.
-fn range_totals(config: &str) {
+fn range_totals(config: &str) -> Daemon {
     support::require_root("taskstats exit notifications need CAP_NET_ADMIN");
     let d = Daemon::start(config);
     d.wait_samples(2, Duration::from_secs(30));
@@ -318,6 +318,7 @@ fn range_totals(config: &str) {
         (rows - life).abs() <= 0.05 * life,
         "writer's rows {rows}, life {life}"
     );
+    d
 }
 
 #[test]
@@ -326,13 +327,29 @@ fn range_totals_are_the_bytes_written() {
 }
 
 /// Wake-ups on, with I/O and CPU triggers low enough that the writer's fsyncs fire them and
-/// close spacing: samples at uneven intervals among the clock's.
+/// close spacing: samples at uneven intervals among the clock's. And `hogtrap status` counts
+/// the firings of the last 24 h: at least one per sample woken.
 #[test]
 fn range_totals_are_the_bytes_written_with_wake_ups() {
-    range_totals(
+    let d = range_totals(
         "[sampler]\ninterval = \"2s\"\n\n[sampler.wake]\nmin_spacing = \"300ms\"\n\
          follow = \"3s\"\nrearm_after = \"0s\"\n\
          io = { stall = \"some\", threshold = \"50ms\", window = \"2s\" }\n\
          cpu = { stall = \"some\", threshold = \"50ms\", window = \"2s\" }\n",
+    );
+    let status: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
+    let io = status["wake"]["triggers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["reason"] == "psi_io")
+        .cloned()
+        .unwrap_or_default();
+    eprintln!("status: {io}");
+    let woken = io["samples_woken"].as_i64().unwrap_or(0);
+    assert!(woken >= 1, "no psi_io sample: {status:#}");
+    assert!(
+        io["fired_in_window"].as_i64().unwrap_or(0) >= woken,
+        "{status:#}"
     );
 }
