@@ -229,18 +229,25 @@ fn io_total(d: &Daemon, from: i64, to: i64, pid: u32) -> f64 {
         .sum()
 }
 
-/// Runs a program to its end; returns its pid.
-fn run(cmd: &mut Command) -> u32 {
-    let mut child = cmd.stderr(Stdio::null()).spawn().unwrap();
+/// Runs a program to its end; returns its pid and what it printed.
+fn run(cmd: &mut Command) -> (u32, String) {
+    let child = cmd
+        .stderr(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let pid = child.id();
-    assert!(child.wait().unwrap().success());
-    pid
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    (pid, String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// `dd` of 50 MB between two samples and a writer of 160 MiB over several: `hogtrap top
-/// --from --to --by io` gives each what it wrote within 5 %. The writer's rows (its rates
-/// times the real time each covers) plus its exit remainder are what the kernel counted at its
-/// exit within 5 % too: the path of a process that started before a range.
+/// --from --to --by io` gives each what it wrote within 5 % (the writer: what the kernel
+/// counted for it, as it read its own `/proc/self/io` at its end; on a host under memory
+/// pressure that was up to 10 % above the 160 MiB it wrote). The writer's rows (its rates
+/// times the real time each covers) plus its exit remainder are that count within 5 % too:
+/// the path of a process that started before a range.
 fn range_totals(config: &str) -> Daemon {
     support::require_root("taskstats exit notifications need CAP_NET_ADMIN");
     let d = Daemon::start(config);
@@ -249,20 +256,27 @@ fn range_totals(config: &str) -> Daemon {
     let dir = tempfile::tempdir_in(env!("CARGO_MANIFEST_DIR")).unwrap();
     let target = dir.path().join("dd.out");
     let from = now_ms();
-    let dd = run(Command::new("dd")
+    let (dd, _) = run(Command::new("dd")
         .args(["if=/dev/zero", "bs=1M", "count=50", "oflag=direct"])
         .arg(format!("of={}", target.display())));
     // A writer that lives several samples: 160 MiB in 2 MiB steps, each flushed.
     let writer = dir.path().join("writer.out");
-    let py = run(Command::new("python3")
+    let (py, said) = run(Command::new("python3")
         .args([
             "-c",
             "import os, sys, time\n\
              f = open(sys.argv[1], 'wb')\n\
              chunk = b'x' * (2 << 20)\n\
-             for i in range(80):\n    f.write(chunk); f.flush(); os.fsync(f.fileno()); time.sleep(0.04)\n",
+             for i in range(80):\n    f.write(chunk); f.flush(); os.fsync(f.fileno()); time.sleep(0.04)\n\
+             io = dict(l.split(': ') for l in open('/proc/self/io').read().splitlines())\n\
+             print('io', int(io['read_bytes']) + int(io['write_bytes']))\n",
         ])
         .arg(&writer));
+    let own: f64 = said
+        .trim()
+        .strip_prefix("io ")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("the writer said {said:?}"));
     let end = now_ms();
     settle(&d, end);
     let to = now_ms();
@@ -293,10 +307,11 @@ fn range_totals(config: &str) -> Daemon {
         .unwrap_or(0.0);
     let mib = |b: f64| b / 1048576.0;
     eprintln!(
-        "samples {reasons}; dd: {:.2} MiB of 50; writer: {:.2} MiB of 160 (its rows and \
-         remainder {:.2} MiB, the kernel's count at exit {:.2} MiB)",
+        "samples {reasons}; dd: {:.2} MiB of 50; writer: {:.2} MiB of 160, the kernel's \
+         count {:.2} MiB (its rows and remainder {:.2} MiB, its exit record {:.2} MiB)",
         mib(dd_total),
         mib(py_total),
+        mib(own),
         mib(rows),
         mib(life)
     );
@@ -305,18 +320,17 @@ fn range_totals(config: &str) -> Daemon {
         (dd_total - want_dd).abs() <= 0.05 * want_dd,
         "dd total {dd_total}"
     );
-    let want_py = 160.0 * 1048576.0;
     assert!(
-        (py_total - want_py).abs() <= 0.05 * want_py,
-        "writer total {py_total}"
+        own >= 0.95 * 160.0 * 1048576.0,
+        "the writer's own count {own}"
     );
     assert!(
-        (life - want_py).abs() <= 0.05 * want_py,
-        "writer's life {life}"
+        (py_total - own).abs() <= 0.05 * own,
+        "writer total {py_total}, its own count {own}"
     );
     assert!(
-        (rows - life).abs() <= 0.05 * life,
-        "writer's rows {rows}, life {life}"
+        (rows - own).abs() <= 0.05 * own,
+        "writer's rows {rows}, its own count {own}"
     );
     d
 }
@@ -338,18 +352,17 @@ fn range_totals_are_the_bytes_written_with_wake_ups() {
          cpu = { stall = \"some\", threshold = \"50ms\", window = \"2s\" }\n",
     );
     let status: serde_json::Value = serde_json::from_str(&d.ok(&["status", "--json"])).unwrap();
-    let io = status["wake"]["triggers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|t| t["reason"] == "psi_io")
-        .cloned()
-        .unwrap_or_default();
-    eprintln!("status: {io}");
-    let woken = io["samples_woken"].as_i64().unwrap_or(0);
-    assert!(woken >= 1, "no psi_io sample: {status:#}");
+    let triggers = status["wake"]["triggers"].as_array().unwrap();
+    eprintln!("status: {triggers:?}");
+    let n = |t: &serde_json::Value, k: &str| t[k].as_i64().unwrap_or(0);
+    // A sample woken by several firings is named after one of them: per trigger, at least
+    // as many firings as samples named after it.
     assert!(
-        io["fired_in_window"].as_i64().unwrap_or(0) >= woken,
+        triggers
+            .iter()
+            .all(|t| n(t, "fired_in_window") >= n(t, "samples_woken")),
         "{status:#}"
     );
+    let woken: i64 = triggers.iter().map(|t| n(t, "samples_woken")).sum();
+    assert!(woken >= 1, "no wake-up sample: {status:#}");
 }
