@@ -206,8 +206,8 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The triggers in force, how often each fired since the daemon started and how many samples
-/// each woke in 24 h; or why none is armed.
+/// The triggers in force, how often each fired in 24 h (and since the daemon started) and how
+/// many samples each woke in 24 h; or why none is armed.
 fn write_wake(out: &mut impl Write, wake: &crate::store::wake::WakeStatus) -> std::io::Result<()> {
     if wake.triggers.is_empty() {
         if let Some(line) = &wake.start_line {
@@ -223,9 +223,10 @@ fn write_wake(out: &mut impl Write, wake: &crate::store::wake::WakeStatus) -> st
     for t in &wake.triggers {
         writeln!(
             out,
-            "  {:<10} {}: fired {} time(s) since start, woke {} sample(s) in 24h",
+            "  {:<10} {}: fired {} time(s) in 24h ({} since start), woke {} sample(s) in 24h",
             t.reason.as_str(),
             t.trigger,
+            t.fired_in_window,
             t.fired_since_start,
             t.samples_woken
         )?;

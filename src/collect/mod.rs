@@ -65,6 +65,12 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
             &|i| p[i].net_tx_bytes_per_s.unwrap_or(0.0) + p[i].net_rx_bytes_per_s.unwrap_or(0.0),
         ],
     );
+    let mut host = full.host.clone();
+    if let Some(unseen) = host.cpu_unseen_pct.as_mut() {
+        // The unseen CPU of the record: what its rows do not account for, so the CPU of new
+        // processes left out (a storm's children, each small) is not lost from it.
+        *unseen += left_out_cpu_pct(full, &keep);
+    }
     Sample {
         ts_ms: full.ts_ms,
         host_name: full.host_name.clone(),
@@ -72,7 +78,7 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
         level: Level::Baseline,
         interval_ms: full.interval_ms,
         late_ms: full.late_ms,
-        host: full.host.clone(),
+        host,
         processes: keep.into_iter().map(|i| p[i].clone()).collect(),
         // Closed TCP connections (a few rows at most at baseline, see
         // `net::NetSample::closed_connections`): the only record of who a short connection
@@ -88,6 +94,30 @@ pub fn baseline_subset(full: &Sample, n: usize) -> Sample {
         exits: full.exits.clone(),
         reason: full.reason,
     }
+}
+
+/// Processes younger than this left out of a baseline sample count in its unseen CPU.
+pub const YOUNG_MS: i64 = 10_000;
+
+/// CPU (per core, % of the interval) of the young processes of `full` (started less than
+/// [`YOUNG_MS`] ago) not in `keep` (ascending indices): each row's rate over the time it
+/// covers. A storm's children are each too small to be among the top N, and the record would
+/// show their CPU nowhere; older processes below the top N are not unseen, only not kept.
+fn left_out_cpu_pct(full: &Sample, keep: &[usize]) -> f64 {
+    let interval = full.interval_ms.max(1);
+    let mut kept = keep.iter().peekable();
+    let mut sum = 0.0;
+    for (i, p) in full.processes.iter().enumerate() {
+        if kept.next_if_eq(&&i).is_some() {
+            continue;
+        }
+        if full.ts_ms - p.id.start_time_ms > YOUNG_MS {
+            continue;
+        }
+        let span = p.rate_span_ms.unwrap_or(interval).min(interval);
+        sum += p.cpu_pct * span as f64 / interval as f64;
+    }
+    sum
 }
 
 /// The host name a sample carries: `[sampler] host_name` when set, else the system's.
@@ -161,5 +191,45 @@ mod tests {
         assert_eq!(got, vec![1, 2]);
         let all = top_union(4, 10, &[&|i| cpu[i]]);
         assert_eq!(all, vec![0, 2, 3]);
+    }
+    /// A baseline sample's unseen CPU takes in the young processes it leaves out, over the
+    /// time their rates cover, and not the old ones.
+    #[test]
+    fn a_baseline_keeps_the_cpu_of_young_processes_it_leaves_out_as_unseen() {
+        use crate::model::{HostRow, ProcessIdentity, ProcessRow};
+        let row = |pid, cpu_pct, age_ms: i64, span| ProcessRow {
+            id: ProcessIdentity {
+                pid,
+                start_time_ms: 100_000 - age_ms,
+                ..Default::default()
+            },
+            cpu_pct,
+            rate_span_ms: span,
+            ..Default::default()
+        };
+        let full = Sample {
+            ts_ms: 100_000,
+            interval_ms: 1000,
+            host: HostRow {
+                cpu_unseen_pct: Some(7.0),
+                ..Default::default()
+            },
+            processes: vec![
+                row(1, 90.0, 60_000, None),
+                // Young, left out: 40 % over 500 ms and 10 % over the interval.
+                row(2, 40.0, 500, Some(500)),
+                row(3, 10.0, 3000, None),
+                // Old, left out: not unseen.
+                row(4, 5.0, 60_000, None),
+            ],
+            ..Default::default()
+        };
+        let b = baseline_subset(&full, 1);
+        assert_eq!(b.processes.len(), 1);
+        assert!((b.host.cpu_unseen_pct.unwrap() - 37.0).abs() < 1e-9);
+        // Where exits are accounted there is no unseen CPU to add to.
+        let mut privileged = full.clone();
+        privileged.host.cpu_unseen_pct = None;
+        assert_eq!(baseline_subset(&privileged, 1).host.cpu_unseen_pct, None);
     }
 }

@@ -36,6 +36,9 @@ pub(super) struct WakeSchedule {
     /// Firings since start, per reason (including those that joined another or were part of
     /// a storm).
     pub fired: BTreeMap<SampleReason, u64>,
+    /// Firings over the last day, per reason (loaded from the store at start: they span
+    /// restarts), for `hogtrap status`.
+    pub recent: crate::store::wake::RecentFirings,
     /// Whether `fired` changed since it was last written.
     pub fired_changed: bool,
     /// Writes of the status keys that failed (the first is logged).
@@ -59,6 +62,7 @@ impl WakeSchedule {
             follow_until: None,
             last_fire: BTreeMap::new(),
             fired: BTreeMap::new(),
+            recent: Default::default(),
             fired_changed: false,
             state_errors: 0,
         }
@@ -67,6 +71,8 @@ impl WakeSchedule {
     /// A trigger fired at `now`; true if it will wake a sample.
     pub fn fire(&mut self, reason: SampleReason, now: Instant) -> bool {
         *self.fired.entry(reason).or_default() += 1;
+        self.recent
+            .add(reason, jiff::Timestamp::now().as_millisecond());
         self.fired_changed = true;
         let previous = self.last_fire.insert(reason, now);
         if previous.is_some_and(|p| now.saturating_duration_since(p) < self.rearm_after) {
@@ -198,6 +204,14 @@ impl super::Recorder {
         self.event(crate::store::RecorderEvent::now("notice", line));
         self.wake_state("wake_triggers", &armed);
         self.wake_state("wake_fired", "");
+        // The last day's firings go on from what the previous run recorded.
+        match self.store.get_state("wake_fired_recent") {
+            Ok(text) => {
+                self.wake.recent =
+                    crate::store::wake::RecentFirings::parse(text.as_deref().unwrap_or(""))
+            }
+            Err(e) => tracing::warn!("cannot read the last day's wake-ups: {e}"),
+        }
     }
 
     /// Takes the wake-up or follow-up sample if one is due; returns when the next clock
@@ -220,6 +234,8 @@ impl super::Recorder {
             self.wake.fired_changed = false;
             let text = self.wake.fired_text();
             self.wake_state("wake_fired", &text);
+            let recent = self.wake.recent.text();
+            self.wake_state("wake_fired_recent", &recent);
         }
         Some(ended + self.actions.next().interval)
     }

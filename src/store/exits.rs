@@ -44,6 +44,28 @@ pub(super) fn insert(
             e.life_write_bytes as i64,
         ])?;
     }
+    spans(tx, id, s, process_ids)?;
+    if s.host.cpu_unseen_pct.is_some() || s.host.exits_lost.is_some() {
+        tx.prepare_cached("UPDATE sample SET cpu_unseen_pct = ?2, exits_lost = ?3 WHERE id = ?1")?
+            .execute(params![
+                id,
+                s.host.cpu_unseen_pct,
+                s.host.exits_lost.map(|v| v as i64)
+            ])?;
+    }
+    Ok(())
+}
+
+/// Sets `span_ms` on the rows of sample `id` whose rates cover less than the interval (a
+/// process that started within it): without it such a row's total is its rate × the whole
+/// interval. Also for rows added to a stored sample later (a capture upgrading a baseline
+/// sample to detail).
+pub(super) fn spans(
+    tx: &rusqlite::Transaction,
+    id: i64,
+    s: &Sample,
+    process_ids: &std::collections::HashMap<(u32, i64, String), i64>,
+) -> rusqlite::Result<()> {
     for p in &s.processes {
         let Some(span) = p.rate_span_ms else { continue };
         let key = (p.id.pid, p.id.start_time_ms, p.id.name.clone());
@@ -53,14 +75,6 @@ pub(super) fn insert(
             )?
             .execute(params![id, pid, span as i64])?;
         }
-    }
-    if s.host.cpu_unseen_pct.is_some() || s.host.exits_lost.is_some() {
-        tx.prepare_cached("UPDATE sample SET cpu_unseen_pct = ?2, exits_lost = ?3 WHERE id = ?1")?
-            .execute(params![
-                id,
-                s.host.cpu_unseen_pct,
-                s.host.exits_lost.map(|v| v as i64)
-            ])?;
     }
     Ok(())
 }
@@ -107,10 +121,12 @@ fn per_process_sql(by: Resource) -> String {
     let (rem, life) = exit_totals(by).unwrap_or(("0", "0"));
     // A process that started within the range and exited in it: its whole life (exact, even
     // where baseline samples did not keep its rows). One that started before: its rows plus
-    // what it used after the last sample.
+    // what it used after the last sample. A process seen under several names (exec, prctl
+    // between samples: one `process` row each) gets its exit on its newest identity only,
+    // under the name it exited with, less what its older identities' rows already count.
     let seen_total = if exit_totals(by).is_some() {
         "CASE WHEN m.pid IS NULL THEN v.total
-              WHEN m.start_time_ms >= ?1 THEN m.life
+              WHEN m.start_time_ms >= ?1 THEN max(m.life - v.others, 0)
               ELSE v.total + m.rem END"
     } else {
         "v.total"
@@ -131,17 +147,22 @@ fn per_process_sql(by: Resource) -> String {
                      e.name),
          seen AS (
             SELECT p.id, p.pid, p.start_time_ms, p.ppid, p.uid, p.user, p.name, p.cmdline,
-                   l.samples, l.avg, l.peak, l.total
-            FROM live l JOIN process p ON p.id = l.id),
+                   l.samples, l.avg, l.peak, l.total,
+                   row_number() OVER w AS newest,
+                   coalesce(sum(l.total) OVER w, 0) - coalesce(l.total, 0) AS others
+            FROM live l JOIN process p ON p.id = l.id
+            WINDOW w AS (PARTITION BY p.pid, p.start_time_ms ORDER BY p.id DESC
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)),
          matched AS (
-            SELECT pid, start_time_ms, sum(n) AS n, sum(rem) AS rem, sum(life) AS life
+            SELECT pid, start_time_ms, max(name) AS name, sum(n) AS n, sum(rem) AS rem,
+                   sum(life) AS life
             FROM ex WHERE pid > 0 GROUP BY pid, start_time_ms)
          SELECT v.id AS id, v.pid AS pid, v.start_time_ms AS start_time_ms, v.ppid AS ppid,
-                v.uid AS uid, v.user AS user, v.name AS name, v.cmdline AS cmdline,
-                v.samples AS samples, v.avg AS avg, v.peak AS peak,
+                v.uid AS uid, v.user AS user, coalesce(m.name, v.name) AS name,
+                v.cmdline AS cmdline, v.samples AS samples, v.avg AS avg, v.peak AS peak,
                 {seen_total} AS total, coalesce(m.n, 0) AS exited
          FROM seen v LEFT JOIN matched m
-           ON m.pid = v.pid AND m.start_time_ms = v.start_time_ms
+           ON m.pid = v.pid AND m.start_time_ms = v.start_time_ms AND v.newest = 1
          UNION ALL
          SELECT 0, x.pid, x.start_time_ms, x.ppid, x.uid, x.user, x.name, '', 0, 0, 0,
                 CASE WHEN x.start_time_ms >= ?1 THEN x.life ELSE x.rem END, x.n
@@ -326,4 +347,111 @@ pub fn exit_tally(
             })
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ProcessExit, ProcessIdentity, ProcessRow};
+    use crate::store::Store;
+
+    fn row(pid: u32, name: &str, cpu_pct: f64, span: Option<u64>) -> ProcessRow {
+        ProcessRow {
+            id: ProcessIdentity {
+                pid,
+                ppid: 7,
+                start_time_ms: 1500,
+                name: name.into(),
+                user: "root".into(),
+                ..Default::default()
+            },
+            state: 'R',
+            cpu_pct,
+            write_bytes_per_s: 1000.0,
+            threads: 1,
+            rate_span_ms: span,
+            ..Default::default()
+        }
+    }
+
+    fn sample(ts: i64, processes: Vec<ProcessRow>, exits: Vec<ProcessExit>) -> Sample {
+        Sample {
+            ts_ms: ts,
+            host_name: "h1".into(),
+            cpu_count: 2,
+            interval_ms: 1000,
+            processes,
+            exits,
+            ..Default::default()
+        }
+    }
+
+    /// A child read once under its parent's name (before its exec or rename) and once under
+    /// its own, exiting as the latter: one process of the new name, its life counted once.
+    #[test]
+    fn a_renamed_process_is_counted_once_under_the_name_it_exited_with() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st =
+            Store::open(&dir.path().join("t.db"), std::time::Duration::from_secs(1)).unwrap();
+        st.write_sample(&sample(1000, vec![], vec![])).unwrap();
+        // 10 % over 500 ms, then 50 % over 1 s: 0.05 + 0.5 CPU-s in rows.
+        st.write_sample(&sample(
+            2000,
+            vec![row(42, "forker", 10.0, Some(500))],
+            vec![],
+        ))
+        .unwrap();
+        st.write_sample(&sample(3000, vec![row(42, "child", 50.0, None)], vec![]))
+            .unwrap();
+        let mut id = row(42, "child", 0.0, None).id;
+        id.cmdline.clear();
+        let exit = ProcessExit {
+            id,
+            end_ms: 3500,
+            exit_code: Some(0),
+            count: 1,
+            cpu_ms: 200.0,
+            life_cpu_ms: 750.0,
+            seen_alive: true,
+            ..Default::default()
+        };
+        st.write_sample(&sample(4000, vec![], vec![exit])).unwrap();
+        let c = st.connection();
+        let g = top_groups(c, 0, 5000, Resource::Cpu, Grouping::Name, 10).unwrap();
+        let child = g.iter().find(|g| g.key == "child").unwrap();
+        let forker = g.iter().find(|g| g.key == "forker").unwrap();
+        assert_eq!((child.processes, child.exited), (1, 1), "{g:?}");
+        assert_eq!((forker.processes, forker.exited), (1, 0), "{g:?}");
+        // Whole life 0.75 CPU-s: 0.05 under the old name, the rest under the new.
+        assert!((forker.total - 0.05).abs() < 1e-6, "{g:?}");
+        assert!((child.total - 0.70).abs() < 1e-6, "{g:?}");
+        let by_parent = top_groups(c, 0, 5000, Resource::Cpu, Grouping::Parent, 10).unwrap();
+        assert!((by_parent[0].total - 0.75).abs() < 1e-6, "{by_parent:?}");
+        // Started before the range: rows and remainder, under the new name.
+        let late = process_totals(c, 1600, 5000, Resource::Cpu, 10).unwrap();
+        let names: Vec<(&str, i64)> = late.iter().map(|t| (t.name.as_str(), t.exited)).collect();
+        assert_eq!(names, vec![("child", 1), ("forker", 0)], "{late:?}");
+        assert!((late[0].total - 0.70).abs() < 1e-6, "{late:?}");
+    }
+
+    /// Rows a capture adds to a stored baseline sample keep the span of their rates.
+    #[test]
+    fn rows_added_to_a_stored_sample_keep_their_span() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut st =
+            Store::open(&dir.path().join("t.db"), std::time::Duration::from_secs(1)).unwrap();
+        let id = st
+            .write_sample(&sample(2000, vec![row(1, "big", 90.0, None)], vec![]))
+            .unwrap();
+        let full = sample(
+            2000,
+            vec![row(1, "big", 90.0, None), row(2, "dd", 40.0, Some(30))],
+            vec![],
+        );
+        st.write_process_rows(id, &full).unwrap();
+        let c = st.connection();
+        let t = process_totals(c, 0, 5000, Resource::Io, 10).unwrap();
+        let dd = t.iter().find(|t| t.name == "dd").unwrap();
+        assert!((dd.total - 30.0).abs() < 1e-6, "{t:?}");
+    }
 }

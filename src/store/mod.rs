@@ -261,6 +261,7 @@ impl Store {
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let r = check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)
             .and_then(|_| insert_rows(&tx, sample_id, s, &mut self.process_ids, true))
+            .and_then(|_| exits::spans(&tx, sample_id, s, &self.process_ids))
             .and_then(|_| tx.commit());
         if let Err(e) = r {
             self.process_ids.clear();

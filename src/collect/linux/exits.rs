@@ -170,9 +170,19 @@ fn finish(
         Some(s) => {
             let base_ns = (s.cpu_ticks as f64 * 1e9 / clk) as u64;
             let (br, bw) = s.io.unwrap_or((0, 0));
-            let id = s
-                .identity
-                .unwrap_or_else(|| synthesized(tgid, rec, s.start_ticks, procs));
+            let id = match s.identity {
+                // Renamed (exec, prctl) since the last sample read its identity: a child
+                // sampled between fork and exec exits as the program it became.
+                Some(mut id)
+                    if acc.leader.is_some() && s.identity_comm.as_ref() != Some(&rec.comm) =>
+                {
+                    id.name = rec.comm.clone();
+                    id.cmdline.clear();
+                    id
+                }
+                Some(id) => id,
+                None => synthesized(tgid, rec, s.start_ticks, procs),
+            };
             (
                 life_cpu_ns.saturating_sub(base_ns),
                 life_read.saturating_sub(br),

@@ -118,6 +118,8 @@ pub struct LastSeen {
     pub cpu_ticks: u64,
     pub io: Option<(u64, u64)>,
     pub identity: Option<ProcessIdentity>,
+    /// The comm the identity was read under (a different comm at exit: renamed since).
+    pub identity_comm: Option<String>,
 }
 
 /// What we remember of a pid between passes.
@@ -402,14 +404,13 @@ impl ProcReader {
             .find(|p| {
                 p.start_ticks + earlier >= start_ticks && p.start_ticks <= start_ticks + later
             })?;
+        let known = self.identities.get(&(pid, p.start_ticks));
         Some(LastSeen {
             start_ticks: p.start_ticks,
             cpu_ticks: p.cpu_ticks,
             io: p.io,
-            identity: self
-                .identities
-                .get(&(pid, p.start_ticks))
-                .map(|(_, id)| id.clone()),
+            identity: known.map(|(_, id)| id.clone()),
+            identity_comm: known.map(|(comm, _)| comm.clone()),
         })
     }
 
