@@ -206,3 +206,97 @@ impl super::Recorder {
         self.stall.longest = Duration::ZERO;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::daemon::handoff::Taken;
+    use crate::daemon::Recorder;
+    use crate::model::{Level, Sample};
+
+    fn recorder(dir: &Path, pending_max: usize) -> Recorder {
+        let mut config = crate::config::Config::default();
+        config.store.path = dir.join("r.db");
+        config.store.pending_max = pending_max;
+        config.rules.dir = dir.join("no-rules");
+        let store = crate::store::Store::open(&config.store.path, Duration::from_secs(1)).unwrap();
+        Recorder::new(config, store, None).unwrap()
+    }
+
+    fn taken(ts_ms: i64, waited: Duration) -> Taken {
+        let sample = Sample {
+            ts_ms,
+            ..Sample::default()
+        };
+        Taken {
+            sample,
+            level: Level::Baseline,
+            thinned: false,
+            started: Instant::now(),
+            queued: Instant::now() - waited,
+            missed: 0,
+        }
+    }
+
+    fn events(db: &Path, kind: &str) -> Vec<(i64, String)> {
+        let conn = crate::store::open_read_only(db).unwrap();
+        let mut st = conn
+            .prepare("SELECT count, message FROM recorder_event WHERE kind = ?1 ORDER BY id")
+            .unwrap();
+        st.query_map([kind], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn samples_that_waited_for_the_store_are_written_up_once_the_store_keeps_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = recorder(dir.path(), 360);
+        let t0 = 1_800_000_000_000;
+        for i in 0..3 {
+            r.record(taken(t0 + i * 1000, Duration::from_secs(3 - i as u64)));
+        }
+        let db = dir.path().join("r.db");
+        assert!(events(&db, "stall").is_empty(), "the stall is not over yet");
+        r.record(taken(t0 + 3000, Duration::ZERO));
+        let stalls = events(&db, "stall");
+        assert_eq!(stalls.len(), 1, "{stalls:?}");
+        assert_eq!(stalls[0].0, 3);
+        assert!(
+            stalls[0].1.contains(
+                "3 sample(s) waited in memory with their own timestamps (the longest 3s)"
+            ),
+            "{stalls:?}"
+        );
+        let stored: i64 = r
+            .store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM sample WHERE ts_ms >= ?1",
+                [t0],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 4);
+    }
+
+    #[test]
+    fn what_the_full_queue_dropped_is_counted_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recorder(dir.path(), 2);
+        let t0 = 1_800_000_000_000;
+        let handoff = r.handoff.clone();
+        for i in 0..5 {
+            handoff.push_sample(taken(t0 + i * 1000, Duration::ZERO));
+        }
+        handoff.stop();
+        r.run().unwrap();
+        let dropped = events(&dir.path().join("r.db"), "dropped");
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert_eq!(dropped[0].0, 3, "{dropped:?}");
+        assert!(dropped[0].1.contains("3 sample(s) dropped"), "{dropped:?}");
+    }
+}

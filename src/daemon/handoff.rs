@@ -210,8 +210,10 @@ mod tests {
     use super::*;
 
     fn taken(ts_ms: i64) -> Taken {
-        let mut sample = Sample::default();
-        sample.ts_ms = ts_ms;
+        let sample = Sample {
+            ts_ms,
+            ..Sample::default()
+        };
         Taken {
             sample,
             level: Level::Baseline,

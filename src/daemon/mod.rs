@@ -66,6 +66,9 @@ enum Control {
     Reload(Box<Config>),
     /// A kernel pressure trigger fired or an OOM kill was logged (`wake`).
     Wake(crate::model::SampleReason),
+    /// From the recorder thread: the next sample's level or interval changed (a capture
+    /// started or ended); the schedule counts from the last due time again.
+    Next,
 }
 
 /// The one line said at start when the store (or its -wal/-shm) is more open than
@@ -146,6 +149,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let (tx, rx) = mpsc::channel();
     let armed = wake::start(&recorder.config, tx.clone())?;
     recorder.wake_started(armed);
+    recorder.sampler_tx = Some(tx.clone());
     let handoff = recorder.handoff.clone();
     let sampling = sampler::Sampler::new(&recorder.config, handoff.clone());
     let recording = std::thread::Builder::new()
@@ -233,6 +237,8 @@ pub struct Recorder {
     store: Store,
     /// Where the sampling thread's samples and events wait for this thread.
     handoff: Arc<handoff::Handoff>,
+    /// Tells the sampling thread when the next sample's level or interval changed.
+    sampler_tx: Option<mpsc::Sender<Control>>,
     engine: Option<Engine>,
     actions: Actions,
     /// Rule state as last written to the store, to write only what changed.
@@ -270,6 +276,7 @@ impl Recorder {
         let actions = Actions::new(&config, &host_name, alert_waker.clone(), prune);
         let mut r = Recorder {
             handoff: Arc::new(handoff::Handoff::new(&config, actions.next())),
+            sampler_tx: None,
             engine: None,
             actions,
             saved_rule_states: HashMap::new(),
@@ -560,8 +567,22 @@ impl Recorder {
             }
             self.save_rule_states(full.ts_ms);
         }
-        self.handoff.set_next(self.actions.next());
+        self.update_next();
         self.publish(started, late_ms);
+    }
+
+    /// Tells the sampling thread the level and interval of the next sample, if they changed.
+    fn update_next(&mut self) {
+        let next = self.actions.next();
+        if next == self.handoff.next() {
+            return;
+        }
+        self.handoff.set_next(next);
+        if let Some(tx) = &self.sampler_tx {
+            if tx.send(Control::Next).is_err() {
+                tracing::debug!("the sampling thread has stopped: next {next:?} not sent");
+            }
+        }
     }
 
     /// Queues the sample and writes what the store accepts; returns this sample's row id if
@@ -669,7 +690,7 @@ impl Recorder {
         self.config.store.path = store_path;
         self.host_name = collect::host_name(&self.config.sampler);
         self.actions.reconfigure(&self.config, &self.host_name);
-        self.handoff.set_next(self.actions.next());
+        self.update_next();
         let _ = self.store.set_state(
             "interval_ms",
             &self.config.sampler.interval.as_millis().to_string(),

@@ -66,6 +66,9 @@ impl Sampler {
         // interval is shorter while a capture runs), so a slow pass never shifts it.
         super::protect::prefault_heap(); // this thread's arena: what every pass allocates from
         let mut due = Instant::now() + self.handoff.next().interval;
+        // When the last sample was due (or taken, after a wake-up): a new interval from the
+        // recorder counts from there.
+        let mut last_due = Instant::now();
         loop {
             let now = Instant::now();
             let next = self.wake.due().map_or(due, |(at, _)| at.min(due));
@@ -86,6 +89,11 @@ impl Sampler {
                     self.handoff.push(Job::Reload(c));
                     continue;
                 }
+                Ok(Control::Next) => {
+                    // Never in the past: the change is no reason to count a slot as missed.
+                    due = (last_due + self.handoff.next().interval).max(Instant::now());
+                    continue;
+                }
                 Ok(Control::Wake(reason)) => {
                     let wakes = self.wake.fire(reason, Instant::now());
                     tracing::debug!("{reason} fired (wakes a sample: {wakes})");
@@ -93,7 +101,8 @@ impl Sampler {
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
             }
-            if let Some(next_clock) = self.wake_pass() {
+            if let Some((taken, next_clock)) = self.wake_pass() {
+                last_due = taken;
                 due = next_clock; // the clock resumes one interval after a wake-up's sample
                 continue;
             }
@@ -118,6 +127,7 @@ impl Sampler {
             let clock = PassClock::start(due);
             self.pass(clock, SampleReason::Clock, started, missed);
             self.wake.sampled(Instant::now(), SampleReason::Clock);
+            last_due = due;
             due += self.handoff.next().interval;
         }
     }
@@ -175,9 +185,9 @@ impl Sampler {
         self.last_pass = Some(timing);
     }
 
-    /// Takes the wake-up or follow-up sample if one is due; returns when the next clock
-    /// sample is then due.
-    fn wake_pass(&mut self) -> Option<Instant> {
+    /// Takes the wake-up or follow-up sample if one is due; returns when it ended and when
+    /// the next clock sample is then due.
+    fn wake_pass(&mut self) -> Option<(Instant, Instant)> {
         let (at, reason) = self.wake.due().filter(|(at, _)| *at <= Instant::now())?;
         let started = Instant::now();
         let clock = PassClock::start(at);
@@ -194,6 +204,6 @@ impl Sampler {
             self.handoff
                 .push(Job::State("wake_fired", self.wake.fired_text()));
         }
-        Some(ended + self.handoff.next().interval)
+        Some((ended, ended + self.handoff.next().interval))
     }
 }
