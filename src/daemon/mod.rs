@@ -154,8 +154,9 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let sampling = sampler::Sampler::new(&recorder.config, handoff.clone());
     let recording = std::thread::Builder::new()
         .name("recorder".into())
-        // Resident in full under mlockall: keep it small (SQLite and the actions need little).
-        .stack_size(1 << 20)
+        // Resident in full under mlockall: keep it small (SQLite and the actions need little;
+        // the rules run on their own worker).
+        .stack_size(512 << 10)
         .spawn(move || recorder.run())
         .context("cannot start the recorder thread")?;
     let sampler = std::thread::Builder::new()
@@ -453,7 +454,9 @@ impl Recorder {
     }
 
     fn run(mut self) -> anyhow::Result<()> {
-        protect::prefault_heap(); // this thread's arena: what every sample allocates from
+        // No pre-faulting here: this thread's page faults delay writes, never a sample (the
+        // sampling thread pre-faults its own arena), and a second pre-fault racing the
+        // sampler's would take another 4 MiB of locked memory.
         loop {
             let (job, _waiting, done) = self.handoff.take(Duration::from_secs(1));
             match job {
