@@ -13,8 +13,9 @@
 #            loop device throttled to 2 KiB/s of writes (blkio/io cgroup)            (STALL_SECS, 30)
 # and reports, per phase: samples stored against slots, the largest gap between consecutive
 # samples, the latest sample, samples missed (the daemon's gap events), late-sample and stall
-# events, and atop's largest gap in the same window. Run as root on a machine you can spare:
-# the thrash phase slows everything on it. Every process it starts is stopped by pid.
+# events, and atop's largest gap in the same window; at the end, the daemon's RSS (now and
+# peak) and thread count. Run as root on a machine you can spare: the thrash phase slows
+# everything on it. Every process it starts is stopped by pid.
 #
 # Usage: [PHASES="calm thrash pids stall"] [PERF=1] [HOGTRAP_BIN=path] scripts/bench-distress.sh [SECONDS]
 set -euo pipefail
@@ -261,6 +262,8 @@ for ph in $phases; do
   sleep 10
 done
 load=$(uptime)
+# The daemon's memory after every phase: resident now and at its peak, and its threads.
+rss=$(awk '/^VmRSS|^VmHWM|^Threads/ { printf "%s %s %s  ", $1, $2, $3 }' /proc/"$daemon"/status)
 kill -TERM "$daemon"; wait "$daemon" || true; daemon=''
 kill -TERM "$atop_pid"; wait "$atop_pid" || true; atop_pid=''
 if [[ -n ${perf_pid:-} ]]; then
@@ -283,6 +286,7 @@ atop_gap() { # from_ms to_ms
 
 echo "hogtrap distress: interval 1 s, $(nproc) CPUs, $(awk '/MemTotal/ {printf "%.1f GiB", $2/1048576}' /proc/meminfo) RAM, kernel $(uname -r)"
 echo "load at the end: $load"
+echo "daemon at the end: $rss"
 cat "$work/notes" 2>/dev/null || true
 echo "phase,seconds,samples,max_gap_ms,max_late_ms,missed,late_events,stall_events,atop_max_gap_s,psi_mem_some_peak,swap_used_peak_mib"
 for ph in $phases; do

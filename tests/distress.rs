@@ -213,9 +213,6 @@ fn now_ms() -> i64 {
 }
 
 #[test]
-#[ignore = "flaky on the merged tree (about 1 run in 4): the sampling thread can still block in \
-            its own WAL write on the throttled disk, and one run died of SIGBUS at stop; \
-            scripts/bench-distress.sh's stall phase measures it; see issue 17"]
 fn a_stalled_store_keeps_every_sample_with_its_timestamp_and_names_the_stall() {
     let disk = LoopDisk::mount();
     let mut rec = Recorder::start(&disk.mountpoint().join("hogtrap.db"));
@@ -228,9 +225,10 @@ fn a_stalled_store_keeps_every_sample_with_its_timestamp_and_names_the_stall() {
         std::thread::sleep(Duration::from_secs(16));
     }
     let to = now_ms();
-    // The checkpoint caught in the stall returns, the held samples are written.
+    // The checkpoint caught in the stall returns; the recorder thread, if a write of its own
+    // was caught too, writes the samples that waited. Either names the stall.
     let written = support::wait_until(Duration::from_secs(60), || {
-        !rec.sql("SELECT id FROM recorder_event WHERE kind = 'stall' AND message LIKE '%waited in memory%'")
+        !rec.sql("SELECT id FROM recorder_event WHERE kind = 'stall' AND message LIKE 'the store stalled for%'")
             .is_empty()
     });
     rec.stop();
@@ -253,11 +251,11 @@ fn a_stalled_store_keeps_every_sample_with_its_timestamp_and_names_the_stall() {
     let stalls =
         rec.sql("SELECT message, count FROM recorder_event WHERE kind = 'stall' ORDER BY id");
     let text = format!("{stalls:?}");
+    eprintln!("stall events: {text}");
     assert!(text.contains("the store stalled for"), "{text}");
-    assert!(
-        text.contains("waited in memory with their own timestamps"),
-        "{text}"
-    );
+    // The sampling thread never waited for the disk: no slot missed, nothing dropped.
+    let bad = rec.sql("SELECT kind, message FROM recorder_event WHERE kind IN ('gap', 'dropped')");
+    assert!(bad.is_empty(), "{bad:?}; stalls: {text}");
 }
 
 /// The pids controller's directory: v2 at /sys/fs/cgroup if it offers pids, else v1's.

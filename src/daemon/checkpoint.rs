@@ -3,13 +3,12 @@
 //!
 //! Guarantees:
 //! - The sampling thread never checkpoints or fsyncs (`store::checkpoint`).
-//! - While a checkpoint has been running for [`STALL_AFTER`] or more, the disk is taken as
-//!   stalled: the sampler keeps its samples (with their own timestamps) in its bounded
-//!   in-memory queue instead of touching the disk, and writes them, oldest first, once the
-//!   checkpoint returns. Nothing is lost unless the queue (`store.pending_max`) overflows,
-//!   and that is counted as for a full disk.
-//! - Every stall gets one `stall` health event naming how long it lasted and how many samples
-//!   waited in memory.
+//! - A checkpoint that runs [`STALL_AFTER`] or more gets one `stall` health event naming how
+//!   long the disk kept it.
+//! - The recorder thread ([`StallWatch`]) watches how long each sample waited between the
+//!   sampling thread's queue and the store: when samples waited [`STALL_AFTER`] or more (the
+//!   recorder was stuck in a write or a lock the disk held), one `stall` event names how long
+//!   the store stalled and how many samples waited in memory with their own timestamps.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -145,51 +144,159 @@ fn run(checkpointer: Checkpointer, health: &StoreHealth) {
     }
 }
 
-/// The sampler's side: what it held back while the store stalled.
+/// The recorder's side: samples that waited for a stalled store.
 #[derive(Default)]
-pub struct StallHold {
+pub struct StallWatch {
     health: Option<Arc<StoreHealth>>,
+    /// The timestamp of the first sample that waited, how many did, the longest wait.
     since_ms: Option<i64>,
     samples: u64,
+    longest: Duration,
 }
 
 impl super::Recorder {
-    /// Makes the sampler leave the disk alone while `health` says it is stalled.
+    /// Writes the checkpoint thread's health events with the recorder's.
     pub fn watch_store(&mut self, health: Arc<StoreHealth>) {
         self.stall.health = Some(health);
     }
 
-    /// Whether the sampler should keep this pass's sample in memory (a checkpoint is stuck);
-    /// when the stall is over, says how long samples waited.
-    pub(super) fn store_stalled(&mut self) -> bool {
+    /// The checkpoint thread's events (a stalled checkpoint, a failed one).
+    pub(super) fn checkpoint_events(&mut self) {
         let Some(health) = self.stall.health.clone() else {
-            return false;
+            return;
         };
         for e in health.take_events() {
             self.event(e);
         }
-        let now = jiff::Timestamp::now().as_millisecond();
-        if health.stalled_for(now).is_some() {
-            self.stall.since_ms.get_or_insert(now);
+    }
+
+    /// After a sample is written: `waited` from the sampling thread's queue to the store.
+    /// A wait of [`STALL_AFTER`] or more is a stall; the first sample after it that did not
+    /// wait (or the stop) ends it and writes it up.
+    pub(super) fn note_wait(&mut self, ts_ms: i64, waited: Duration) {
+        if waited >= STALL_AFTER {
+            self.stall.since_ms.get_or_insert(ts_ms);
             self.stall.samples += 1;
-            return true;
+            self.stall.longest = self.stall.longest.max(waited);
+            return;
         }
-        if let Some(since) = self.stall.since_ms.take() {
-            let msg = format!(
-                "the store was stalled for {}: {} sample(s) waited in memory with their own \
-                 timestamps and are written now",
-                human_ms(now - since),
-                self.stall.samples
-            );
-            tracing::warn!("{msg}");
-            self.event(RecorderEvent {
-                from_ms: Some(since),
-                to_ms: Some(now),
-                count: Some(self.stall.samples as i64),
-                ..RecorderEvent::now("stall", msg)
-            });
-            self.stall.samples = 0;
+        self.end_stall();
+    }
+
+    pub(super) fn end_stall(&mut self) {
+        let Some(since) = self.stall.since_ms.take() else {
+            return;
+        };
+        let now = jiff::Timestamp::now().as_millisecond();
+        let msg = format!(
+            "the store stalled for {}: {} sample(s) waited in memory with their own \
+             timestamps (the longest {}) and are written now",
+            human_ms(now - since),
+            self.stall.samples,
+            human_ms(self.stall.longest.as_millis() as i64)
+        );
+        tracing::warn!("{msg}");
+        self.event(RecorderEvent {
+            from_ms: Some(since),
+            to_ms: Some(now),
+            count: Some(self.stall.samples as i64),
+            ..RecorderEvent::now("stall", msg)
+        });
+        self.stall.samples = 0;
+        self.stall.longest = Duration::ZERO;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::daemon::handoff::Taken;
+    use crate::daemon::Recorder;
+    use crate::model::{Level, Sample};
+
+    fn recorder(dir: &Path, pending_max: usize) -> Recorder {
+        let mut config = crate::config::Config::default();
+        config.store.path = dir.join("r.db");
+        config.store.pending_max = pending_max;
+        config.rules.dir = dir.join("no-rules");
+        let store = crate::store::Store::open(&config.store.path, Duration::from_secs(1)).unwrap();
+        Recorder::new(config, store, None).unwrap()
+    }
+
+    fn taken(ts_ms: i64, waited: Duration) -> Taken {
+        let sample = Sample {
+            ts_ms,
+            ..Sample::default()
+        };
+        Taken {
+            sample,
+            level: Level::Baseline,
+            thinned: false,
+            started: Instant::now(),
+            queued: Instant::now() - waited,
+            missed: 0,
         }
-        false
+    }
+
+    fn events(db: &Path, kind: &str) -> Vec<(i64, String)> {
+        let conn = crate::store::open_read_only(db).unwrap();
+        let mut st = conn
+            .prepare("SELECT count, message FROM recorder_event WHERE kind = ?1 ORDER BY id")
+            .unwrap();
+        st.query_map([kind], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn samples_that_waited_for_the_store_are_written_up_once_the_store_keeps_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = recorder(dir.path(), 360);
+        let t0 = 1_800_000_000_000;
+        for i in 0..3 {
+            r.record(taken(t0 + i * 1000, Duration::from_secs(3 - i as u64)));
+        }
+        let db = dir.path().join("r.db");
+        assert!(events(&db, "stall").is_empty(), "the stall is not over yet");
+        r.record(taken(t0 + 3000, Duration::ZERO));
+        let stalls = events(&db, "stall");
+        assert_eq!(stalls.len(), 1, "{stalls:?}");
+        assert_eq!(stalls[0].0, 3);
+        assert!(
+            stalls[0].1.contains(
+                "3 sample(s) waited in memory with their own timestamps (the longest 3s)"
+            ),
+            "{stalls:?}"
+        );
+        let stored: i64 = r
+            .store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM sample WHERE ts_ms >= ?1",
+                [t0],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(stored, 4);
+    }
+
+    #[test]
+    fn what_the_full_queue_dropped_is_counted_and_recorded() {
+        let dir = tempfile::tempdir().unwrap();
+        let r = recorder(dir.path(), 2);
+        let t0 = 1_800_000_000_000;
+        let handoff = r.handoff.clone();
+        for i in 0..5 {
+            handoff.push_sample(taken(t0 + i * 1000, Duration::ZERO));
+        }
+        handoff.stop();
+        r.run().unwrap();
+        let dropped = events(&dir.path().join("r.db"), "dropped");
+        assert_eq!(dropped.len(), 1, "{dropped:?}");
+        assert_eq!(dropped[0].0, 3, "{dropped:?}");
+        assert!(dropped[0].1.contains("3 sample(s) dropped"), "{dropped:?}");
     }
 }

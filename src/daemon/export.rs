@@ -36,7 +36,7 @@ impl Recorder {
         if late_ms > 0 {
             h.late += 1;
         }
-        h.dropped = self.dropped;
+        h.dropped = self.dropped + self.queue_dropped;
         h.last_duration_s = started.elapsed().as_secs_f64();
         let path = self.store.path();
         let mut wal = path.as_os_str().to_owned();

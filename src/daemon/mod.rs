@@ -2,6 +2,12 @@
 //! logic of its own beyond scheduling, signals and keeping the record honest about itself.
 //!
 //! Guarantees:
+//! - Two threads share the work: the sampling thread (`sampler`) keeps the schedule, takes
+//!   each sample with its timestamp and queues it in memory (`handoff`, bounded); the recorder
+//!   thread stores it, runs the rules and carries out their decisions. The sampling thread
+//!   never touches the disk, so a store that stalls (a write or fsync taking seconds) delays
+//!   the writes, the rules and their actions, never the next sample; the stall is written up
+//!   (`checkpoint::StallWatch`), and what a full queue thinned or dropped is counted.
 //! - Samples are due at `start + k × interval`; a slow pass never shifts the schedule. A pass
 //!   that starts late records how late; missed slots are recorded as a gap.
 //! - A kernel pressure trigger or a new OOM kill takes a sample between clock samples
@@ -19,8 +25,10 @@
 
 pub mod checkpoint;
 mod export;
+pub mod handoff;
 pub mod protect;
 pub mod retention;
+mod sampler;
 pub mod stages;
 pub mod threads;
 mod wake;
@@ -28,7 +36,7 @@ mod wake;
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 
@@ -37,7 +45,7 @@ use std::sync::Arc;
 
 use crate::actions::Actions;
 use crate::alert::outbox::{self as alert_outbox, Delivery, DeliveryConfig, OutboxWaker};
-use crate::collect::{self, Collector};
+use crate::collect;
 use crate::config::Config;
 use crate::format::human_ms;
 use crate::model::{Level, Sample};
@@ -58,6 +66,9 @@ enum Control {
     Reload(Box<Config>),
     /// A kernel pressure trigger fired or an OOM kill was logged (`wake`).
     Wake(crate::model::SampleReason),
+    /// From the recorder thread: the next sample's level or interval changed (a capture
+    /// started or ended); the schedule counts from the last due time again.
+    Next,
 }
 
 /// The one line said at start when the store (or its -wal/-shm) is more open than
@@ -137,12 +148,22 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
 
     let (tx, rx) = mpsc::channel();
     let armed = wake::start(&recorder.config, tx.clone())?;
-    recorder.wake_started(armed);
+    let recent_wakes = recorder.wake_started(armed);
+    recorder.sampler_tx = Some(tx.clone());
+    let handoff = recorder.handoff.clone();
+    let sampling = sampler::Sampler::new(&recorder.config, handoff.clone(), recent_wakes);
+    let recording = std::thread::Builder::new()
+        .name("recorder".into())
+        // Resident in full under mlockall: keep it small (SQLite and the actions need little;
+        // the rules run on their own worker).
+        .stack_size(512 << 10)
+        .spawn(move || recorder.run())
+        .context("cannot start the recorder thread")?;
     let sampler = std::thread::Builder::new()
         .name("sampler".into())
-        // Resident in full under mlockall: keep it small (collection and SQLite need little).
+        // Collection needs little.
         .stack_size(1 << 20)
-        .spawn(move || recorder.run(rx))
+        .spawn(move || sampling.run(rx))
         .context("cannot start the sampling thread")?;
 
     rt.block_on(async {
@@ -197,17 +218,28 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     })?;
     retention.stop();
     let sampled = sampler.join();
+    // The recorder writes what is still queued, then stops (also if the sampler panicked).
+    handoff.stop();
+    let recorded = recording.join();
     checkpoints.stop();
-    match sampled {
+    if sampled.is_err() {
+        anyhow::bail!("the sampling thread panicked");
+    }
+    match recorded {
         Ok(r) => r,
-        Err(_) => anyhow::bail!("the sampling thread panicked"),
+        Err(_) => anyhow::bail!("the recorder thread panicked"),
     }
 }
 
+/// The recorder thread: stores what the sampling thread queued, runs the rules, carries out
+/// their decisions.
 pub struct Recorder {
     config: Config,
     store: Store,
-    collector: Collector,
+    /// Where the sampling thread's samples and events wait for this thread.
+    handoff: Arc<handoff::Handoff>,
+    /// Tells the sampling thread when the next sample's level or interval changed.
+    sampler_tx: Option<mpsc::Sender<Control>>,
     engine: Option<Engine>,
     actions: Actions,
     /// Rule state as last written to the store, to write only what changed.
@@ -221,12 +253,12 @@ pub struct Recorder {
     events_pending: Vec<RecorderEvent>,
     /// Wakes the alert delivery task after an alert is queued (`alert::outbox::raise`).
     alert_waker: OutboxWaker,
-    /// The previous pass's stage timings, to explain a late one (`stages`).
-    last_pass: Option<stages::PassTiming>,
-    /// Samples held in memory while the disk is stalled (`checkpoint`).
-    stall: checkpoint::StallHold,
-    /// When wake-ups (pressure triggers, OOM kills) become samples.
-    wake: wake::WakeSchedule,
+    /// How long samples waited for a stalled store (`checkpoint`).
+    stall: checkpoint::StallWatch,
+    /// Samples the hand-off queue dropped since start (`/metrics`).
+    queue_dropped: u64,
+    /// Writes of the status keys that failed (the first is logged).
+    state_errors: u64,
     /// `[export.prometheus]`: where each pass's snapshot goes, and the counters it carries.
     export: Option<crate::export::Feed>,
     export_health: crate::export::Health,
@@ -240,13 +272,15 @@ impl Recorder {
         mut store: Store,
         prune: Option<PruneQueue>,
     ) -> anyhow::Result<Recorder> {
-        let collector = Collector::new(config.sampler.source);
         let host_name = collect::host_name(&config.sampler);
         let now = jiff::Timestamp::now().as_millisecond();
         let alert_waker = OutboxWaker::new();
+        let actions = Actions::new(&config, &host_name, alert_waker.clone(), prune);
         let mut r = Recorder {
+            handoff: Arc::new(handoff::Handoff::new(&config, actions.next())),
+            sampler_tx: None,
             engine: None,
-            actions: Actions::new(&config, &host_name, alert_waker.clone(), prune),
+            actions,
             saved_rule_states: HashMap::new(),
             host_name,
             pending: VecDeque::new(),
@@ -254,13 +288,12 @@ impl Recorder {
             failing_since: None,
             events_pending: Vec::new(),
             alert_waker,
-            last_pass: None,
-            stall: checkpoint::StallHold::default(),
-            wake: wake::WakeSchedule::new(&config),
+            stall: checkpoint::StallWatch::default(),
+            queue_dropped: 0,
+            state_errors: 0,
             export: None,
             export_health: crate::export::Health::default(),
             last_full: None,
-            collector,
             store: {
                 store.set_state("pid", &std::process::id().to_string())?;
                 store.set_state(
@@ -274,7 +307,6 @@ impl Recorder {
         };
         r.actions.note_start(&mut r.store, now);
         r.record_restart_gap(now)?;
-        r.report_notices();
         if let Err(e) = r.store.end_stale_captures(now) {
             tracing::warn!("cannot close the captures of the previous run: {e}");
         }
@@ -428,108 +460,100 @@ impl Recorder {
         }
     }
 
-    fn run(mut self, rx: mpsc::Receiver<Control>) -> anyhow::Result<()> {
-        // The schedule: each pass is due one interval after the previous pass was due (the
-        // interval is shorter while a capture runs), so a slow pass never shifts it.
-        protect::prefault_heap(); // this thread's arena: what every pass allocates from
-        let mut due = Instant::now() + self.actions.next().interval;
+    fn run(mut self) -> anyhow::Result<()> {
+        // No pre-faulting here: this thread's page faults delay writes, never a sample (the
+        // sampling thread pre-faults its own arena), and a second pre-fault racing the
+        // sampler's would take another 4 MiB of locked memory.
         loop {
-            let now = Instant::now();
-            let next = self.wake.due().map_or(due, |(at, _)| at.min(due));
-            let msg = if next > now {
-                rx.recv_timeout(next - now)
-            } else {
-                rx.try_recv().map_err(|e| match e {
-                    mpsc::TryRecvError::Empty => mpsc::RecvTimeoutError::Timeout,
-                    mpsc::TryRecvError::Disconnected => mpsc::RecvTimeoutError::Disconnected,
-                })
-            };
-            match msg {
-                Ok(Control::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                Ok(Control::Reload(c)) => {
-                    let before = self.config.sampler.interval;
-                    self.reload(*c);
-                    if self.config.sampler.interval != before {
-                        due = Instant::now() + self.actions.next().interval;
-                    }
-                    continue;
-                }
-                Ok(Control::Wake(reason)) => {
-                    let wakes = self.wake.fire(reason, Instant::now());
-                    tracing::debug!("{reason} fired (wakes a sample: {wakes})");
-                    continue;
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {}
+            let (job, _waiting, done) = self.handoff.take(Duration::from_secs(1));
+            match job {
+                Some(handoff::Job::Sample(taken)) => self.record(*taken),
+                Some(handoff::Job::Event(e)) => self.event(e),
+                Some(handoff::Job::State(key, value)) => self.wake_state(key, &value),
+                Some(handoff::Job::Reload(c)) => self.reload(*c),
+                None => {}
             }
-            if let Some(next_clock) = self.wake_pass() {
-                due = next_clock; // the clock resumes one interval after a wake-up's sample
-                continue;
+            self.report_losses();
+            if done {
+                break;
             }
-            let interval = self.actions.next().interval;
-            let started = Instant::now();
-            let late = started.saturating_duration_since(due);
-            if late >= interval {
-                // The pass could not start for whole intervals: record the hole, then get
-                // back on the grid.
-                let missed = (late.as_nanos() / interval.as_nanos()) as u32;
-                let now_ms = jiff::Timestamp::now().as_millisecond();
-                self.event(RecorderEvent {
-                    from_ms: Some(now_ms - late.as_millis() as i64),
-                    to_ms: Some(now_ms),
-                    count: Some(missed as i64),
-                    ..RecorderEvent::now(
-                        "gap",
-                        format!("{missed} sample(s) missed: {}", self.explain_gap(late)),
-                    )
-                });
-                due += interval * missed;
-                self.export_health.missed += missed as u64;
-            }
-            let clock = stages::PassClock::start(due);
-            let late_ms = clock.late().as_millis() as u64;
-            self.pass(clock);
-            self.wake
-                .sampled(Instant::now(), crate::model::SampleReason::Clock);
-            self.publish(started, late_ms);
-            due += self.actions.next().interval;
         }
+        self.end_stall();
         self.flush_pending();
+        self.checkpoint_events();
         self.save_rule_states(jiff::Timestamp::now().as_millisecond());
         self.event(RecorderEvent::now("stop", "hogtrap stopped by signal"));
         Ok(())
     }
 
-    /// What a source cannot do (no permission, not supported): said once, logged and recorded.
-    fn report_notices(&mut self) {
-        for n in self.collector.take_notices() {
-            tracing::warn!("{n}");
-            self.event(RecorderEvent::now("notice", n));
+    /// What the hand-off queue had to thin or drop while this thread was stuck: logged and
+    /// recorded as one `dropped` event.
+    fn report_losses(&mut self) {
+        let l = self.handoff.take_losses();
+        if l.is_empty() {
+            return;
         }
-    }
-
-    /// One pass: collect, store, evaluate the rules, carry out their decisions. Never fails:
-    /// what cannot be stored is queued or counted; a rule cannot stop it.
-    /// The sample's timestamp is the clock's, taken before anything that can stall.
-    pub fn pass(&mut self, clock: stages::PassClock) {
-        self.pass_because(clock, crate::model::SampleReason::Clock);
-    }
-
-    /// [`Recorder::pass`], recording why the sample was taken.
-    fn pass_because(&mut self, mut clock: stages::PassClock, reason: crate::model::SampleReason) {
-        use stages::Stage;
-        let level = wake::level(self.actions.next().level, reason);
-        let mut full = self.collector.sample(level, &self.host_name);
-        full.ts_ms = clock.ts_ms;
-        full.late_ms = clock.late().as_millis() as u64;
-        full.reason = reason;
-        clock.mark(Stage::Collect);
-        self.report_notices();
-        let stored = match level {
-            Level::Detail => full.clone(),
-            Level::Baseline => collect::baseline_subset(&full, self.config.sampler.top_processes),
+        let mut parts = Vec::new();
+        if l.dropped > 0 {
+            parts.push(format!(
+                "{} sample(s) dropped (the oldest waiting, taken {} to {})",
+                l.dropped,
+                crate::format::format_local(l.dropped_from_ms.unwrap_or_default()),
+                crate::format::format_local(l.dropped_to_ms.unwrap_or_default())
+            ));
+        }
+        if l.thinned > 0 {
+            parts.push(format!(
+                "{} sample(s) thinned to their top processes before the rules saw them",
+                l.thinned
+            ));
+        }
+        if l.other_dropped > 0 {
+            parts.push(format!("{} health event(s) dropped", l.other_dropped));
+        }
+        let msg = format!(
+            "the in-memory queue for the store was full (store.pending_max = {}): {}",
+            self.config.store.pending_max,
+            parts.join("; ")
+        );
+        tracing::warn!("{msg}");
+        self.queue_dropped += l.dropped;
+        let (from_ms, to_ms) = match (l.dropped_from_ms, l.thinned_from_ms) {
+            (Some(f), _) => (Some(f), l.dropped_to_ms),
+            (None, f) => (f, l.thinned_to_ms),
         };
+        self.event(RecorderEvent {
+            from_ms,
+            to_ms,
+            count: Some(l.dropped as i64),
+            ..RecorderEvent::now("dropped", msg)
+        });
+    }
+
+    /// One sample from the sampling thread: store, evaluate the rules, carry out their
+    /// decisions. Never fails: what cannot be stored is queued or counted; a rule cannot stop
+    /// it. The sample carries the timestamp the sampling thread gave it.
+    fn record(&mut self, taken: handoff::Taken) {
+        self.checkpoint_events();
+        let handoff::Taken {
+            sample: mut full,
+            level,
+            thinned,
+            started,
+            queued,
+            missed,
+        } = taken;
+        self.export_health.missed += missed as u64;
+        let late_ms = full.late_ms;
+        let stored = match level {
+            Level::Baseline if !thinned => {
+                collect::baseline_subset(&full, self.config.sampler.top_processes)
+            }
+            Level::Baseline | Level::Detail => full.clone(),
+        };
+        let ts = full.ts_ms;
         let sample_id = self.store_sample(stored);
-        clock.mark(Stage::Store);
+        self.note_wait(ts, queued.elapsed());
         // Recorded above with their real time; old ones are not news to the rules.
         let old = self.actions.drop_old_oom_kills(&mut full);
         if old > 0 {
@@ -545,7 +569,6 @@ impl Recorder {
         }
         if let Some(engine) = self.engine.as_mut() {
             let eval = engine.evaluate_shared(full.clone());
-            clock.mark(Stage::Rules);
             if self.export.is_some() {
                 crate::daemon::export::count(&mut self.export_health, &eval);
             }
@@ -553,9 +576,23 @@ impl Recorder {
                 self.event(e);
             }
             self.save_rule_states(full.ts_ms);
-            clock.mark(Stage::Actions);
         }
-        self.note_pass(clock.finish());
+        self.update_next();
+        self.publish(started, late_ms);
+    }
+
+    /// Tells the sampling thread the level and interval of the next sample, if they changed.
+    fn update_next(&mut self) {
+        let next = self.actions.next();
+        if next == self.handoff.next() {
+            return;
+        }
+        self.handoff.set_next(next);
+        if let Some(tx) = &self.sampler_tx {
+            if tx.send(Control::Next).is_err() {
+                tracing::debug!("the sampling thread has stopped: next {next:?} not sent");
+            }
+        }
     }
 
     /// Queues the sample and writes what the store accepts; returns this sample's row id if
@@ -566,9 +603,6 @@ impl Recorder {
         if self.pending.len() > self.config.store.pending_max.max(1) {
             self.pending.pop_front();
             self.dropped += 1;
-        }
-        if self.store_stalled() {
-            return None;
         }
         self.flush_pending()
             .filter(|(written_ts, _)| *written_ts == ts)
@@ -661,12 +695,12 @@ impl Recorder {
                 self.config.store.path.display()
             );
         }
-        self.wake_reload(&new);
         let store_path = self.config.store.path.clone();
         self.config = new;
         self.config.store.path = store_path;
         self.host_name = collect::host_name(&self.config.sampler);
         self.actions.reconfigure(&self.config, &self.host_name);
+        self.update_next();
         let _ = self.store.set_state(
             "interval_ms",
             &self.config.sampler.interval.as_millis().to_string(),

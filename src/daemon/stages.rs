@@ -1,5 +1,5 @@
-//! The sampler's own stopwatch: how long each stage of a pass took (collect, store, rules,
-//! actions), how many page faults and involuntary context switches the sampling thread took
+//! The sampler's own stopwatch: how long each stage of a pass took (collect, and the hand-off
+//! to the recorder thread, which stores the sample and runs the rules), how many page faults and involuntary context switches the sampling thread took
 //! meanwhile, so a late sample explains itself in the health log.
 //!
 //! Guarantees:
@@ -17,20 +17,17 @@ use std::time::{Duration, Instant};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Collect,
-    Store,
-    Rules,
-    Actions,
+    /// Queueing the sample for the recorder thread (`handoff`): never waits for the disk.
+    Queue,
 }
 
-const STAGES: [Stage; 4] = [Stage::Collect, Stage::Store, Stage::Rules, Stage::Actions];
+const STAGES: [Stage; 2] = [Stage::Collect, Stage::Queue];
 
 impl Stage {
     fn name(self) -> &'static str {
         match self {
             Stage::Collect => "collect",
-            Stage::Store => "store",
-            Stage::Rules => "rules",
-            Stage::Actions => "actions",
+            Stage::Queue => "queue",
         }
     }
 }
@@ -72,7 +69,7 @@ impl Counters {
 pub struct PassTiming {
     /// When the pass was due, and when it started (the timestamp the sample carries).
     pub late: Duration,
-    pub stages: [Duration; 4],
+    pub stages: [Duration; 2],
     /// When the pass ended, relative to its due time (how far it ran into the next slot).
     pub ended_after_due: Duration,
     faults: Counters,
@@ -83,7 +80,7 @@ impl PassTiming {
         self.stages[s as usize]
     }
 
-    /// `collect 812ms, store 3ms, rules 1ms, actions 0ms; 140 major fault(s), ...`
+    /// `collect 812ms, queue 0ms; 140 major fault(s), ...`
     pub fn describe(&self) -> String {
         let stages: Vec<String> = STAGES
             .iter()
@@ -176,29 +173,6 @@ pub fn explain_late(late: Duration, previous: Option<&PassTiming>, interval: Dur
     }
 }
 
-impl super::Recorder {
-    /// After each pass: a late start is written up with the pass before it; the timing is
-    /// kept to explain the next one.
-    pub(super) fn note_pass(&mut self, timing: PassTiming) {
-        let interval = self.actions.next().interval;
-        if timing.late >= late_threshold(interval) {
-            let why = explain_late(timing.late, self.last_pass.as_ref(), interval);
-            let this = format!("sample {why}; its own pass: {}", timing.describe());
-            tracing::warn!("{this}");
-            self.event(crate::store::RecorderEvent {
-                count: Some(timing.late.as_millis() as i64),
-                ..crate::store::RecorderEvent::now("late", this)
-            });
-        }
-        self.last_pass = Some(timing);
-    }
-
-    /// Why the pass that should have run now could not: the pass before it, as for `late`.
-    pub(super) fn explain_gap(&self, late: Duration) -> String {
-        explain_late(late, self.last_pass.as_ref(), self.actions.next().interval)
-    }
-}
-
 /// Stage times are short: whole milliseconds say more than `format::human_ms`'s rounding to
 /// seconds above one second.
 fn ms(d: Duration) -> String {
@@ -212,12 +186,7 @@ mod tests {
     fn timing(collect_ms: u64, ended_after_due_ms: u64) -> PassTiming {
         PassTiming {
             late: Duration::ZERO,
-            stages: [
-                Duration::from_millis(collect_ms),
-                Duration::from_millis(2),
-                Duration::from_millis(1),
-                Duration::ZERO,
-            ],
+            stages: [Duration::from_millis(collect_ms), Duration::from_millis(2)],
             ended_after_due: Duration::from_millis(ended_after_due_ms),
             faults: Counters {
                 major_faults: 140,
@@ -258,10 +227,10 @@ mod tests {
         let mut c = PassClock::start(due);
         std::thread::sleep(Duration::from_millis(5));
         c.mark(Stage::Collect);
-        c.mark(Stage::Store);
+        c.mark(Stage::Queue);
         let t = c.finish();
         assert!(t.stage(Stage::Collect) >= Duration::from_millis(5));
-        assert!(t.stage(Stage::Store) < t.stage(Stage::Collect));
+        assert!(t.stage(Stage::Queue) < t.stage(Stage::Collect));
         assert!(t.ended_after_due >= t.stage(Stage::Collect));
     }
 }

@@ -3,7 +3,8 @@
 //! later by a thread it fails to create.
 //!
 //! Guarantees:
-//! - Threads made at start: `sampler`, `retention`, `checkpoint`, `hogtrap-rules` (the Lua
+//! - Threads made at start: `sampler`, `recorder` (stores, rules, actions: the only thread
+//!   of the two that waits for the store's disk), `retention`, `checkpoint`, `hogtrap-rules` (the Lua
 //!   worker) and [`BLOCKING_THREADS`] threads of the async runtime's blocking pool (name
 //!   lookups for SMTP), started here and kept for the life of the process instead of being
 //!   created on demand and retired after 10 s idle as tokio does by default. A failure to
@@ -87,7 +88,7 @@ pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// The line for the health log at start.
 pub fn started_line() -> String {
     format!(
-        "threads: sampler, retention, checkpoint, rules worker and {BLOCKING_THREADS} async \
+        "threads: sampler, recorder, retention, checkpoint, rules worker and {BLOCKING_THREADS} async \
          blocking threads started; sampling and storing never create another"
     )
 }

@@ -22,7 +22,7 @@ use crate::model::{Level, SampleReason};
 
 use super::Control;
 
-/// The wake-up schedule, kept by the sampling thread.
+/// The wake-up schedule, kept by the sampling thread (`sampler`).
 pub(super) struct WakeSchedule {
     min_spacing: Duration,
     follow: Duration,
@@ -41,8 +41,6 @@ pub(super) struct WakeSchedule {
     pub recent: crate::store::wake::RecentFirings,
     /// Whether `fired` changed since it was last written.
     pub fired_changed: bool,
-    /// Writes of the status keys that failed (the first is logged).
-    state_errors: u64,
 }
 
 impl WakeSchedule {
@@ -64,7 +62,6 @@ impl WakeSchedule {
             fired: BTreeMap::new(),
             recent: Default::default(),
             fired_changed: false,
-            state_errors: 0,
         }
     }
 
@@ -194,8 +191,12 @@ pub(super) fn start(
 
 impl super::Recorder {
     /// Says what wakes the recorder (the start line, logged and recorded), and keeps the
-    /// triggers in force for `hogtrap status`.
-    pub(super) fn wake_started(&mut self, (line, armed): (String, String)) {
+    /// triggers in force for `hogtrap status`; returns the last day's firings as the previous
+    /// run left them.
+    pub(super) fn wake_started(
+        &mut self,
+        (line, armed): (String, String),
+    ) -> crate::store::wake::RecentFirings {
         if line.contains("refused") || line.contains("none armed") {
             tracing::warn!("{line}");
         } else {
@@ -206,54 +207,18 @@ impl super::Recorder {
         self.wake_state("wake_fired", "");
         // The last day's firings go on from what the previous run recorded.
         match self.store.get_state("wake_fired_recent") {
-            Ok(text) => {
-                self.wake.recent =
-                    crate::store::wake::RecentFirings::parse(text.as_deref().unwrap_or(""))
+            Ok(text) => crate::store::wake::RecentFirings::parse(text.as_deref().unwrap_or("")),
+            Err(e) => {
+                tracing::warn!("cannot read the last day's wake-ups: {e}");
+                Default::default()
             }
-            Err(e) => tracing::warn!("cannot read the last day's wake-ups: {e}"),
         }
     }
 
-    /// Takes the wake-up or follow-up sample if one is due; returns when the next clock
-    /// sample is then due.
-    pub(super) fn wake_pass(&mut self) -> Option<Instant> {
-        let (at, reason) = self.wake.due().filter(|(at, _)| *at <= Instant::now())?;
-        let started = Instant::now();
-        let clock = super::stages::PassClock::start(at);
-        let late_ms = clock.late().as_millis() as u64;
-        if reason != SampleReason::Clock {
-            tracing::debug!("woken by {reason}");
-        }
-        self.pass_because(clock, reason);
-        self.publish(started, late_ms);
-        // Spacing counts from the end of the pass: the next sample's timestamp is then at
-        // least `min_spacing` after this one's, however long collection took to start.
-        let ended = Instant::now();
-        self.wake.sampled(ended, reason);
-        if self.wake.fired_changed {
-            self.wake.fired_changed = false;
-            let text = self.wake.fired_text();
-            self.wake_state("wake_fired", &text);
-            let recent = self.wake.recent.text();
-            self.wake_state("wake_fired_recent", &recent);
-        }
-        Some(ended + self.actions.next().interval)
-    }
-
-    /// The sources are armed once, at start: a changed `[sampler.wake]` takes a restart.
-    pub(super) fn wake_reload(&mut self, new: &crate::config::Config) {
-        if new.sampler.wake != self.config.sampler.wake {
-            let msg =
-                "SIGHUP: [sampler.wake] changed; that takes a restart, the running triggers stay";
-            tracing::warn!("{msg}");
-            self.event(crate::store::RecorderEvent::now("notice", msg));
-        }
-    }
-
-    fn wake_state(&mut self, key: &str, value: &str) {
+    pub(super) fn wake_state(&mut self, key: &str, value: &str) {
         if let Err(e) = self.store.set_state(key, value) {
-            self.wake.state_errors += 1;
-            if self.wake.state_errors == 1 {
+            self.state_errors += 1;
+            if self.state_errors == 1 {
                 tracing::warn!("cannot record {key} for hogtrap status: {e}");
             }
         }
