@@ -70,7 +70,7 @@ impl CheckpointWorker {
         let h = health.clone();
         let thread = std::thread::Builder::new()
             .name("checkpoint".into())
-            // Resident in full under mlockall; SQLite needs far less.
+            // SQLite needs far less; the pages it touches stay locked.
             .stack_size(256 << 10)
             .spawn(move || run(checkpointer, &h))
             .context("cannot start the checkpoint thread")?;

@@ -154,7 +154,7 @@ pub fn run(config_path: Option<PathBuf>) -> anyhow::Result<()> {
     let sampling = sampler::Sampler::new(&recorder.config, handoff.clone(), recent_wakes);
     let recording = std::thread::Builder::new()
         .name("recorder".into())
-        // Resident in full under mlockall: keep it small (SQLite and the actions need little;
+        // Small: SQLite and the actions need little (pages touched stay locked;
         // the rules run on their own worker).
         .stack_size(512 << 10)
         .spawn(move || recorder.run())

@@ -12,7 +12,11 @@ use crate::format::size::bytes;
 /// at 1,000 processes) leaves room for no more.
 pub const PREFAULT_BYTES: usize = 4 << 20;
 
-/// `mlockall(current + future)`. Without CAP_IPC_LOCK the kernel allows RLIMIT_MEMLOCK
+/// `MCL_ONFAULT` (Linux 4.4), not in the libc crate for every target.
+const MCL_ONFAULT: libc::c_int = 4;
+
+/// `mlockall(current)`, then `mlockall(future, on fault)` (a kernel before 4.4 refuses
+/// `MCL_ONFAULT`: then `mlockall(future)`). Without CAP_IPC_LOCK the kernel allows RLIMIT_MEMLOCK
 /// bytes: the soft limit is raised to the hard one first (no privilege needed for that), and
 /// if that is still too little the line says so and the recorder runs unlocked.
 fn lock_memory() -> String {
@@ -32,10 +36,23 @@ fn lock_memory() -> String {
     } else {
         bytes(lim.rlim_cur as f64)
     };
+    // What is mapped now (the whole binary, its libraries, the heap so far) is locked and
+    // made resident at once: every code path, the rare ones an incident first runs included,
+    // is in memory before distress comes. Later mappings (thread stacks, heap growth) are
+    // locked page by page as they are first touched: a 512 KiB stack that uses 40 KiB costs
+    // 40 KiB (at 1,000 processes this is 27 MiB resident instead of 35).
     // SAFETY: mlockall takes flags only.
-    let rc = unsafe { libc::mlockall(libc::MCL_CURRENT | libc::MCL_FUTURE) };
+    let rc = unsafe {
+        match libc::mlockall(libc::MCL_CURRENT) {
+            0 => match libc::mlockall(libc::MCL_FUTURE | MCL_ONFAULT) {
+                0 => 0,
+                _ => libc::mlockall(libc::MCL_FUTURE),
+            },
+            err => err,
+        }
+    };
     if rc == 0 {
-        format!("mlock: memory locked (mlockall current+future; RLIMIT_MEMLOCK {limit}, CAP_IPC_LOCK lifts it)")
+        format!("mlock: memory locked (mlockall current, then future pages as touched; RLIMIT_MEMLOCK {limit}, CAP_IPC_LOCK lifts it)")
     } else {
         format!(
             "mlock: not applied: {} (RLIMIT_MEMLOCK is {limit} and this process lacks CAP_IPC_LOCK); \

@@ -39,7 +39,7 @@ impl RetentionWorker {
         let flag = stop.clone();
         let thread = std::thread::Builder::new()
             .name("retention".into())
-            // Resident in full under mlockall; SQLite needs far less.
+            // SQLite needs far less; the pages it touches stay locked.
             .stack_size(512 << 10)
             .spawn(move || run(pruner, interval, rx, flag))
             .context("cannot start the retention thread")?;

@@ -26,7 +26,7 @@ use anyhow::Context;
 pub const BLOCKING_THREADS: usize = 2;
 /// tokio retires an idle blocking thread after this; "never" in practice.
 const KEEP_ALIVE: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
-/// getaddrinfo's needs with room to spare; resident under mlockall.
+/// getaddrinfo's needs with room to spare; the pages it touches stay locked.
 const BLOCKING_STACK: usize = 512 << 10;
 
 /// The runtime for signals and alert delivery, with its blocking threads already running.
