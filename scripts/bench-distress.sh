@@ -27,6 +27,7 @@ pids_secs=${PIDS_SECS:-60}
 stall_secs=${STALL_SECS:-30}
 [[ $(id -u) == 0 ]] || { echo "bench-distress: run as root (swap, cgroups, loop devices)" >&2; exit 1; }
 # HOGTRAP_BIN: another build to run the same phases with (a baseline side by side).
+# KEEP_STORE=DIR: keep the store for a look afterwards.
 if [[ -z ${HOGTRAP_BIN:-} ]]; then cargo build --release --quiet --bin hogtrap; fi
 bin=${HOGTRAP_BIN:-$PWD/target/release/hogtrap}
 work=$(mktemp -d /var/tmp/hogtrap-distress.XXXXXX)
@@ -48,6 +49,8 @@ cleanup() {
   [[ -n $daemon ]] && { kill -TERM "$daemon"; wait "$daemon"; }
   [[ -n $atop_pid ]] && { kill -TERM "$atop_pid"; wait "$atop_pid"; }
   if [[ -n $iocg && -d $iocg ]]; then rmdir "$iocg"; fi
+  # KEEP_STORE=DIR: the store (and its WAL) copied there before the disk goes.
+  if [[ -n ${KEEP_STORE:-} ]]; then mkdir -p "$KEEP_STORE" && cp "$work"/slow/d.db* "$KEEP_STORE"/; fi
   mountpoint -q "$work/slow" && umount "$work/slow"
   [[ -n $dmname ]] && dmsetup remove "$dmname"
   [[ -n $loopdev ]] && losetup -d "$loopdev"

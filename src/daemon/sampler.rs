@@ -190,8 +190,8 @@ impl Sampler {
         self.last_pass = Some(timing);
     }
 
-    /// Takes the wake-up or follow-up sample if one is due; returns when it ended and when
-    /// the next clock sample is then due.
+    /// Takes the wake-up or follow-up sample if one is due; returns when it started and when
+    /// the next clock sample is then due (one interval after that).
     fn wake_pass(&mut self) -> Option<(Instant, Instant)> {
         let (at, reason) = self.wake.due().filter(|(at, _)| *at <= Instant::now())?;
         let started = Instant::now();
@@ -211,6 +211,10 @@ impl Sampler {
             self.handoff
                 .push(Job::State("wake_fired_recent", self.wake.recent.text()));
         }
-        Some((ended, ended + self.handoff.next().interval))
+        // The clock resumes one interval after this sample's start, as after a clock pass: a
+        // pass slowed by distress (a detail collection under thrash can take a second) must
+        // not push the next clock sample out by its own length. If it overran, the next pass
+        // starts at once, or counts the slots it missed.
+        Some((started, started + self.handoff.next().interval))
     }
 }
