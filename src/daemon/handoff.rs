@@ -44,6 +44,24 @@ pub struct Taken {
     pub missed: u32,
 }
 
+#[cfg(test)]
+impl Taken {
+    /// An empty baseline sample at `ts_ms`, queued `waited` ago (for the daemon's tests).
+    pub(crate) fn empty_baseline(ts_ms: i64, waited: Duration) -> Taken {
+        Taken {
+            sample: Sample {
+                ts_ms,
+                ..Sample::default()
+            },
+            level: Level::Baseline,
+            thinned: false,
+            started: Instant::now(),
+            queued: Instant::now() - waited,
+            missed: 0,
+        }
+    }
+}
+
 pub enum Job {
     Sample(Box<Taken>),
     Event(RecorderEvent),
@@ -211,18 +229,7 @@ mod tests {
     use super::*;
 
     fn taken(ts_ms: i64) -> Taken {
-        let sample = Sample {
-            ts_ms,
-            ..Sample::default()
-        };
-        Taken {
-            sample,
-            level: Level::Baseline,
-            thinned: false,
-            started: Instant::now(),
-            queued: Instant::now(),
-            missed: 0,
-        }
+        Taken::empty_baseline(ts_ms, Duration::ZERO)
     }
 
     fn handoff(max: usize) -> Handoff {
