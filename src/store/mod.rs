@@ -194,6 +194,18 @@ impl Store {
         StoreError::from_sqlite(&self.path, e)
     }
 
+    /// The first column of the first row `sql` returns; `None` when it returns no row.
+    fn first_value<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>> {
+        self.conn
+            .query_row(sql, params, |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn schema_version(&self) -> Result<i64> {
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -314,14 +326,7 @@ impl Store {
 
     /// A value of `recorder_state`, if set.
     pub fn get_state(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT value FROM recorder_state WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        self.first_value("SELECT value FROM recorder_state WHERE key = ?1", [key])
     }
 
     pub fn set_state(&mut self, key: &str, value: &str) -> Result<()> {
@@ -337,16 +342,12 @@ impl Store {
 
     /// Whether the previous run recorded its `stop` (true for a new store).
     pub fn last_run_stopped_cleanly(&self) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
-                 ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map(|k| k.is_none_or(|k| k == "stop"))
-            .map_err(|e| self.err(e))
+        self.first_value::<String>(
+            "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
+             ORDER BY id DESC LIMIT 1",
+            [],
+        )
+        .map(|k| k.is_none_or(|k| k == "stop"))
     }
 
     /// The newest OOM kill already recorded, so a restart does not record old ones twice.
@@ -585,6 +586,26 @@ pub(crate) fn require_existing(path: &Path, hint: &str) -> Result<()> {
 /// What to do about a missing store, for readers.
 pub(crate) const START_FIRST: &str =
     "start `hogtrap run` first or pass -c with the right [store] path";
+
+/// Opens an existing store read-write for a second writer (the checkpointer, the pruner),
+/// with `busy_timeout` and the connection's `pragmas`. Fails clearly when the file does not
+/// exist: a second connection must not create an empty store.
+pub(crate) fn open_existing_read_write(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+    pragmas: &str,
+) -> Result<Connection> {
+    require_existing(path, START_FIRST)?;
+    let err = |e| StoreError::from_sqlite(path, e);
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    conn.busy_timeout(busy_timeout).map_err(err)?;
+    conn.execute_batch(pragmas).map_err(err)?;
+    Ok(conn)
+}
 
 /// Opens the store read-only for queries. Fails clearly when the file does not exist.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
