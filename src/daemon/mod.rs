@@ -327,8 +327,11 @@ impl Recorder {
             self.event(RecorderEvent::now("notice", msg));
             return;
         }
-        let sources = match crate::rules::load_dir_sources(&dir, true) {
-            Ok(s) => s,
+        let loaded = crate::rules::load_dir_sources(&dir, true).and_then(|sources| {
+            Engine::load_lenient(crate::actions::rules_config(&self.config), sources)
+        });
+        let (mut engine, errors) = match loaded {
+            Ok(r) => r,
             Err(e) => {
                 let msg = format!("rules not loaded: {e}; recording without rules");
                 tracing::error!("{msg}");
@@ -336,16 +339,6 @@ impl Recorder {
                 return;
             }
         };
-        let (mut engine, errors) =
-            match Engine::load_lenient(crate::actions::rules_config(&self.config), sources) {
-                Ok(r) => r,
-                Err(e) => {
-                    let msg = format!("rules not loaded: {e}; recording without rules");
-                    tracing::error!("{msg}");
-                    self.event(RecorderEvent::now("error", msg));
-                    return;
-                }
-            };
         for e in &errors {
             tracing::error!("rule file skipped: {e}");
             let _ = self.store.record_rule_error(
