@@ -630,6 +630,11 @@ mod tests {
     use super::*;
     use crate::model::{ProcessIdentity, ProcessRow};
 
+    /// The first column of the one row `sql` returns.
+    fn value<T: rusqlite::types::FromSql>(c: &Connection, sql: &str) -> T {
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+
     fn sample(ts: i64, pids: &[u32]) -> Sample {
         Sample {
             ts_ms: ts,
@@ -665,19 +670,11 @@ mod tests {
         st.write_sample(&sample(1000, &[1, 2])).unwrap();
         st.write_sample(&sample(2000, &[2, 3])).unwrap();
         let c = st.connection();
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM process", [], |r| r.get(0))
-            .unwrap();
+        let n: i64 = value(c, "SELECT count(*) FROM process");
         assert_eq!(n, 3);
-        let rows: i64 = c
-            .query_row("SELECT count(*) FROM process_sample", [], |r| r.get(0))
-            .unwrap();
+        let rows: i64 = value(c, "SELECT count(*) FROM process_sample");
         assert_eq!(rows, 4);
-        let cpu: f64 = c
-            .query_row("SELECT cpu_pct FROM v_process_sample LIMIT 1", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let cpu: f64 = value(c, "SELECT cpu_pct FROM v_process_sample LIMIT 1");
         assert!((cpu - 12.34).abs() < 1e-9);
         assert_eq!(
             st.schema_version().unwrap(),
@@ -698,14 +695,10 @@ mod tests {
             .execute_batch("DELETE FROM process_sample; DELETE FROM sample; DELETE FROM process;")
             .unwrap();
         st.write_sample(&sample(2000, &[7])).unwrap();
-        let dangling: i64 = st
-            .connection()
-            .query_row(
-                "SELECT count(*) FROM process_sample WHERE process_id NOT IN (SELECT id FROM process)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let dangling: i64 = value(
+            st.connection(),
+            "SELECT count(*) FROM process_sample WHERE process_id NOT IN (SELECT id FROM process)",
+        );
         assert_eq!(dangling, 0);
     }
 
@@ -736,28 +729,14 @@ mod tests {
         st.write_sample(&a).unwrap();
         st.write_sample(&b).unwrap();
         let c = st.connection();
-        let n: i64 = c
-            .query_row(
-                "SELECT COUNT(HostName) FROM savetop WHERE Load>1.4",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let n: i64 = value(c, "SELECT COUNT(HostName) FROM savetop WHERE Load>1.4");
         assert_eq!(n, 1);
-        let top: String = c
-            .query_row("SELECT TopProcesses FROM savetop WHERE Load>1.4", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let top: String = value(c, "SELECT TopProcesses FROM savetop WHERE Load>1.4");
         assert!(top.contains("p1"), "{top}");
         c.execute("DELETE FROM savetop WHERE Load<1.4", []).unwrap();
-        let left: i64 = c
-            .query_row("SELECT COUNT(HostName) FROM savetop", [], |r| r.get(0))
-            .unwrap();
+        let left: i64 = value(c, "SELECT COUNT(HostName) FROM savetop");
         assert_eq!(left, 1);
-        let rows: i64 = c
-            .query_row("SELECT count(*) FROM process_sample", [], |r| r.get(0))
-            .unwrap();
+        let rows: i64 = value(c, "SELECT count(*) FROM process_sample");
         assert_eq!(rows, 1);
     }
 
@@ -785,12 +764,10 @@ mod tests {
                 schema::MIGRATIONS.len() as i64
             );
             st.write_sample(&sample(1000, &[1])).unwrap();
-            let hosts: i64 = st
-                .connection()
-                .query_row("SELECT count(*) FROM host WHERE name = 'old'", [], |r| {
-                    r.get(0)
-                })
-                .unwrap();
+            let hosts: i64 = value(
+                st.connection(),
+                "SELECT count(*) FROM host WHERE name = 'old'",
+            );
             assert_eq!(hosts, 1, "rows of v{version} survive the migration");
         }
     }
