@@ -588,40 +588,48 @@ pub(crate) const START_FIRST: &str =
     "start `hogtrap run` first or pass -c with the right [store] path";
 
 /// Opens an existing store read-write for a second writer (the checkpointer, the pruner),
-/// with `busy_timeout` and the connection's `pragmas`. Fails clearly when the file does not
-/// exist: a second connection must not create an empty store.
+/// with `busy_timeout` and the connection's `pragmas`.
 pub(crate) fn open_existing_read_write(
     path: &Path,
     busy_timeout: std::time::Duration,
     pragmas: &str,
 ) -> Result<Connection> {
-    require_existing(path, START_FIRST)?;
-    let err = |e| StoreError::from_sqlite(path, e);
-    let conn = Connection::open_with_flags(
+    open_existing(
         path,
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        busy_timeout,
+        pragmas,
     )
-    .map_err(err)?;
-    conn.busy_timeout(busy_timeout).map_err(err)?;
-    conn.execute_batch(pragmas).map_err(err)?;
-    Ok(conn)
 }
 
 /// Opens the store read-only for queries. Fails clearly when the file does not exist.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
-    require_existing(path, START_FIRST)?;
-    let err = |e| StoreError::from_sqlite(path, e);
-    let conn = Connection::open_with_flags(
+    let conn = open_existing(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(err)?;
-    conn.execute_batch("PRAGMA query_only = ON;").map_err(err)?;
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+        std::time::Duration::from_secs(5),
+        "PRAGMA query_only = ON;",
+    )?;
     // Touch the schema so a non-database fails here, with a clear error.
     conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .map_err(err)?;
+        .map_err(|e| StoreError::from_sqlite(path, e))?;
+    Ok(conn)
+}
+
+/// Opens a connection (`mode` plus no mutex) to a store that must exist: a second connection
+/// or a reader must not create an empty one, so a missing file is a clear error.
+fn open_existing(
+    path: &Path,
+    mode: OpenFlags,
+    busy_timeout: std::time::Duration,
+    pragmas: &str,
+) -> Result<Connection> {
+    require_existing(path, START_FIRST)?;
+    let err = |e| StoreError::from_sqlite(path, e);
+    let conn =
+        Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(err)?;
+    conn.busy_timeout(busy_timeout).map_err(err)?;
+    conn.execute_batch(pragmas).map_err(err)?;
     Ok(conn)
 }
 
