@@ -122,21 +122,17 @@ pub fn top_over_range(
     by: Resource,
     n: usize,
 ) -> rusqlite::Result<Vec<ProcessOverRange>> {
-    Ok(super::exits::process_totals(conn, from, to, by, n)?
-        .into_iter()
-        .map(|t| ProcessOverRange {
-            process_id: t.process_id,
-            pid: t.pid,
-            user: t.user,
-            name: t.name,
-            cmdline: redact_owned(t.cmdline),
-            samples: t.samples,
-            avg: t.avg,
-            peak: t.peak,
-            total: t.total,
-            exited: t.exited,
-        })
-        .collect())
+    let sql = format!(
+        "SELECT t.id, t.pid, t.user, t.name, t.cmdline, t.samples, coalesce(t.avg, 0.0),
+                coalesce(t.peak, 0.0), coalesce(t.total, 0.0), t.exited
+         FROM ({}) t ORDER BY t.total DESC LIMIT ?3",
+        super::exits::per_process_sql(by)
+    );
+    all_rows(conn, &sql, params![from, to, n as i64], |r| {
+        Ok(from_row!(r => ProcessOverRange {
+            process_id, pid, user, name, cmdline => redact_owned, samples, avg, peak, total, exited
+        }))
+    })
 }
 
 pub fn count_samples(
