@@ -10,14 +10,10 @@ use rusqlite::{params, Connection};
 
 use crate::model::{Grouping, Resource, Sample, TimestampMs};
 
-/// Writes the exits of `s` and the columns of V4 (span of new processes' rates, unseen CPU,
-/// lost exits) for sample `id`, inside the sample's transaction.
-pub(super) fn insert(
-    tx: &rusqlite::Transaction,
-    id: i64,
-    s: &Sample,
-    process_ids: &std::collections::HashMap<(u32, i64, String), i64>,
-) -> rusqlite::Result<()> {
+/// Writes the exits of `s` and the sample columns of V4 (unseen CPU, lost exits) for sample
+/// `id`, inside the sample's transaction. The span of new processes' rates is written with
+/// their rows ([`spans`]).
+pub(super) fn insert(tx: &rusqlite::Transaction, id: i64, s: &Sample) -> rusqlite::Result<()> {
     for e in &s.exits {
         tx.prepare_cached(
             "INSERT INTO process_exit (sample_id, pid, start_time_ms, ppid, uid, user, name,
@@ -44,7 +40,6 @@ pub(super) fn insert(
             e.life_write_bytes as i64,
         ])?;
     }
-    spans(tx, id, s, process_ids)?;
     if s.host.cpu_unseen_pct.is_some() || s.host.exits_lost.is_some() {
         tx.prepare_cached("UPDATE sample SET cpu_unseen_pct = ?2, exits_lost = ?3 WHERE id = ?1")?
             .execute(params![

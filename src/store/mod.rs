@@ -251,7 +251,7 @@ impl Store {
                 // this transaction ends, so a cache found valid now stays valid.
                 check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)?;
                 insert_rows(&tx, id, s, &mut self.process_ids, false)?;
-                exits::insert(&tx, id, s, &self.process_ids).map(|_| id)
+                exits::insert(&tx, id, s).map(|_| id)
             })
             .and_then(|id| tx.commit().map(|_| id));
         match sample_id {
@@ -273,7 +273,6 @@ impl Store {
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let r = check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)
             .and_then(|_| insert_rows(&tx, sample_id, s, &mut self.process_ids, true))
-            .and_then(|_| exits::spans(&tx, sample_id, s, &self.process_ids))
             .and_then(|_| tx.commit());
         if let Err(e) = r {
             self.process_ids.clear();
@@ -389,8 +388,9 @@ fn check_identity_cache(
     Ok(())
 }
 
-/// The per-process, connection and OOM rows of a sample. `keep_existing`: leave rows already
-/// stored for this sample as they are (upgrading a baseline sample to detail).
+/// The per-process (with the span of their rates), connection and OOM rows of a sample.
+/// `keep_existing`: leave rows already stored for this sample as they are (upgrading a
+/// baseline sample to detail).
 fn insert_rows(
     tx: &rusqlite::Transaction,
     id: i64,
@@ -467,7 +467,7 @@ fn insert_rows(
         )?
         .execute(params![k.ts_ms, k.pid, k.name, k.rss_bytes as i64])?;
     }
-    Ok(())
+    exits::spans(tx, id, s, process_ids)
 }
 
 fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqlite::Result<i64> {
