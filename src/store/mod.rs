@@ -90,13 +90,13 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// An entry in the recorder's own health log.
-#[derive(Debug, Clone, PartialEq)]
+/// An entry in the recorder's own health log, as written and as read back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecorderEvent {
     pub ts_ms: TimestampMs,
     /// `start`, `stop`, `gap`, `late`, `stall`, `dropped`, `error`, `protect`, `notice`, `reload`,
     /// `prune`.
-    pub kind: &'static str,
+    pub kind: String,
     pub from_ms: Option<TimestampMs>,
     pub to_ms: Option<TimestampMs>,
     pub count: Option<i64>,
@@ -104,10 +104,10 @@ pub struct RecorderEvent {
 }
 
 impl RecorderEvent {
-    pub fn now(kind: &'static str, message: impl Into<String>) -> RecorderEvent {
+    pub fn now(kind: &str, message: impl Into<String>) -> RecorderEvent {
         RecorderEvent {
             ts_ms: jiff::Timestamp::now().as_millisecond(),
-            kind,
+            kind: kind.to_owned(),
             from_ms: None,
             to_ms: None,
             count: None,

@@ -3,6 +3,7 @@
 //! connection from [`super::open_read_only`].
 
 use super::vocab::{all_rows, from_row};
+use super::RecorderEvent;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -158,27 +159,17 @@ pub struct Status {
     pub daemon_pid: Option<i64>,
     pub interval_ms: Option<i64>,
     pub db_bytes: i64,
-    pub events: Vec<EventRow>,
+    pub events: Vec<RecorderEvent>,
     pub oom_kills: Vec<(TimestampMs, i64, String, i64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EventRow {
-    pub ts_ms: TimestampMs,
-    pub kind: String,
-    pub from_ms: Option<TimestampMs>,
-    pub to_ms: Option<TimestampMs>,
-    pub count: Option<i64>,
-    pub message: String,
-}
-
-pub fn events_since(conn: &Connection, since: TimestampMs) -> rusqlite::Result<Vec<EventRow>> {
+pub fn events_since(conn: &Connection, since: TimestampMs) -> rusqlite::Result<Vec<RecorderEvent>> {
     all_rows(
         conn,
         "SELECT ts_ms, kind, from_ms, to_ms, count, message FROM recorder_event
          WHERE ts_ms >= ?1 ORDER BY ts_ms",
         [since],
-        |r| Ok(from_row!(r => EventRow { ts_ms, kind, from_ms, to_ms, count, message })),
+        |r| Ok(from_row!(r => RecorderEvent { ts_ms, kind, from_ms, to_ms, count, message })),
     )
 }
 
