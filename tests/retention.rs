@@ -123,7 +123,7 @@ fn retention_keeps_exact_counts_by_age_and_level() {
     assert_eq!(a_window(&c), 51);
 
     // The dry run says what the real run then does.
-    let plan = retention::plan(&c, &settings(), now(), &mut |_| true).unwrap();
+    let plan = retention::plan(&c, &settings(), None, now(), &mut |_| true).unwrap();
     let mut p = pruner(&f, settings());
     let done = p.run_retention(now(), &mut |_| true).unwrap();
     assert!(done.complete);
@@ -229,7 +229,7 @@ fn seed_policy_drops_calm_day_old_samples_only() {
         load_below: Some(1.4),
         keep_incidents: true,
     };
-    let plan = retention::plan_policy(&c, &seed, &settings(), now(), &mut |_| true).unwrap();
+    let plan = retention::plan(&c, &settings(), Some(&seed), now(), &mut |_| true).unwrap();
     let mut p = pruner(&f, settings());
     let done = p.run_policy(&seed, now(), &mut |_| true).unwrap();
     assert_eq!(plan.rows("sample"), done.rows("sample"));

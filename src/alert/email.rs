@@ -259,13 +259,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("pw");
         std::fs::write(&path, "secret\n").unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let chmod = |mode| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode));
+        chmod(0o600).unwrap();
         assert_eq!(check_secret_file_mode(&path).unwrap(), None);
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        chmod(0o644).unwrap();
         let warning = check_secret_file_mode(&path).unwrap().unwrap();
         assert!(warning.contains("all users"), "{warning}");
         assert!(warning.contains("chmod 600"), "{warning}");
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        chmod(0o640).unwrap();
         let warning = check_secret_file_mode(&path).unwrap().unwrap();
         assert!(warning.contains("its group"), "{warning}");
     }

@@ -264,8 +264,7 @@ fn live(ctx: &Ctx, n: usize, count: Option<u64>, json: bool) -> anyhow::Result<(
                     .take(3)
                     .map(|c| format!("{}:{}", c.remote_addr, c.remote_port))
                     .collect();
-                let [pid, user, name] =
-                    output::ProcessLabel::new(p.id.pid, &p.id.name, Some(&p.id.user)).cells();
+                let [pid, user, name] = output::ProcessLabel::of(&p.id).cells();
                 t.add_row(vec![
                     pid,
                     user,

@@ -6,7 +6,7 @@ use comfy_table::{presets, CellAlignment, ContentArrangement, Table};
 use rusqlite::types::Value;
 
 pub use crate::format::{
-    bytes, cpu_seconds, pct, process_cells, rate, resource_total, resource_value, short,
+    bytes, cpu_seconds, net_rate, pct, process_cells, rate, resource_total, resource_value, short,
     ProcessLabel, ProcessNumbers, PROCESS_COLUMNS, PROCESS_NUMERIC,
 };
 

@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     };
     let summary = if dry_run {
         let store = ctx.open_store()?;
-        retention::plan(&store.conn, &settings, now, &mut tick)?
+        retention::plan(&store.conn, &settings, None, now, &mut tick)?
     } else {
         let mut p = Pruner::open(
             db,

@@ -2,7 +2,6 @@
 
 use std::io::Write;
 
-use super::top::net_rate;
 use super::{output, time, Ctx};
 
 #[derive(clap::Args, Debug)]
@@ -88,19 +87,9 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
     rows.sort_by(|a, b| b.cpu_pct.total_cmp(&a.cpu_pct));
     let mut t = output::table(&output::PROCESS_COLUMNS);
     for p in rows {
-        let label = output::ProcessLabel::new(p.id.pid, &p.id.name, Some(&p.id.user))
-            .with_cmdline(Some(&p.id.cmdline));
         t.add_row(output::process_cells(
-            &label,
-            &output::ProcessNumbers {
-                state: p.state.to_string(),
-                cpu_pct: p.cpu_pct,
-                rss_bytes: p.rss_bytes as f64,
-                read_bytes_per_s: p.read_bytes_per_s,
-                write_bytes_per_s: p.write_bytes_per_s,
-                net_bytes_per_s: net_rate(p.net_tx_bytes_per_s, p.net_rx_bytes_per_s),
-                threads: p.threads as i64,
-            },
+            &output::ProcessLabel::of(&p.id),
+            &output::ProcessNumbers::from(p),
         ));
     }
     output::align_right(&mut t, &output::PROCESS_NUMERIC);

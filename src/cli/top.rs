@@ -158,7 +158,7 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
                 rss_bytes: p.rss_bytes as f64,
                 read_bytes_per_s: p.read_bytes_per_s as f64,
                 write_bytes_per_s: p.write_bytes_per_s as f64,
-                net_bytes_per_s: net_rate(
+                net_bytes_per_s: output::net_rate(
                     p.net_tx_bytes_per_s.map(|v| v as f64),
                     p.net_rx_bytes_per_s.map(|v| v as f64),
                 ),
@@ -169,14 +169,6 @@ pub fn run(ctx: &Ctx, a: Args) -> anyhow::Result<()> {
     output::align_right(&mut t, &output::PROCESS_NUMERIC);
     writeln!(out, "{}", output::render(&t))?;
     Ok(())
-}
-
-/// A process's tx + rx, when network accounting saw it.
-pub(super) fn net_rate(tx: Option<f64>, rx: Option<f64>) -> Option<f64> {
-    match (tx, rx) {
-        (None, None) => None,
-        (tx, rx) => Some(tx.unwrap_or(0.0) + rx.unwrap_or(0.0)),
-    }
 }
 
 /// `--group`: the largest groups of a range, live and exited processes summed.

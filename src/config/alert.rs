@@ -48,50 +48,39 @@ impl SmtpTls {
 
 /// `[email]`: alert mail through an SMTP server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct EmailConfig {
     /// Send alert mail at all.
-    #[serde(default)]
     pub enabled: bool,
     /// SMTP server host name (also the name its TLS certificate must carry).
-    #[serde(default)]
     pub server: String,
     /// Server port; when absent, 465 for implicit TLS, 587 for STARTTLS, 25 for none.
-    #[serde(default)]
     pub port: Option<u16>,
     /// `"implicit"`, `"starttls"` or `"none"`. There is no default that sends in clear.
-    #[serde(default = "default_tls")]
     pub tls: SmtpTls,
     /// Login name for SMTP AUTH; absent means no AUTH.
-    #[serde(default)]
     pub username: Option<String>,
     /// A file whose first line is the password (keep it mode 0600).
-    #[serde(default)]
     pub password_file: Option<PathBuf>,
     /// The name of an environment variable that holds the password.
-    #[serde(default)]
     pub password_env: Option<String>,
     /// Refused with a clear error: passwords never sit inline in the config. Declared only
     /// so that the error can say what to write instead of "unknown field".
-    #[serde(default, skip_serializing)]
+    #[serde(skip_serializing)]
     pub password: Option<String>,
     /// The sender, e.g. `"hogtrap <hogtrap@example.org>"`.
-    #[serde(default)]
     pub from: String,
     /// The recipients.
-    #[serde(default)]
     pub to: Vec<String>,
     /// Limit on the TCP connect (lettre's async transport applies it there only).
-    #[serde(default = "default_connect_timeout", with = "duration_string")]
+    #[serde(with = "duration_string")]
     pub connect_timeout: Duration,
     /// Limit on the whole delivery of one message (connect, TLS, AUTH, DATA, QUIT).
-    #[serde(default = "default_send_timeout", with = "duration_string")]
+    #[serde(with = "duration_string")]
     pub send_timeout: Duration,
     /// Extra trusted root CA (PEM), on top of the built-in Mozilla roots: for a private CA.
-    #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Name sent in EHLO; absent means this host's name.
-    #[serde(default)]
     pub hello_name: Option<String>,
 }
 
@@ -101,15 +90,15 @@ impl Default for EmailConfig {
             enabled: false,
             server: String::new(),
             port: None,
-            tls: default_tls(),
+            tls: SmtpTls::Starttls,
             username: None,
             password_file: None,
             password_env: None,
             password: None,
             from: String::new(),
             to: Vec::new(),
-            connect_timeout: default_connect_timeout(),
-            send_timeout: default_send_timeout(),
+            connect_timeout: Duration::from_secs(10),
+            send_timeout: Duration::from_secs(30),
             ca_file: None,
             hello_name: None,
         }
@@ -236,32 +225,27 @@ impl EmailConfig {
 
 /// `[desktop]`: desktop notifications over the D-Bus session bus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, default)]
 pub struct DesktopConfig {
     /// Send desktop notifications at all.
-    #[serde(default)]
     pub enabled: bool,
     /// Limit on one notification: starting the relay, connecting to the bus and the
     /// `Notify` call.
-    #[serde(default = "default_desktop_timeout", with = "duration_string")]
+    #[serde(with = "duration_string")]
     pub timeout: Duration,
     /// Urgency of alerts that do not set one: `"low"`, `"normal"` or `"critical"`.
-    #[serde(default)]
     pub urgency: Urgency,
     /// The desktop user (name or numeric uid) whose session bus `/run/user/UID/bus` gets
     /// the notification. Needed when the daemon runs as root; absent means the daemon's own
     /// session bus.
-    #[serde(default)]
     pub user: Option<String>,
     /// Explicit D-Bus address (e.g. `"unix:path=/run/user/1000/bus"`), overriding the one
     /// derived from `user` or inherited from `DBUS_SESSION_BUS_ADDRESS`.
-    #[serde(default)]
     pub bus_address: Option<String>,
     /// How long the notification stays on screen; absent means the desktop's default.
-    #[serde(default, with = "optional_duration_string")]
+    #[serde(with = "optional_duration_string")]
     pub show_for: Option<Duration>,
     /// Application name shown by the desktop.
-    #[serde(default = "default_app_name")]
     pub app_name: String,
 }
 
@@ -269,12 +253,12 @@ impl Default for DesktopConfig {
     fn default() -> Self {
         DesktopConfig {
             enabled: false,
-            timeout: default_desktop_timeout(),
+            timeout: Duration::from_secs(5),
             urgency: Urgency::default(),
             user: None,
             bus_address: None,
             show_for: None,
-            app_name: default_app_name(),
+            app_name: "hogtrap".to_owned(),
         }
     }
 }
@@ -305,22 +289,6 @@ impl DesktopConfig {
         }
         Ok(())
     }
-}
-
-fn default_tls() -> SmtpTls {
-    SmtpTls::Starttls
-}
-fn default_connect_timeout() -> Duration {
-    Duration::from_secs(10)
-}
-fn default_send_timeout() -> Duration {
-    Duration::from_secs(30)
-}
-fn default_desktop_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-fn default_app_name() -> String {
-    "hogtrap".to_owned()
 }
 
 /// Parses a positive duration in the one duration grammar ([`crate::format::parse_duration`]):

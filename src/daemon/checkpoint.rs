@@ -209,12 +209,9 @@ impl super::Recorder {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Instant;
-
     use super::*;
     use crate::daemon::handoff::Taken;
     use crate::daemon::Recorder;
-    use crate::model::{Level, Sample};
 
     fn recorder(dir: &Path, pending_max: usize) -> Recorder {
         let mut config = crate::config::Config::default();
@@ -226,18 +223,7 @@ mod tests {
     }
 
     fn taken(ts_ms: i64, waited: Duration) -> Taken {
-        let sample = Sample {
-            ts_ms,
-            ..Sample::default()
-        };
-        Taken {
-            sample,
-            level: Level::Baseline,
-            thinned: false,
-            started: Instant::now(),
-            queued: Instant::now() - waited,
-            missed: 0,
-        }
+        Taken::empty_baseline(ts_ms, waited)
     }
 
     fn events(db: &Path, kind: &str) -> Vec<(i64, String)> {

@@ -44,6 +44,24 @@ pub struct Taken {
     pub missed: u32,
 }
 
+#[cfg(test)]
+impl Taken {
+    /// An empty baseline sample at `ts_ms`, queued `waited` ago (for the daemon's tests).
+    pub(crate) fn empty_baseline(ts_ms: i64, waited: Duration) -> Taken {
+        Taken {
+            sample: Sample {
+                ts_ms,
+                ..Sample::default()
+            },
+            level: Level::Baseline,
+            thinned: false,
+            started: Instant::now(),
+            queued: Instant::now() - waited,
+            missed: 0,
+        }
+    }
+}
+
 pub enum Job {
     Sample(Box<Taken>),
     Event(RecorderEvent),
@@ -55,18 +73,31 @@ pub enum Job {
 /// What the queue had to give up since the recorder last looked.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Losses {
-    pub thinned: u64,
-    pub thinned_from_ms: Option<i64>,
-    pub thinned_to_ms: Option<i64>,
-    pub dropped: u64,
-    pub dropped_from_ms: Option<i64>,
-    pub dropped_to_ms: Option<i64>,
+    pub thinned: Lost,
+    pub dropped: Lost,
     pub other_dropped: u64,
 }
 
 impl Losses {
     pub fn is_empty(&self) -> bool {
-        self.thinned == 0 && self.dropped == 0 && self.other_dropped == 0
+        self.thinned.count == 0 && self.dropped.count == 0 && self.other_dropped == 0
+    }
+}
+
+/// Samples given up one way (thinned or dropped), and when they were taken.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Lost {
+    pub count: u64,
+    pub from_ms: Option<i64>,
+    pub to_ms: Option<i64>,
+}
+
+impl Lost {
+    /// Counts one more sample, taken at `ts`, and widens the range to hold it.
+    fn add(&mut self, ts: i64) {
+        self.count += 1;
+        self.from_ms = Some(self.from_ms.map_or(ts, |f| f.min(ts)));
+        self.to_ms = Some(self.to_ms.map_or(ts, |t| t.max(ts)));
     }
 }
 
@@ -86,11 +117,6 @@ pub struct Handoff {
     max_samples: usize,
     /// For thinning: how many processes a baseline sample keeps.
     top_processes: usize,
-}
-
-fn stretch(from: &mut Option<i64>, to: &mut Option<i64>, ts: i64) {
-    *from = Some(from.map_or(ts, |f| f.min(ts)));
-    *to = Some(to.map_or(ts, |t| t.max(ts)));
 }
 
 impl Handoff {
@@ -127,9 +153,7 @@ impl Handoff {
             let at = s.jobs.iter().position(|j| matches!(j, Job::Sample(_)));
             if let Some(Job::Sample(t)) = at.and_then(|i| s.jobs.remove(i)) {
                 s.samples -= 1;
-                let l = &mut s.losses;
-                l.dropped += 1;
-                stretch(&mut l.dropped_from_ms, &mut l.dropped_to_ms, t.sample.ts_ms);
+                s.losses.dropped.add(t.sample.ts_ms);
             }
         }
         drop(s);
@@ -146,9 +170,7 @@ impl Handoff {
             t.sample = crate::collect::baseline_subset(&t.sample, self.top_processes);
             t.thinned = true;
             let ts = t.sample.ts_ms;
-            let l = &mut s.losses;
-            l.thinned += 1;
-            stretch(&mut l.thinned_from_ms, &mut l.thinned_to_ms, ts);
+            s.losses.thinned.add(ts);
         }
     }
 
@@ -211,18 +233,7 @@ mod tests {
     use super::*;
 
     fn taken(ts_ms: i64) -> Taken {
-        let sample = Sample {
-            ts_ms,
-            ..Sample::default()
-        };
-        Taken {
-            sample,
-            level: Level::Baseline,
-            thinned: false,
-            started: Instant::now(),
-            queued: Instant::now(),
-            missed: 0,
-        }
+        Taken::empty_baseline(ts_ms, Duration::ZERO)
     }
 
     fn handoff(max: usize) -> Handoff {
@@ -244,9 +255,9 @@ mod tests {
             h.push_sample(taken(ts));
         }
         let l = h.take_losses();
-        assert_eq!(l.dropped, 3, "{l:?}");
-        assert_eq!((l.dropped_from_ms, l.dropped_to_ms), (Some(0), Some(2)));
-        assert_eq!(l.thinned, 8, "{l:?}");
+        assert_eq!(l.dropped.count, 3, "{l:?}");
+        assert_eq!((l.dropped.from_ms, l.dropped.to_ms), (Some(0), Some(2)));
+        assert_eq!(l.thinned.count, 8, "{l:?}");
         let mut first = None;
         let mut n = 0;
         while let (Some(Job::Sample(t)), _, _) = h.take(Duration::ZERO) {

@@ -327,8 +327,11 @@ impl Recorder {
             self.event(RecorderEvent::now("notice", msg));
             return;
         }
-        let sources = match crate::rules::load_dir_sources(&dir, true) {
-            Ok(s) => s,
+        let loaded = crate::rules::load_dir_sources(&dir, true).and_then(|sources| {
+            Engine::load_lenient(crate::actions::rules_config(&self.config), sources)
+        });
+        let (mut engine, errors) = match loaded {
+            Ok(r) => r,
             Err(e) => {
                 let msg = format!("rules not loaded: {e}; recording without rules");
                 tracing::error!("{msg}");
@@ -336,16 +339,6 @@ impl Recorder {
                 return;
             }
         };
-        let (mut engine, errors) =
-            match Engine::load_lenient(crate::actions::rules_config(&self.config), sources) {
-                Ok(r) => r,
-                Err(e) => {
-                    let msg = format!("rules not loaded: {e}; recording without rules");
-                    tracing::error!("{msg}");
-                    self.event(RecorderEvent::now("error", msg));
-                    return;
-                }
-            };
         for e in &errors {
             tracing::error!("rule file skipped: {e}");
             let _ = self.store.record_rule_error(
@@ -494,18 +487,18 @@ impl Recorder {
             return;
         }
         let mut parts = Vec::new();
-        if l.dropped > 0 {
+        if l.dropped.count > 0 {
             parts.push(format!(
                 "{} sample(s) dropped (the oldest waiting, taken {} to {})",
-                l.dropped,
-                crate::format::format_local(l.dropped_from_ms.unwrap_or_default()),
-                crate::format::format_local(l.dropped_to_ms.unwrap_or_default())
+                l.dropped.count,
+                crate::format::format_local(l.dropped.from_ms.unwrap_or_default()),
+                crate::format::format_local(l.dropped.to_ms.unwrap_or_default())
             ));
         }
-        if l.thinned > 0 {
+        if l.thinned.count > 0 {
             parts.push(format!(
                 "{} sample(s) thinned to their top processes before the rules saw them",
-                l.thinned
+                l.thinned.count
             ));
         }
         if l.other_dropped > 0 {
@@ -517,15 +510,17 @@ impl Recorder {
             parts.join("; ")
         );
         tracing::warn!("{msg}");
-        self.queue_dropped += l.dropped;
-        let (from_ms, to_ms) = match (l.dropped_from_ms, l.thinned_from_ms) {
-            (Some(f), _) => (Some(f), l.dropped_to_ms),
-            (None, f) => (f, l.thinned_to_ms),
+        self.queue_dropped += l.dropped.count;
+        // The event's range: the dropped samples', else the thinned ones'.
+        let range = if l.dropped.from_ms.is_some() {
+            l.dropped
+        } else {
+            l.thinned
         };
         self.event(RecorderEvent {
-            from_ms,
-            to_ms,
-            count: Some(l.dropped as i64),
+            from_ms: range.from_ms,
+            to_ms: range.to_ms,
+            count: Some(l.dropped.count as i64),
             ..RecorderEvent::now("dropped", msg)
         });
     }

@@ -20,17 +20,7 @@ const MCL_ONFAULT: libc::c_int = 4;
 /// bytes: the soft limit is raised to the hard one first (no privilege needed for that), and
 /// if that is still too little the line says so and the recorder runs unlocked.
 fn lock_memory() -> String {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the struct given.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_MEMLOCK, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_MEMLOCK, &lim);
-        }
-    }
+    let lim = crate::collect::linux::raise_soft_limit(libc::RLIMIT_MEMLOCK);
     let limit = if lim.rlim_cur == libc::RLIM_INFINITY {
         "unlimited".to_string()
     } else {

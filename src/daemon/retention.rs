@@ -96,10 +96,10 @@ fn run(
             }
             Ok(PruneJob::DryRun(p)) => {
                 let now = now_ms();
-                match crate::store::retention::plan_policy(
+                match crate::store::retention::plan(
                     pruner.connection(),
-                    &p,
                     &pruner.settings,
+                    Some(&p),
                     now,
                     &mut keep_going,
                 ) {

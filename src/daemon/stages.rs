@@ -196,29 +196,39 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_pass_that_overran_is_named_with_its_stages() {
-        let prev = timing(1_400, 1_403);
-        let s = explain_late(
-            Duration::from_millis(640),
+    /// What a sample `late_ms` late says after the pass `prev`, at a 1 s interval.
+    fn explain(late_ms: u64, prev: PassTiming) -> String {
+        explain_late(
+            Duration::from_millis(late_ms),
             Some(&prev),
             Duration::from_secs(1),
+        )
+    }
+
+    fn assert_mentions(s: &str, parts: &[&str]) {
+        for part in parts {
+            assert!(s.contains(part), "{part:?} missing from: {s}");
+        }
+    }
+
+    #[test]
+    fn a_pass_that_overran_is_named_with_its_stages() {
+        let s = explain(640, timing(1_400, 1_403));
+        assert_mentions(
+            &s,
+            &[
+                "ran 403ms into this slot",
+                "collect 1400ms",
+                "140 major fault(s)",
+                "wake-up took 237ms",
+            ],
         );
-        assert!(s.contains("ran 403ms into this slot"), "{s}");
-        assert!(s.contains("collect 1400ms"), "{s}");
-        assert!(s.contains("140 major fault(s)"), "{s}");
-        assert!(s.contains("wake-up took 237ms"), "{s}");
     }
 
     #[test]
     fn a_pass_that_ended_in_time_points_at_the_wake_up() {
-        let prev = timing(20, 23);
-        let s = explain_late(
-            Duration::from_millis(300),
-            Some(&prev),
-            Duration::from_secs(1),
-        );
-        assert!(s.contains("woke late"), "{s}");
+        let s = explain(300, timing(20, 23));
+        assert_mentions(&s, &["woke late"]);
     }
 
     #[test]

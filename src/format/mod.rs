@@ -18,7 +18,7 @@ pub mod value;
 pub use duration::{cpu_seconds, duration_text, human_ms, parse_duration};
 pub use escape::{escape_html, escape_markup};
 pub use process::{
-    process_cells, resource_total, resource_value, short, ProcessLabel, ProcessNumbers,
+    net_rate, process_cells, resource_total, resource_value, short, ProcessLabel, ProcessNumbers,
     PROCESS_COLUMNS, PROCESS_NUMERIC,
 };
 pub use redact::{redact, redact_owned, Redactor};

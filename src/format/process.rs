@@ -6,7 +6,7 @@ use std::fmt;
 
 use super::duration::cpu_seconds;
 use super::size::{bytes, pct, rate};
-use crate::model::Resource;
+use crate::model::{ProcessIdentity, ProcessRow, Resource};
 
 /// A process as people see it: `name (pid N, user)` in running text (legends, timelines,
 /// alerts) and the columns `PID USER NAME` in tables, always in that order.
@@ -30,6 +30,11 @@ impl ProcessLabel {
             user: user.filter(|u| !u.is_empty()).map(str::to_string),
             cmdline: None,
         }
+    }
+
+    /// A recorded process: its pid, name, user and command line.
+    pub fn of(id: &ProcessIdentity) -> ProcessLabel {
+        ProcessLabel::new(id.pid, &id.name, Some(&id.user)).with_cmdline(Some(&id.cmdline))
     }
 
     pub fn with_cmdline(mut self, cmdline: Option<&str>) -> ProcessLabel {
@@ -82,6 +87,28 @@ pub struct ProcessNumbers {
     /// tx + rx; `None` where network accounting was not available.
     pub net_bytes_per_s: Option<f64>,
     pub threads: i64,
+}
+
+impl From<&ProcessRow> for ProcessNumbers {
+    fn from(p: &ProcessRow) -> ProcessNumbers {
+        ProcessNumbers {
+            state: p.state.to_string(),
+            cpu_pct: p.cpu_pct,
+            rss_bytes: p.rss_bytes as f64,
+            read_bytes_per_s: p.read_bytes_per_s,
+            write_bytes_per_s: p.write_bytes_per_s,
+            net_bytes_per_s: net_rate(p.net_tx_bytes_per_s, p.net_rx_bytes_per_s),
+            threads: p.threads as i64,
+        }
+    }
+}
+
+/// A process's tx + rx, when network accounting saw it.
+pub fn net_rate(tx: Option<f64>, rx: Option<f64>) -> Option<f64> {
+    match (tx, rx) {
+        (None, None) => None,
+        (tx, rx) => Some(tx.unwrap_or(0.0) + rx.unwrap_or(0.0)),
+    }
 }
 
 impl ProcessNumbers {

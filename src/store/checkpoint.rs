@@ -11,7 +11,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::Connection;
 
 use super::{Result, Store, StoreError};
 
@@ -46,19 +46,12 @@ pub struct Checkpointer {
 impl Checkpointer {
     /// Opens an existing store (the daemon's `Store::open` creates and migrates it).
     pub fn open(path: &Path, busy_timeout: Duration) -> Result<Checkpointer> {
-        let err = |e| StoreError::from_sqlite(path, e);
-        super::require_existing(path, super::START_FIRST)?;
-        let conn = Connection::open_with_flags(
+        let conn = super::open_existing_read_write(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
-        conn.busy_timeout(busy_timeout).map_err(err)?;
-        conn.execute_batch(
+            busy_timeout,
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
              PRAGMA journal_size_limit = 16777216; PRAGMA wal_autocheckpoint = 0;",
-        )
-        .map_err(err)?;
+        )?;
         Ok(Checkpointer {
             conn,
             path: path.to_path_buf(),

@@ -10,14 +10,10 @@ use rusqlite::{params, Connection};
 
 use crate::model::{Grouping, Resource, Sample, TimestampMs};
 
-/// Writes the exits of `s` and the columns of V4 (span of new processes' rates, unseen CPU,
-/// lost exits) for sample `id`, inside the sample's transaction.
-pub(super) fn insert(
-    tx: &rusqlite::Transaction,
-    id: i64,
-    s: &Sample,
-    process_ids: &std::collections::HashMap<(u32, i64, String), i64>,
-) -> rusqlite::Result<()> {
+/// Writes the exits of `s` and the sample columns of V4 (unseen CPU, lost exits) for sample
+/// `id`, inside the sample's transaction. The span of new processes' rates is written with
+/// their rows ([`spans`]).
+pub(super) fn insert(tx: &rusqlite::Transaction, id: i64, s: &Sample) -> rusqlite::Result<()> {
     for e in &s.exits {
         tx.prepare_cached(
             "INSERT INTO process_exit (sample_id, pid, start_time_ms, ppid, uid, user, name,
@@ -44,7 +40,6 @@ pub(super) fn insert(
             e.life_write_bytes as i64,
         ])?;
     }
-    spans(tx, id, s, process_ids)?;
     if s.host.cpu_unseen_pct.is_some() || s.host.exits_lost.is_some() {
         tx.prepare_cached("UPDATE sample SET cpu_unseen_pct = ?2, exits_lost = ?3 WHERE id = ?1")?
             .execute(params![
@@ -115,7 +110,7 @@ fn exit_totals(by: Resource) -> Option<(&'static str, &'static str)> {
 /// Every process over a range as (process id or 0, pid, start, ppid, uid, user, name, cmdline,
 /// samples, avg, peak, total, exited count): live processes with their exits added, then
 /// exits no sample saw (roll-ups among them). `?1`, `?2`: the range.
-fn per_process_sql(by: Resource) -> String {
+pub(super) fn per_process_sql(by: Resource) -> String {
     let x = super::query::expr(by);
     let (rt, ag) = (row_total(by), agg(by));
     let (rem, life) = exit_totals(by).unwrap_or(("0", "0"));
@@ -170,58 +165,6 @@ fn per_process_sql(by: Resource) -> String {
          WHERE x.pid = 0 OR NOT EXISTS (SELECT 1 FROM seen v
              WHERE v.pid = x.pid AND v.start_time_ms = x.start_time_ms)"
     )
-}
-
-/// One process (or roll-up of exited ones) over a range.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct ProcessTotal {
-    /// `process.id`; 0 for a process only its exit record shows.
-    pub process_id: i64,
-    pub pid: u32,
-    pub ppid: u32,
-    pub uid: u32,
-    pub user: String,
-    pub name: String,
-    pub cmdline: String,
-    pub samples: i64,
-    pub avg: f64,
-    pub peak: f64,
-    /// CPU-seconds (cpu), bytes (io, net), peak bytes (mem), exits included.
-    pub total: f64,
-    /// Exited processes this entry stands for (0: alive at the end, or its exit not recorded).
-    pub exited: i64,
-}
-
-/// Every process of a range with its real total, highest first; `n` at most.
-pub fn process_totals(
-    conn: &Connection,
-    from: TimestampMs,
-    to: TimestampMs,
-    by: Resource,
-    n: usize,
-) -> rusqlite::Result<Vec<ProcessTotal>> {
-    let sql = format!(
-        "SELECT * FROM ({}) ORDER BY 12 DESC LIMIT ?3",
-        per_process_sql(by)
-    );
-    let mut st = conn.prepare(&sql)?;
-    let rows = st.query_map(params![from, to, n as i64], |r| {
-        Ok(ProcessTotal {
-            process_id: r.get(0)?,
-            pid: r.get(1)?,
-            ppid: r.get(3)?,
-            uid: r.get(4)?,
-            user: r.get(5)?,
-            name: r.get(6)?,
-            cmdline: r.get(7)?,
-            samples: r.get(8)?,
-            avg: r.get::<_, Option<f64>>(9)?.unwrap_or(0.0),
-            peak: r.get::<_, Option<f64>>(10)?.unwrap_or(0.0),
-            total: r.get::<_, Option<f64>>(11)?.unwrap_or(0.0),
-            exited: r.get(12)?,
-        })
-    })?;
-    rows.collect()
 }
 
 /// A group of processes over a range.
@@ -428,7 +371,7 @@ mod tests {
         let by_parent = top_groups(c, 0, 5000, Resource::Cpu, Grouping::Parent, 10).unwrap();
         assert!((by_parent[0].total - 0.75).abs() < 1e-6, "{by_parent:?}");
         // Started before the range: rows and remainder, under the new name.
-        let late = process_totals(c, 1600, 5000, Resource::Cpu, 10).unwrap();
+        let late = super::super::query::top_over_range(c, 1600, 5000, Resource::Cpu, 10).unwrap();
         let names: Vec<(&str, i64)> = late.iter().map(|t| (t.name.as_str(), t.exited)).collect();
         assert_eq!(names, vec![("child", 1), ("forker", 0)], "{late:?}");
         assert!((late[0].total - 0.70).abs() < 1e-6, "{late:?}");
@@ -450,7 +393,7 @@ mod tests {
         );
         st.write_process_rows(id, &full).unwrap();
         let c = st.connection();
-        let t = process_totals(c, 0, 5000, Resource::Io, 10).unwrap();
+        let t = super::super::query::top_over_range(c, 0, 5000, Resource::Io, 10).unwrap();
         let dd = t.iter().find(|t| t.name == "dd").unwrap();
         assert!((dd.total - 30.0).abs() < 1e-6, "{t:?}");
     }

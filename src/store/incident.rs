@@ -146,38 +146,25 @@ impl Store {
 
     /// The rule's open incident, if any.
     pub fn open_incident_of(&self, rule: &str) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT id FROM incident WHERE rule = ?1 AND closed_ms IS NULL
-                 ORDER BY id DESC LIMIT 1",
-                [rule],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        self.first_value(
+            "SELECT id FROM incident WHERE rule = ?1 AND closed_ms IS NULL
+             ORDER BY id DESC LIMIT 1",
+            [rule],
+        )
     }
 
     /// When the incident closed; `None` while open (or unknown).
     pub fn incident_closed_ms(&self, id: i64) -> Result<Option<TimestampMs>> {
-        self.conn
-            .query_row("SELECT closed_ms FROM incident WHERE id = ?1", [id], |r| {
-                r.get::<_, Option<i64>>(0)
-            })
-            .optional()
-            .map(|v| v.flatten())
-            .map_err(|e| self.err(e))
+        self.first_value::<Option<i64>>("SELECT closed_ms FROM incident WHERE id = ?1", [id])
+            .map(Option::flatten)
     }
 
     /// The rule's newest incident, open or closed.
     pub fn last_incident_of(&self, rule: &str) -> Result<Option<i64>> {
-        self.conn
-            .query_row(
-                "SELECT id FROM incident WHERE rule = ?1 ORDER BY id DESC LIMIT 1",
-                [rule],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        self.first_value(
+            "SELECT id FROM incident WHERE rule = ?1 ORDER BY id DESC LIMIT 1",
+            [rule],
+        )
     }
 
     /// Every open incident: (id, rule).

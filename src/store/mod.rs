@@ -90,13 +90,13 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
-/// An entry in the recorder's own health log.
-#[derive(Debug, Clone, PartialEq)]
+/// An entry in the recorder's own health log, as written and as read back.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct RecorderEvent {
     pub ts_ms: TimestampMs,
     /// `start`, `stop`, `gap`, `late`, `stall`, `dropped`, `error`, `protect`, `notice`, `reload`,
     /// `prune`.
-    pub kind: &'static str,
+    pub kind: String,
     pub from_ms: Option<TimestampMs>,
     pub to_ms: Option<TimestampMs>,
     pub count: Option<i64>,
@@ -104,10 +104,10 @@ pub struct RecorderEvent {
 }
 
 impl RecorderEvent {
-    pub fn now(kind: &'static str, message: impl Into<String>) -> RecorderEvent {
+    pub fn now(kind: &str, message: impl Into<String>) -> RecorderEvent {
         RecorderEvent {
             ts_ms: jiff::Timestamp::now().as_millisecond(),
-            kind,
+            kind: kind.to_owned(),
             from_ms: None,
             to_ms: None,
             count: None,
@@ -194,6 +194,18 @@ impl Store {
         StoreError::from_sqlite(&self.path, e)
     }
 
+    /// The first column of the first row `sql` returns; `None` when it returns no row.
+    fn first_value<T: rusqlite::types::FromSql>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Option<T>> {
+        self.conn
+            .query_row(sql, params, |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
     pub fn schema_version(&self) -> Result<i64> {
         self.conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -239,7 +251,7 @@ impl Store {
                 // this transaction ends, so a cache found valid now stays valid.
                 check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)?;
                 insert_rows(&tx, id, s, &mut self.process_ids, false)?;
-                exits::insert(&tx, id, s, &self.process_ids).map(|_| id)
+                exits::insert(&tx, id, s).map(|_| id)
             })
             .and_then(|id| tx.commit().map(|_| id));
         match sample_id {
@@ -261,7 +273,6 @@ impl Store {
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         let r = check_identity_cache(&tx, &mut self.data_version, &mut self.process_ids)
             .and_then(|_| insert_rows(&tx, sample_id, s, &mut self.process_ids, true))
-            .and_then(|_| exits::spans(&tx, sample_id, s, &self.process_ids))
             .and_then(|_| tx.commit());
         if let Err(e) = r {
             self.process_ids.clear();
@@ -314,14 +325,7 @@ impl Store {
 
     /// A value of `recorder_state`, if set.
     pub fn get_state(&self, key: &str) -> Result<Option<String>> {
-        self.conn
-            .query_row(
-                "SELECT value FROM recorder_state WHERE key = ?1",
-                [key],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))
+        self.first_value("SELECT value FROM recorder_state WHERE key = ?1", [key])
     }
 
     pub fn set_state(&mut self, key: &str, value: &str) -> Result<()> {
@@ -337,16 +341,12 @@ impl Store {
 
     /// Whether the previous run recorded its `stop` (true for a new store).
     pub fn last_run_stopped_cleanly(&self) -> Result<bool> {
-        self.conn
-            .query_row(
-                "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
-                 ORDER BY id DESC LIMIT 1",
-                [],
-                |r| r.get::<_, String>(0),
-            )
-            .optional()
-            .map(|k| k.is_none_or(|k| k == "stop"))
-            .map_err(|e| self.err(e))
+        self.first_value::<String>(
+            "SELECT kind FROM recorder_event WHERE kind IN ('start', 'stop')
+             ORDER BY id DESC LIMIT 1",
+            [],
+        )
+        .map(|k| k.is_none_or(|k| k == "stop"))
     }
 
     /// The newest OOM kill already recorded, so a restart does not record old ones twice.
@@ -388,8 +388,9 @@ fn check_identity_cache(
     Ok(())
 }
 
-/// The per-process, connection and OOM rows of a sample. `keep_existing`: leave rows already
-/// stored for this sample as they are (upgrading a baseline sample to detail).
+/// The per-process (with the span of their rates), connection and OOM rows of a sample.
+/// `keep_existing`: leave rows already stored for this sample as they are (upgrading a
+/// baseline sample to detail).
 fn insert_rows(
     tx: &rusqlite::Transaction,
     id: i64,
@@ -466,7 +467,7 @@ fn insert_rows(
         )?
         .execute(params![k.ts_ms, k.pid, k.name, k.rss_bytes as i64])?;
     }
-    Ok(())
+    exits::spans(tx, id, s, process_ids)
 }
 
 fn insert_sample(tx: &rusqlite::Transaction, s: &Sample, host_id: i64) -> rusqlite::Result<i64> {
@@ -586,21 +587,49 @@ pub(crate) fn require_existing(path: &Path, hint: &str) -> Result<()> {
 pub(crate) const START_FIRST: &str =
     "start `hogtrap run` first or pass -c with the right [store] path";
 
+/// Opens an existing store read-write for a second writer (the checkpointer, the pruner),
+/// with `busy_timeout` and the connection's `pragmas`.
+pub(crate) fn open_existing_read_write(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+    pragmas: &str,
+) -> Result<Connection> {
+    open_existing(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_WRITE,
+        busy_timeout,
+        pragmas,
+    )
+}
+
 /// Opens the store read-only for queries. Fails clearly when the file does not exist.
 pub fn open_read_only(path: &Path) -> Result<Connection> {
-    require_existing(path, START_FIRST)?;
-    let err = |e| StoreError::from_sqlite(path, e);
-    let conn = Connection::open_with_flags(
+    let conn = open_existing(
         path,
-        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-    )
-    .map_err(err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(err)?;
-    conn.execute_batch("PRAGMA query_only = ON;").map_err(err)?;
+        OpenFlags::SQLITE_OPEN_READ_ONLY,
+        std::time::Duration::from_secs(5),
+        "PRAGMA query_only = ON;",
+    )?;
     // Touch the schema so a non-database fails here, with a clear error.
     conn.query_row("PRAGMA user_version", [], |r| r.get::<_, i64>(0))
-        .map_err(err)?;
+        .map_err(|e| StoreError::from_sqlite(path, e))?;
+    Ok(conn)
+}
+
+/// Opens a connection (`mode` plus no mutex) to a store that must exist: a second connection
+/// or a reader must not create an empty one, so a missing file is a clear error.
+fn open_existing(
+    path: &Path,
+    mode: OpenFlags,
+    busy_timeout: std::time::Duration,
+    pragmas: &str,
+) -> Result<Connection> {
+    require_existing(path, START_FIRST)?;
+    let err = |e| StoreError::from_sqlite(path, e);
+    let conn =
+        Connection::open_with_flags(path, mode | OpenFlags::SQLITE_OPEN_NO_MUTEX).map_err(err)?;
+    conn.busy_timeout(busy_timeout).map_err(err)?;
+    conn.execute_batch(pragmas).map_err(err)?;
     Ok(conn)
 }
 
@@ -608,6 +637,11 @@ pub fn open_read_only(path: &Path) -> Result<Connection> {
 mod tests {
     use super::*;
     use crate::model::{ProcessIdentity, ProcessRow};
+
+    /// The first column of the one row `sql` returns.
+    fn value<T: rusqlite::types::FromSql>(c: &Connection, sql: &str) -> T {
+        c.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
 
     fn sample(ts: i64, pids: &[u32]) -> Sample {
         Sample {
@@ -644,19 +678,11 @@ mod tests {
         st.write_sample(&sample(1000, &[1, 2])).unwrap();
         st.write_sample(&sample(2000, &[2, 3])).unwrap();
         let c = st.connection();
-        let n: i64 = c
-            .query_row("SELECT count(*) FROM process", [], |r| r.get(0))
-            .unwrap();
+        let n: i64 = value(c, "SELECT count(*) FROM process");
         assert_eq!(n, 3);
-        let rows: i64 = c
-            .query_row("SELECT count(*) FROM process_sample", [], |r| r.get(0))
-            .unwrap();
+        let rows: i64 = value(c, "SELECT count(*) FROM process_sample");
         assert_eq!(rows, 4);
-        let cpu: f64 = c
-            .query_row("SELECT cpu_pct FROM v_process_sample LIMIT 1", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let cpu: f64 = value(c, "SELECT cpu_pct FROM v_process_sample LIMIT 1");
         assert!((cpu - 12.34).abs() < 1e-9);
         assert_eq!(
             st.schema_version().unwrap(),
@@ -677,14 +703,10 @@ mod tests {
             .execute_batch("DELETE FROM process_sample; DELETE FROM sample; DELETE FROM process;")
             .unwrap();
         st.write_sample(&sample(2000, &[7])).unwrap();
-        let dangling: i64 = st
-            .connection()
-            .query_row(
-                "SELECT count(*) FROM process_sample WHERE process_id NOT IN (SELECT id FROM process)",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let dangling: i64 = value(
+            st.connection(),
+            "SELECT count(*) FROM process_sample WHERE process_id NOT IN (SELECT id FROM process)",
+        );
         assert_eq!(dangling, 0);
     }
 
@@ -715,28 +737,14 @@ mod tests {
         st.write_sample(&a).unwrap();
         st.write_sample(&b).unwrap();
         let c = st.connection();
-        let n: i64 = c
-            .query_row(
-                "SELECT COUNT(HostName) FROM savetop WHERE Load>1.4",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
+        let n: i64 = value(c, "SELECT COUNT(HostName) FROM savetop WHERE Load>1.4");
         assert_eq!(n, 1);
-        let top: String = c
-            .query_row("SELECT TopProcesses FROM savetop WHERE Load>1.4", [], |r| {
-                r.get(0)
-            })
-            .unwrap();
+        let top: String = value(c, "SELECT TopProcesses FROM savetop WHERE Load>1.4");
         assert!(top.contains("p1"), "{top}");
         c.execute("DELETE FROM savetop WHERE Load<1.4", []).unwrap();
-        let left: i64 = c
-            .query_row("SELECT COUNT(HostName) FROM savetop", [], |r| r.get(0))
-            .unwrap();
+        let left: i64 = value(c, "SELECT COUNT(HostName) FROM savetop");
         assert_eq!(left, 1);
-        let rows: i64 = c
-            .query_row("SELECT count(*) FROM process_sample", [], |r| r.get(0))
-            .unwrap();
+        let rows: i64 = value(c, "SELECT count(*) FROM process_sample");
         assert_eq!(rows, 1);
     }
 
@@ -764,12 +772,10 @@ mod tests {
                 schema::MIGRATIONS.len() as i64
             );
             st.write_sample(&sample(1000, &[1])).unwrap();
-            let hosts: i64 = st
-                .connection()
-                .query_row("SELECT count(*) FROM host WHERE name = 'old'", [], |r| {
-                    r.get(0)
-                })
-                .unwrap();
+            let hosts: i64 = value(
+                st.connection(),
+                "SELECT count(*) FROM host WHERE name = 'old'",
+            );
             assert_eq!(hosts, 1, "rows of v{version} survive the migration");
         }
     }

@@ -477,8 +477,8 @@ impl Outbox {
     pub fn open_incident_alerts(&self) -> Result<Vec<OpenIncidentAlert>> {
         let run = || -> rusqlite::Result<Vec<OpenIncidentAlert>> {
             let mut st = self.conn.prepare_cached(
-                "SELECT a.incident_id, a.channel, i.rule, i.opened_ms, max(a.created_ms),
-                        f.subject, f.body_text, f.body_html, f.urgency
+                "SELECT a.incident_id, i.rule, i.opened_ms, max(a.created_ms), f.subject,
+                        f.body_text, f.body_html, f.urgency, a.channel
                  FROM alert a
                  JOIN incident i ON i.id = a.incident_id
                  JOIN alert f ON f.id = (SELECT min(x.id) FROM alert x
@@ -490,20 +490,13 @@ impl Outbox {
                  GROUP BY a.incident_id, a.channel",
             )?;
             let rows = st.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(1)?,
-                    OpenIncidentAlert {
-                        incident_id: r.get(0)?,
-                        channel: Channel::Email,
-                        rule: r.get(2)?,
-                        opened_ms: r.get(3)?,
-                        last_alert_ms: r.get(4)?,
-                        subject: r.get(5)?,
-                        body_text: r.get(6)?,
-                        body_html: r.get(7)?,
-                        urgency: r.get(8)?,
-                    },
-                ))
+                // The channel (column 8) is set below, once parsed.
+                let open = from_row!(r => OpenIncidentAlert {
+                    incident_id, rule, opened_ms, last_alert_ms, subject, body_text, body_html,
+                    urgency;
+                    channel: Channel::Email
+                });
+                Ok((r.get::<_, String>(8)?, open))
             })?;
             let mut out = Vec::new();
             for row in rows {

@@ -3,6 +3,7 @@
 //! connection from [`super::open_read_only`].
 
 use super::vocab::{all_rows, from_row};
+use super::RecorderEvent;
 use rusqlite::types::Value;
 use rusqlite::{params, Connection, OptionalExtension};
 
@@ -122,21 +123,17 @@ pub fn top_over_range(
     by: Resource,
     n: usize,
 ) -> rusqlite::Result<Vec<ProcessOverRange>> {
-    Ok(super::exits::process_totals(conn, from, to, by, n)?
-        .into_iter()
-        .map(|t| ProcessOverRange {
-            process_id: t.process_id,
-            pid: t.pid,
-            user: t.user,
-            name: t.name,
-            cmdline: redact_owned(t.cmdline),
-            samples: t.samples,
-            avg: t.avg,
-            peak: t.peak,
-            total: t.total,
-            exited: t.exited,
-        })
-        .collect())
+    let sql = format!(
+        "SELECT t.id, t.pid, t.user, t.name, t.cmdline, t.samples, coalesce(t.avg, 0.0),
+                coalesce(t.peak, 0.0), coalesce(t.total, 0.0), t.exited
+         FROM ({}) t ORDER BY t.total DESC LIMIT ?3",
+        super::exits::per_process_sql(by)
+    );
+    all_rows(conn, &sql, params![from, to, n as i64], |r| {
+        Ok(from_row!(r => ProcessOverRange {
+            process_id, pid, user, name, cmdline => redact_owned, samples, avg, peak, total, exited
+        }))
+    })
 }
 
 pub fn count_samples(
@@ -162,27 +159,17 @@ pub struct Status {
     pub daemon_pid: Option<i64>,
     pub interval_ms: Option<i64>,
     pub db_bytes: i64,
-    pub events: Vec<EventRow>,
+    pub events: Vec<RecorderEvent>,
     pub oom_kills: Vec<(TimestampMs, i64, String, i64)>,
 }
 
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct EventRow {
-    pub ts_ms: TimestampMs,
-    pub kind: String,
-    pub from_ms: Option<TimestampMs>,
-    pub to_ms: Option<TimestampMs>,
-    pub count: Option<i64>,
-    pub message: String,
-}
-
-pub fn events_since(conn: &Connection, since: TimestampMs) -> rusqlite::Result<Vec<EventRow>> {
+pub fn events_since(conn: &Connection, since: TimestampMs) -> rusqlite::Result<Vec<RecorderEvent>> {
     all_rows(
         conn,
         "SELECT ts_ms, kind, from_ms, to_ms, count, message FROM recorder_event
          WHERE ts_ms >= ?1 ORDER BY ts_ms",
         [since],
-        |r| Ok(from_row!(r => EventRow { ts_ms, kind, from_ms, to_ms, count, message })),
+        |r| Ok(from_row!(r => RecorderEvent { ts_ms, kind, from_ms, to_ms, count, message })),
     )
 }
 
@@ -281,14 +268,14 @@ pub fn load_samples(
                 s.load1, s.load5, s.load15, s.cpu_user_pct, s.cpu_system_pct, s.cpu_iowait_pct,
                 s.cpu_steal_pct, s.cpu_idle_pct, s.mem_total_bytes, s.mem_used_bytes,
                 s.mem_available_bytes, s.swap_total_bytes, s.swap_used_bytes,
-                s.psi_cpu_some_avg10, s.psi_cpu_some_total_us, s.psi_cpu_full_avg10,
-                s.psi_cpu_full_total_us, s.psi_mem_some_avg10, s.psi_mem_some_total_us,
-                s.psi_mem_full_avg10, s.psi_mem_full_total_us, s.psi_io_some_avg10,
-                s.psi_io_some_total_us, s.psi_io_full_avg10, s.psi_io_full_total_us,
                 s.procs_running, s.procs_blocked, s.procs_total, s.forks_per_s, s.ctxsw_per_s,
                 s.disk_read_bytes_per_s, s.disk_write_bytes_per_s, s.net_rx_bytes_per_s,
                 s.net_tx_bytes_per_s, s.net_unattributed_rx_bytes_per_s,
-                s.net_unattributed_tx_bytes_per_s, s.reason
+                s.net_unattributed_tx_bytes_per_s,
+                s.psi_cpu_some_avg10, s.psi_cpu_some_total_us, s.psi_cpu_full_avg10,
+                s.psi_cpu_full_total_us, s.psi_mem_some_avg10, s.psi_mem_some_total_us,
+                s.psi_mem_full_avg10, s.psi_mem_full_total_us, s.psi_io_some_avg10,
+                s.psi_io_some_total_us, s.psi_io_full_avg10, s.psi_io_full_total_us, s.reason
          FROM sample s JOIN host h ON h.id = s.host_id
          WHERE s.ts_ms BETWEEN ?1 AND ?2 ORDER BY s.ts_ms",
     )?;
@@ -304,6 +291,7 @@ pub fn load_samples(
             }),
         })
     };
+    let as_u64 = |v: i64| v as u64;
     let rows = st.query_map(params![from, to], |r| {
         let id: i64 = r.get(0)?;
         Ok((
@@ -315,36 +303,21 @@ pub fn load_samples(
                 level: r.get(4)?,
                 interval_ms: r.get::<_, i64>(5)? as u64,
                 late_ms: r.get::<_, i64>(6)? as u64,
-                host: HostRow {
-                    load1: r.get(7)?,
-                    load5: r.get(8)?,
-                    load15: r.get(9)?,
-                    cpu_user_pct: r.get(10)?,
-                    cpu_system_pct: r.get(11)?,
-                    cpu_iowait_pct: r.get(12)?,
-                    cpu_steal_pct: r.get(13)?,
-                    cpu_idle_pct: r.get(14)?,
-                    mem_total_bytes: r.get::<_, i64>(15)? as u64,
-                    mem_used_bytes: r.get::<_, i64>(16)? as u64,
-                    mem_available_bytes: r.get::<_, i64>(17)? as u64,
-                    swap_total_bytes: r.get::<_, i64>(18)? as u64,
-                    swap_used_bytes: r.get::<_, i64>(19)? as u64,
-                    psi_cpu: psi(r, 20)?,
-                    psi_memory: psi(r, 24)?,
-                    psi_io: psi(r, 28)?,
-                    procs_running: r.get(32)?,
-                    procs_blocked: r.get(33)?,
-                    procs_total: r.get(34)?,
-                    forks_per_s: r.get(35)?,
-                    ctxsw_per_s: r.get(36)?,
-                    disk_read_bytes_per_s: r.get(37)?,
-                    disk_write_bytes_per_s: r.get(38)?,
-                    net_rx_bytes_per_s: r.get(39)?,
-                    net_tx_bytes_per_s: r.get(40)?,
-                    net_unattributed_rx_bytes_per_s: r.get(41)?,
-                    net_unattributed_tx_bytes_per_s: r.get(42)?,
-                    ..Default::default()
-                },
+                // Columns 7 to 30 in the order named; the three PSI groups follow (31 to 42).
+                host: from_row!(r, from 7 => HostRow {
+                    load1, load5, load15, cpu_user_pct, cpu_system_pct, cpu_iowait_pct,
+                    cpu_steal_pct, cpu_idle_pct, mem_total_bytes => as_u64,
+                    mem_used_bytes => as_u64, mem_available_bytes => as_u64,
+                    swap_total_bytes => as_u64, swap_used_bytes => as_u64, procs_running,
+                    procs_blocked, procs_total, forks_per_s, ctxsw_per_s, disk_read_bytes_per_s,
+                    disk_write_bytes_per_s, net_rx_bytes_per_s, net_tx_bytes_per_s,
+                    net_unattributed_rx_bytes_per_s, net_unattributed_tx_bytes_per_s;
+                    psi_cpu: psi(r, 31)?,
+                    psi_memory: psi(r, 35)?,
+                    psi_io: psi(r, 39)?,
+                    cpu_unseen_pct: None,
+                    exits_lost: None
+                }),
                 reason: r.get(43)?,
                 ..Default::default()
             },
@@ -362,15 +335,9 @@ pub fn load_samples(
         for (id, s) in samples.iter_mut() {
             let rows = ps.query_map([*id], |r| {
                 Ok(crate::model::ProcessRow {
-                    id: crate::model::ProcessIdentity {
-                        pid: r.get(0)?,
-                        ppid: r.get(1)?,
-                        start_time_ms: r.get(2)?,
-                        uid: r.get(3)?,
-                        user: r.get(4)?,
-                        name: r.get(5)?,
-                        cmdline: redact_owned(r.get(6)?),
-                    },
+                    id: from_row!(r => crate::model::ProcessIdentity {
+                        pid, ppid, start_time_ms, uid, user, name, cmdline => redact_owned
+                    }),
                     state: r.get::<_, String>(7)?.chars().next().unwrap_or('?'),
                     cpu_pct: r.get::<_, i64>(8)? as f64 / 100.0,
                     rss_bytes: r.get::<_, i64>(9)? as u64 * 1024,

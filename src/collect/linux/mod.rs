@@ -213,15 +213,22 @@ impl Default for LinuxCollector {
 /// Raises the soft `RLIMIT_NOFILE` to the hard limit. Failing leaves the soft limit: the
 /// reader then keeps fewer files open and opens the rest per read.
 fn raise_nofile_limit() {
+    raise_soft_limit(libc::RLIMIT_NOFILE);
+}
+
+/// Raises the soft limit of `resource` to its hard limit (no privilege needed for that) and
+/// returns the limit as it then is. Failing leaves the soft limit as it was.
+pub fn raise_soft_limit(resource: libc::__rlimit_resource_t) -> libc::rlimit {
     let mut lim = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
     };
     // SAFETY: getrlimit/setrlimit read and write the struct we own.
     unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+        if libc::getrlimit(resource, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
             lim.rlim_cur = lim.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+            libc::setrlimit(resource, &lim);
         }
     }
+    lim
 }

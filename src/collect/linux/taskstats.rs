@@ -150,6 +150,38 @@ fn attrs(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     })
 }
 
+/// One netlink message of a datagram: its type, sequence number and what follows its header.
+struct Message<'a> {
+    kind: u16,
+    seq: u32,
+    body: &'a [u8],
+}
+
+/// A message whose length runs past the datagram or below the header; the rest is unreadable.
+struct Truncated;
+
+/// The netlink messages of a datagram, in order; a [`Truncated`] one ends it. Never panics.
+fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Message<'_>, Truncated>> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        if rest.len() < NLMSG_HDR {
+            return None;
+        }
+        let len = u32_at(rest, 0)? as usize;
+        if len < NLMSG_HDR || len > rest.len() {
+            rest = &[];
+            return Some(Err(Truncated));
+        }
+        let msg = &rest[..len];
+        rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
+        Some(Ok(Message {
+            kind: u16_at(msg, 4).unwrap_or(0),
+            seq: u32_at(msg, 8).unwrap_or(0),
+            body: &msg[NLMSG_HDR..],
+        }))
+    })
+}
+
 /// What one datagram from the listening socket held.
 #[derive(Debug, Default, PartialEq)]
 pub struct Parsed {
@@ -162,19 +194,11 @@ pub struct Parsed {
 
 /// Parses every netlink message of a datagram from the taskstats family `family`. Never panics.
 pub fn parse_datagram(buf: &[u8], family: u16, out: &mut Parsed) {
-    let mut rest = buf;
-    while rest.len() >= NLMSG_HDR {
-        let Some(len) = u32_at(rest, 0).map(|l| l as usize) else {
-            break;
-        };
-        if len < NLMSG_HDR || len > rest.len() {
+    for msg in messages(buf) {
+        let Ok(Message { kind, body, .. }) = msg else {
             out.malformed += 1;
             break;
-        }
-        let msg = &rest[..len];
-        rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
-        let kind = u16_at(msg, 4).unwrap_or(0);
-        let body = &msg[NLMSG_HDR..];
+        };
         if kind == NLMSG_ERROR {
             match u32_at(body, 0) {
                 Some(e) if e != 0 => out.errors.push(e as i32),
@@ -254,17 +278,10 @@ fn resolve_family(socket: &Socket) -> std::io::Result<u16> {
     let mut buf = vec![0u8; 16384];
     for _ in 0..4 {
         let n = socket.recv(&mut &mut buf[..], 0)?;
-        let data = &buf[..n.min(buf.len())];
-        let mut rest = data;
-        while rest.len() >= NLMSG_HDR {
-            let len = u32_at(rest, 0).unwrap_or(0) as usize;
-            if len < NLMSG_HDR || len > rest.len() {
+        for msg in messages(&buf[..n.min(buf.len())]) {
+            let Ok(Message { kind, body, .. }) = msg else {
                 break;
-            }
-            let msg = &rest[..len];
-            rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
-            let kind = u16_at(msg, 4).unwrap_or(0);
-            let body = &msg[NLMSG_HDR..];
+            };
             if kind == NLMSG_ERROR {
                 let e = u32_at(body, 0).unwrap_or(0) as i32;
                 if e != 0 {
@@ -294,16 +311,12 @@ fn wait_ack(socket: &Socket, seq: u32) -> std::io::Result<()> {
     let mut buf = vec![0u8; 16384];
     for _ in 0..16 {
         let n = socket.recv(&mut &mut buf[..], 0)?;
-        let mut rest = &buf[..n.min(buf.len())];
-        while rest.len() >= NLMSG_HDR {
-            let len = u32_at(rest, 0).unwrap_or(0) as usize;
-            if len < NLMSG_HDR || len > rest.len() {
+        for msg in messages(&buf[..n.min(buf.len())]) {
+            let Ok(msg) = msg else {
                 break;
-            }
-            let msg = &rest[..len];
-            rest = rest.get((len + 3) & !3..).unwrap_or(&[]);
-            if u16_at(msg, 4) == Some(NLMSG_ERROR) && u32_at(msg, 8) == Some(seq) {
-                let e = u32_at(msg, NLMSG_HDR).unwrap_or(0) as i32;
+            };
+            if msg.kind == NLMSG_ERROR && msg.seq == seq {
+                let e = u32_at(msg.body, 0).unwrap_or(0) as i32;
                 return if e == 0 {
                     Ok(())
                 } else {

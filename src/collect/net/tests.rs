@@ -416,8 +416,13 @@ fn unprivileged_collector_says_once_what_it_cannot_attribute() {
 
 // ---- the owner cache on a /proc-shaped tree built by the test ----
 
-fn fake_proc() -> tempfile::TempDir {
-    tempfile::tempdir().unwrap()
+/// A fake `/proc` holding the fd links `(pid, fd, target)`.
+fn fake_proc(fds: &[(u32, u32, &str)]) -> tempfile::TempDir {
+    let proc = tempfile::tempdir().unwrap();
+    for &(pid, fd, target) in fds {
+        add_fd(proc.path(), pid, fd, target);
+    }
+    proc
 }
 
 fn add_fd(root: &std::path::Path, pid: u32, fd: u32, target: &str) {
@@ -438,12 +443,13 @@ fn keys(inodes: &[u64]) -> Vec<SocketKey> {
 
 #[test]
 fn owner_cache_rescans_only_what_changed() {
-    let proc = fake_proc();
+    let proc = fake_proc(&[
+        (10, 3, "socket:[100]"),
+        (10, 4, "/dev/null"),
+        (20, 5, "socket:[100]"), // shared after fork
+        (20, 6, "socket:[200]"),
+    ]);
     let root = proc.path();
-    add_fd(root, 10, 3, "socket:[100]");
-    add_fd(root, 10, 4, "/dev/null");
-    add_fd(root, 20, 5, "socket:[100]"); // shared after fork
-    add_fd(root, 20, 6, "socket:[200]");
     let mut map = OwnerMap::new(root, Duration::from_secs(3600));
     let t0 = Instant::now();
     map.refresh(&keys(&[100, 200]), t0);
@@ -499,10 +505,8 @@ fn owner_cache_rescans_only_what_changed() {
 
 #[test]
 fn garbage_fd_links_and_missing_proc_do_not_panic() {
-    let proc = fake_proc();
+    let proc = fake_proc(&[(10, 3, "socket:["), (10, 4, "socket:[12x]")]);
     let root = proc.path();
-    add_fd(root, 10, 3, "socket:[");
-    add_fd(root, 10, 4, "socket:[12x]");
     std::fs::create_dir_all(root.join("notapid/fd")).unwrap();
     let mut map = OwnerMap::new(root, Duration::from_secs(60));
     map.refresh(&keys(&[12]), Instant::now());

@@ -247,7 +247,18 @@ mod tests {
         }
     }
 
-    fn drain(c: &mut Classifier) -> Vec<(i64, Fate)> {
+    /// Every sample of `metas` through a classifier of `rules`, and the fate of each, in the
+    /// order the classifier decided.
+    fn classify(
+        rules: Rules,
+        pins: &Pins,
+        metas: impl IntoIterator<Item = Meta>,
+    ) -> Vec<(i64, Fate)> {
+        let mut c = Classifier::new(rules, pins);
+        for m in metas {
+            c.push(m);
+        }
+        c.finish();
         c.out.drain(..).map(|d| (d.meta.id, d.fate)).collect()
     }
 
@@ -264,20 +275,20 @@ mod tests {
             detail_cut: 500,
             downsample: None,
         };
-        let mut c = Classifier::new(rules, &pins);
-        for m in [
-            meta(1, 50, 0, 0.0),  // old: deleted
-            meta(2, 120, 1, 0.0), // pinned by a closed window
-            meta(7, 180, 0, 0.0), // pinned by its link
-            meta(3, 300, 1, 0.0), // detail past its age: demoted
-            meta(4, 300, 0, 0.0), // baseline, young enough
-            meta(5, 950, 1, 9.0), // open incident
-        ] {
-            c.push(m);
-        }
-        c.finish();
+        let fates = classify(
+            rules,
+            &pins,
+            [
+                meta(1, 50, 0, 0.0),  // old: deleted
+                meta(2, 120, 1, 0.0), // pinned by a closed window
+                meta(7, 180, 0, 0.0), // pinned by its link
+                meta(3, 300, 1, 0.0), // detail past its age: demoted
+                meta(4, 300, 0, 0.0), // baseline, young enough
+                meta(5, 950, 1, 9.0), // open incident
+            ],
+        );
         assert_eq!(
-            drain(&mut c),
+            fates,
             vec![
                 (1, Fate::Delete(R_AGE)),
                 (2, Fate::Keep),
@@ -297,20 +308,20 @@ mod tests {
             detail_cut: 0,
             downsample: Some((300, 100)),
         };
-        let mut c = Classifier::new(rules, &pins);
-        for m in [
-            meta(1, 100, 0, 1.0),
-            meta(2, 110, 0, 3.0),
-            meta(3, 120, 0, 3.0), // tie: the earlier stays
-            meta(4, 200, 0, 0.5),
-            meta(5, 250, 0, 0.1),
-            meta(6, 310, 0, 0.1), // past the cut: kept
-        ] {
-            c.push(m);
-        }
-        c.finish();
+        let fates = classify(
+            rules,
+            &pins,
+            [
+                meta(1, 100, 0, 1.0),
+                meta(2, 110, 0, 3.0),
+                meta(3, 120, 0, 3.0), // tie: the earlier stays
+                meta(4, 200, 0, 0.5),
+                meta(5, 250, 0, 0.1),
+                meta(6, 310, 0, 0.1), // past the cut: kept
+            ],
+        );
         assert_eq!(
-            drain(&mut c),
+            fates,
             vec![
                 (1, Fate::Delete(R_THIN)),
                 (2, Fate::Keep),
@@ -336,24 +347,24 @@ mod tests {
             keep_incidents: keep,
         };
         for keep in [true, false] {
-            let mut c = Classifier::new(rules(keep), &pins);
-            for m in [
-                meta(1, 50, 0, 1.0),
-                meta(2, 60, 1, 1.4),
-                meta(3, 120, 0, 0.2),
-                meta(4, 450, 0, 0.2),
-                meta(5, 1100, 0, 0.2),
-            ] {
-                c.push(m);
-            }
-            c.finish();
+            let fates = classify(
+                rules(keep),
+                &pins,
+                [
+                    meta(1, 50, 0, 1.0),
+                    meta(2, 60, 1, 1.4),
+                    meta(3, 120, 0, 0.2),
+                    meta(4, 450, 0, 0.2),
+                    meta(5, 1100, 0, 0.2),
+                ],
+            );
             let pinned_fate = if keep {
                 Fate::Keep
             } else {
                 Fate::Delete(R_POLICY)
             };
             assert_eq!(
-                drain(&mut c),
+                fates,
                 vec![
                     (1, Fate::Delete(R_POLICY)),
                     (2, Fate::Keep),

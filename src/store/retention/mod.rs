@@ -25,7 +25,7 @@ mod read;
 mod summary;
 mod tally;
 
-pub use plan::{plan, plan_policy};
+pub use plan::plan;
 pub use policy::{LevelFilter, PrunePolicy, RetentionPolicy};
 pub use prune::{Pruner, CAP_LOW_WATER, ORPHAN_SWEEP_EVERY};
 pub use queue::{PruneJob, PruneQueue};

@@ -16,30 +16,22 @@ use crate::format::bytes;
 use crate::model::TimestampMs;
 use crate::store::{Result, StoreError};
 
-/// What the configured retention would remove now, by reason and table, and what would stay.
-/// Read-only: `conn` may be a read-only connection. The size cap part is an estimate.
+/// What would be removed now, by reason and table, and what would stay: by the configured
+/// retention (`policy` `None`; the size cap part is an estimate) or by a rule's prune policy.
+/// Read-only: `conn` may be a read-only connection.
 pub fn plan(
     conn: &Connection,
     r: &RetentionPolicy,
+    policy: Option<&PrunePolicy>,
     now: TimestampMs,
     progress: ProgressFn,
 ) -> Result<Summary> {
     let path = db_path(conn);
-    let mut s = plan_rules(conn, r, None, now, progress).map_err(|e| sql_err(&path, e))?;
-    estimate_size_cap(conn, r, &mut s).map_err(|e| sql_err(&path, e))?;
+    let mut s = plan_rules(conn, r, policy, now, progress).map_err(|e| sql_err(&path, e))?;
+    if policy.is_none() {
+        estimate_size_cap(conn, r, &mut s).map_err(|e| sql_err(&path, e))?;
+    }
     Ok(s)
-}
-
-/// What a rule's policy would remove now. Read-only.
-pub fn plan_policy(
-    conn: &Connection,
-    p: &PrunePolicy,
-    r: &RetentionPolicy,
-    now: TimestampMs,
-    progress: ProgressFn,
-) -> Result<Summary> {
-    let path = db_path(conn);
-    plan_rules(conn, r, Some(p), now, progress).map_err(|e| sql_err(&path, e))
 }
 
 fn plan_rules(

@@ -4,7 +4,7 @@ use std::collections::{HashSet, VecDeque};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
+use rusqlite::{params, Connection, TransactionBehavior};
 
 use super::classify::{policy_rules, reasons, retention_rules, Classifier, Decision, Fate, Rules};
 use super::log::PruneLog;
@@ -41,18 +41,12 @@ impl Pruner {
     /// Opens an existing, migrated store for pruning (the daemon's `Store::open` migrates).
     pub fn open(path: &Path, settings: RetentionPolicy, busy_timeout: Duration) -> Result<Pruner> {
         let err = |e| StoreError::from_sqlite(path, e);
-        crate::store::require_existing(path, crate::store::START_FIRST)?;
-        let conn = Connection::open_with_flags(
+        let conn = crate::store::open_existing_read_write(
             path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(err)?;
-        conn.busy_timeout(busy_timeout).map_err(err)?;
-        conn.execute_batch(
+            busy_timeout,
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA temp_store = MEMORY;
              PRAGMA journal_size_limit = 16777216;",
-        )
-        .map_err(err)?;
+        )?;
         let version: i64 = conn
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .map_err(err)?;
