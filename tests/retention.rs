@@ -462,7 +462,18 @@ fn prune_command_says_what_goes_then_does_it() {
         count(&c, "SELECT count(*) FROM sample"),
         54_000 - sum(&done, "sample")
     );
-    assert_eq!(plan["kept"], done["kept"]);
+    // What stays moves with the same steps: a sample that aged past a line between the two
+    // runs is removed (or made baseline) by the run and was kept by the plan.
+    let kept = |v: &serde_json::Value, k: &str| v["kept"][k].as_i64().unwrap();
+    for k in plan["kept"].as_object().unwrap().keys() {
+        let drift = kept(&plan, k) - kept(&done, k);
+        assert!(
+            drift.abs() <= 2 * steps,
+            "kept {k}: the plan kept {} and the run {} over {steps} 10 s steps",
+            kept(&plan, k),
+            kept(&done, k)
+        );
+    }
     // Again: only what aged past the line since (the clock is real).
     let again: serde_json::Value = serde_json::from_str(&d.ok(&["prune", "--json"])).unwrap();
     assert!(sum(&again, "sample") <= 5, "{again}");

@@ -4,9 +4,10 @@
 //! Guarantees:
 //! - [`Handoff::push_sample`] and [`Handoff::push`] never block on anything but a lock the
 //!   recorder thread holds only to take a job (never across a write).
-//! - At most `store.pending_max` samples wait. Beyond [`KEPT_WHOLE`] waiting samples, the
-//!   oldest waiting baseline sample is thinned to what the store keeps of it (the top
-//!   processes): the rules then see that sample's top processes only. Beyond `pending_max`, the
+//! - At most `store.pending_max` samples wait. While the samples waiting whole hold more than
+//!   [`WHOLE_PROCESSES`] process rows, the oldest waiting baseline sample is thinned to what
+//!   the store keeps of it (the top processes): the rules then see that sample's top
+//!   processes only. Beyond `pending_max`, the
 //!   oldest waiting sample is dropped. Both are counted with the time range they cover, and the
 //!   recorder writes them up (`dropped` event, `hogtrap status`, `/metrics`).
 //! - Health events and status keys from the sampling thread wait too (at most
@@ -22,10 +23,12 @@ use crate::config::Config;
 use crate::model::{Level, Sample};
 use crate::store::RecorderEvent;
 
-/// Waiting samples kept whole (every process, as collected) for the rules; older waiting ones
-/// are thinned to their stored form. Few: at 1,000 processes a whole sample is about 0.4 MiB,
-/// and what the heap grows to stays resident (locked, never trimmed).
-pub const KEPT_WHOLE: usize = 8;
+/// Process rows of waiting samples kept whole (every process, as collected) for the rules;
+/// beyond this the oldest waiting baseline samples are thinned to their stored form. A memory
+/// bound, since what the heap grows to stays resident (locked, never trimmed): a process row
+/// is about 0.4 KiB, so this is ~3 MiB, 8 samples at 1,000 processes or over 100 at 70 (a
+/// store stalled for two minutes at 1 s on a small host thins nothing).
+pub const WHOLE_PROCESSES: usize = 8_000;
 /// Waiting health events, status keys and reloads.
 pub const OTHER_MAX: usize = 1024;
 
@@ -104,6 +107,8 @@ impl Lost {
 struct State {
     jobs: VecDeque<Job>,
     samples: usize,
+    /// Process rows in the waiting samples not thinned.
+    whole_processes: usize,
     others: usize,
     losses: Losses,
     stopped: bool,
@@ -125,6 +130,7 @@ impl Handoff {
             state: Mutex::new(State {
                 jobs: VecDeque::new(),
                 samples: 0,
+                whole_processes: 0,
                 others: 0,
                 losses: Losses::default(),
                 stopped: false,
@@ -144,15 +150,19 @@ impl Handoff {
     /// Queues a sample; thins or drops the oldest waiting ones if the queue is full.
     pub fn push_sample(&self, taken: Taken) {
         let mut s = self.lock();
+        if !taken.thinned {
+            s.whole_processes += taken.sample.processes.len();
+        }
         s.jobs.push_back(Job::Sample(Box::new(taken)));
         s.samples += 1;
-        if s.samples > KEPT_WHOLE {
-            self.thin_oldest(&mut s);
-        }
+        while s.whole_processes > WHOLE_PROCESSES && self.thin_oldest(&mut s) {}
         if s.samples > self.max_samples {
             let at = s.jobs.iter().position(|j| matches!(j, Job::Sample(_)));
             if let Some(Job::Sample(t)) = at.and_then(|i| s.jobs.remove(i)) {
                 s.samples -= 1;
+                if !t.thinned {
+                    s.whole_processes -= t.sample.processes.len();
+                }
                 s.losses.dropped.add(t.sample.ts_ms);
             }
         }
@@ -160,18 +170,23 @@ impl Handoff {
         self.ready.notify_one();
     }
 
-    /// Cuts the oldest whole baseline sample waiting to its stored form.
-    fn thin_oldest(&self, s: &mut State) {
+    /// Cuts the oldest whole baseline sample waiting to its stored form; false if there is
+    /// none (detail samples are never thinned: they are stored whole).
+    fn thin_oldest(&self, s: &mut State) -> bool {
         let whole = s.jobs.iter_mut().find_map(|j| match j {
             Job::Sample(t) if !t.thinned && t.level == Level::Baseline => Some(t),
             _ => None,
         });
-        if let Some(t) = whole {
-            t.sample = crate::collect::baseline_subset(&t.sample, self.top_processes);
-            t.thinned = true;
-            let ts = t.sample.ts_ms;
-            s.losses.thinned.add(ts);
-        }
+        let Some(t) = whole else {
+            return false;
+        };
+        let before = t.sample.processes.len();
+        t.sample = crate::collect::baseline_subset(&t.sample, self.top_processes);
+        t.thinned = true;
+        let ts = t.sample.ts_ms;
+        s.whole_processes -= before;
+        s.losses.thinned.add(ts);
+        true
     }
 
     /// Queues anything but a sample.
@@ -206,7 +221,12 @@ impl Handoff {
         }
         let job = s.jobs.pop_front();
         match &job {
-            Some(Job::Sample(_)) => s.samples -= 1,
+            Some(Job::Sample(t)) => {
+                s.samples -= 1;
+                if !t.thinned {
+                    s.whole_processes -= t.sample.processes.len();
+                }
+            }
             Some(_) => s.others -= 1,
             None => {}
         }
@@ -236,6 +256,13 @@ mod tests {
         Taken::empty_baseline(ts_ms, Duration::ZERO)
     }
 
+    /// A baseline sample of `n` processes.
+    fn taken_of(ts_ms: i64, n: usize) -> Taken {
+        let mut t = taken(ts_ms);
+        t.sample.processes = vec![crate::model::ProcessRow::default(); n];
+        t
+    }
+
     fn handoff(max: usize) -> Handoff {
         let mut c = Config::default();
         c.store.pending_max = max;
@@ -250,9 +277,11 @@ mod tests {
 
     #[test]
     fn a_full_queue_thins_then_drops_the_oldest_and_counts_both() {
+        // Samples of a 1,000-process host: 8 fit whole.
+        const KEPT_WHOLE: usize = WHOLE_PROCESSES / 1000;
         let h = handoff(KEPT_WHOLE + 5);
         for ts in 0..(KEPT_WHOLE as i64 + 8) {
-            h.push_sample(taken(ts));
+            h.push_sample(taken_of(ts, 1000));
         }
         let l = h.take_losses();
         assert_eq!(l.dropped.count, 3, "{l:?}");
@@ -265,6 +294,30 @@ mod tests {
             n += 1;
         }
         assert_eq!((first, n), (Some(3), KEPT_WHOLE + 5));
+        assert!(h.take_losses().is_empty());
+    }
+
+    #[test]
+    fn small_samples_wait_whole_far_longer_than_large_ones() {
+        // A 70-process host: two minutes of samples wait whole.
+        let h = handoff(360);
+        for ts in 0..114 {
+            h.push_sample(taken_of(ts, 70));
+        }
+        assert!(h.take_losses().is_empty());
+        h.push_sample(taken_of(114, 70));
+        let l = h.take_losses();
+        assert_eq!((l.thinned.count, l.thinned.from_ms), (1, Some(0)), "{l:?}");
+        // Taking a sample frees its share of the budget.
+        assert!(matches!(
+            h.take(Duration::ZERO),
+            (Some(Job::Sample(_)), 114, false)
+        ));
+        assert!(matches!(
+            h.take(Duration::ZERO),
+            (Some(Job::Sample(_)), 113, false)
+        ));
+        h.push_sample(taken_of(115, 70));
         assert!(h.take_losses().is_empty());
     }
 
