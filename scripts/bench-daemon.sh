@@ -115,14 +115,10 @@ store_report() {
   echo "  store: $(q "$db" "SELECT count(*) || ' incidents (' || coalesce(group_concat(rule), '') || ')' FROM incident"), $(q "$db" "SELECT count(*) FROM capture") captures"
 }
 
-# run_phase LABEL EXTRA: one side-by-side run in the host namespace.
-run_phase() {
-  local label=$1 n_extra=$2 dir=$work/$1 idle=() hog base fl at
-  for ((i = 0; i < n_extra; i++)); do
-    sleep $((secs + 120)) &
-    idle+=($!)
-  done
-  pids+=("${idle[@]}")
+# start_daemons DIR: the new daemon and, with BASELINE_BIN, the older one beside it, each on
+# a config of its own under DIR; sets the caller's `hog` and `base` to their pids.
+start_daemons() {
+  local dir=$1
   config "$dir"
   if [ -n "${BASELINE_BIN:-}" ]; then
     config "$dir/base"
@@ -132,6 +128,17 @@ run_phase() {
   fi
   "$bin" run -c "$dir/config.toml" 2>"$dir/hogtrap.log" &
   hog=$!
+}
+
+# run_phase LABEL EXTRA: one side-by-side run in the host namespace.
+run_phase() {
+  local label=$1 n_extra=$2 dir=$work/$1 idle=() hog base fl at
+  for ((i = 0; i < n_extra; i++)); do
+    sleep $((secs + 120)) &
+    idle+=($!)
+  done
+  pids+=("${idle[@]}")
+  start_daemons "$dir"
   "$floor" 1000 $((secs + 30)) &
   fl=$!
   atop -w "$dir/atop.raw" 1 >/dev/null 2>&1 &
@@ -258,15 +265,7 @@ run_netns() {
 # run_storm: the daemon and atop through a forking storm.
 run_storm() {
   local dir=$work/storm n=${STORM_CHILDREN:-2000} hog at base t0_ms t1_ms hog_t0 at_t0 base_t0
-  config "$dir"
-  if [ -n "${BASELINE_BIN:-}" ]; then
-    config "$dir/base"
-    "$BASELINE_BIN" run -c "$dir/base/config.toml" 2>"$dir/base.log" &
-    base=$!
-    pids+=("$base")
-  fi
-  "$bin" run -c "$dir/config.toml" 2>"$dir/hogtrap.log" &
-  hog=$!
+  start_daemons "$dir"
   atop -w "$dir/atop.raw" 1 >/dev/null 2>&1 &
   at=$!
   pids+=("$hog" "$at")
