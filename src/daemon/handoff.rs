@@ -171,9 +171,12 @@ impl Handoff {
     }
 
     /// Cuts the oldest whole baseline sample waiting to its stored form; false if there is
-    /// none (detail samples are never thinned: they are stored whole).
+    /// none (detail samples are never thinned: they are stored whole). The newest job is never
+    /// cut: on a host of more than [`WHOLE_PROCESSES`] processes the rules still see every
+    /// sample whole while the store keeps up.
     fn thin_oldest(&self, s: &mut State) -> bool {
-        let whole = s.jobs.iter_mut().find_map(|j| match j {
+        let older = s.jobs.len().saturating_sub(1);
+        let whole = s.jobs.iter_mut().take(older).find_map(|j| match j {
             Job::Sample(t) if !t.thinned && t.level == Level::Baseline => Some(t),
             _ => None,
         });
@@ -319,6 +322,16 @@ mod tests {
         ));
         h.push_sample(taken_of(115, 70));
         assert!(h.take_losses().is_empty());
+    }
+
+    #[test]
+    fn a_sample_larger_than_the_budget_is_thinned_only_once_another_follows() {
+        let h = handoff(360);
+        h.push_sample(taken_of(0, WHOLE_PROCESSES + 1));
+        assert!(h.take_losses().is_empty());
+        h.push_sample(taken_of(1, 10));
+        let l = h.take_losses();
+        assert_eq!((l.thinned.count, l.thinned.from_ms), (1, Some(0)), "{l:?}");
     }
 
     #[test]
