@@ -141,8 +141,11 @@ fn four_cpu_burners_just_after_a_clock_sample_wake_a_psi_cpu_sample_with_them_in
             "a burner above one core: {r}"
         );
     }
+    // A process younger than the interval has its rate over its own life (`span_ms`): over
+    // the sample's interval it counts in proportion (schema.md, `process_sample.span_ms`).
     let v = d.sql_json(&format!(
-        "SELECT (SELECT sum(cpu_pct) FROM v_process_sample WHERE sample_id = {id}) / s.cpu_count AS procs,
+        "SELECT (SELECT sum(p.cpu_pct_x100 / 100.0 * coalesce(p.span_ms, s.interval_ms) / s.interval_ms)
+                 FROM process_sample p WHERE p.sample_id = {id}) / s.cpu_count AS procs,
                 s.cpu_user_pct + s.cpu_system_pct AS host
          FROM sample s WHERE s.id = {id}"
     ));
