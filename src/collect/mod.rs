@@ -11,6 +11,8 @@
 pub mod linux;
 #[cfg(target_os = "linux")]
 pub mod net;
+#[cfg(target_os = "linux")]
+pub mod netlink;
 pub mod portable;
 
 use crate::config::{Sampler, Source};

@@ -3,60 +3,50 @@
 
 use std::collections::VecDeque;
 
-use crate::model::{HostRow, Sample, TimestampMs};
+use crate::model::{HostRow, Psi, Sample, TimestampMs};
+
+/// A host field `history.*` can aggregate: its Lua name and how to read it from a host row
+/// (NaN where the value is absent: PSI on a kernel without it).
+type Field = (&'static str, fn(&HostRow) -> f64);
 
 /// Host fields `history.*` can aggregate, by their Lua name.
-pub const FIELDS: &[&str] = &[
-    "load1",
-    "load5",
-    "load15",
-    "cpu_user",
-    "cpu_system",
-    "cpu_iowait",
-    "cpu_steal",
-    "cpu_idle",
-    "mem_used",
-    "mem_available",
-    "swap_used",
-    "psi_cpu_some",
-    "psi_memory_some",
-    "psi_memory_full",
-    "psi_io_some",
-    "psi_io_full",
-    "disk_read_bps",
-    "disk_write_bps",
-    "net_rx_bps",
-    "net_tx_bps",
-    "procs_running",
-    "procs_blocked",
+pub const FIELDS: &[Field] = &[
+    ("load1", |h| h.load1),
+    ("load5", |h| h.load5),
+    ("load15", |h| h.load15),
+    ("cpu_user", |h| h.cpu_user_pct),
+    ("cpu_system", |h| h.cpu_system_pct),
+    ("cpu_iowait", |h| h.cpu_iowait_pct),
+    ("cpu_steal", |h| h.cpu_steal_pct),
+    ("cpu_idle", |h| h.cpu_idle_pct),
+    ("mem_used", |h| h.mem_used_bytes as f64),
+    ("mem_available", |h| h.mem_available_bytes as f64),
+    ("swap_used", |h| h.swap_used_bytes as f64),
+    ("psi_cpu_some", |h| some(h.psi_cpu)),
+    ("psi_memory_some", |h| some(h.psi_memory)),
+    ("psi_memory_full", |h| full(h.psi_memory)),
+    ("psi_io_some", |h| some(h.psi_io)),
+    ("psi_io_full", |h| full(h.psi_io)),
+    ("disk_read_bps", |h| h.disk_read_bytes_per_s),
+    ("disk_write_bps", |h| h.disk_write_bytes_per_s),
+    ("net_rx_bps", |h| h.net_rx_bytes_per_s),
+    ("net_tx_bps", |h| h.net_tx_bytes_per_s),
+    ("procs_running", |h| h.procs_running as f64),
+    ("procs_blocked", |h| h.procs_blocked as f64),
 ];
 
+/// The "some" share of a pressure reading, NaN where the kernel has none.
+fn some(psi: Option<Psi>) -> f64 {
+    psi.map_or(f64::NAN, |p| p.some_avg10)
+}
+
+/// The "full" share of a pressure reading, NaN where the kernel has none.
+fn full(psi: Option<Psi>) -> f64 {
+    psi.and_then(|p| p.full_avg10).unwrap_or(f64::NAN)
+}
+
 fn field_values(h: &HostRow) -> [f64; FIELDS.len()] {
-    let nan = f64::NAN;
-    [
-        h.load1,
-        h.load5,
-        h.load15,
-        h.cpu_user_pct,
-        h.cpu_system_pct,
-        h.cpu_iowait_pct,
-        h.cpu_steal_pct,
-        h.cpu_idle_pct,
-        h.mem_used_bytes as f64,
-        h.mem_available_bytes as f64,
-        h.swap_used_bytes as f64,
-        h.psi_cpu.map_or(nan, |p| p.some_avg10),
-        h.psi_memory.map_or(nan, |p| p.some_avg10),
-        h.psi_memory.and_then(|p| p.full_avg10).unwrap_or(nan),
-        h.psi_io.map_or(nan, |p| p.some_avg10),
-        h.psi_io.and_then(|p| p.full_avg10).unwrap_or(nan),
-        h.disk_read_bytes_per_s,
-        h.disk_write_bytes_per_s,
-        h.net_rx_bytes_per_s,
-        h.net_tx_bytes_per_s,
-        h.procs_running as f64,
-        h.procs_blocked as f64,
-    ]
+    std::array::from_fn(|i| (FIELDS[i].1)(h))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,12 +115,19 @@ impl HistoryRing {
         now: TimestampMs,
         agg: Aggregate,
     ) -> Result<Option<f64>, String> {
-        let idx = FIELDS.iter().position(|f| *f == field).ok_or_else(|| {
-            format!(
-                "unknown history field {field:?}; known: {}",
-                FIELDS.join(", ")
-            )
-        })?;
+        let idx = FIELDS
+            .iter()
+            .position(|(name, _)| *name == field)
+            .ok_or_else(|| {
+                format!(
+                    "unknown history field {field:?}; known: {}",
+                    FIELDS
+                        .iter()
+                        .map(|(name, _)| *name)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
         let from = now - window_ms;
         let values = self
             .rows

@@ -5,7 +5,7 @@
 
 use super::vocab::from_row;
 use crate::format::ProcessNumbers;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, Result};
 
 use crate::model::{Sample, TimestampMs};
 
@@ -68,13 +68,13 @@ pub struct ReplayConnection {
     pub rx_bytes_per_s: Option<i64>,
 }
 
-fn sample_ref(r: &rusqlite::Row) -> rusqlite::Result<SampleRef> {
+fn sample_ref(r: &rusqlite::Row) -> Result<SampleRef> {
     Ok(from_row!(r => SampleRef { id, ts_ms }))
 }
 
 /// The newest sample at or before `at`, else the oldest after it (a time before the record
 /// starts lands on its first sample).
-pub fn sample_near(conn: &Connection, at: TimestampMs) -> rusqlite::Result<Option<SampleRef>> {
+pub fn sample_near(conn: &Connection, at: TimestampMs) -> Result<Option<SampleRef>> {
     let before = conn
         .query_row(
             "SELECT id, ts_ms FROM sample WHERE ts_ms <= ?1 ORDER BY ts_ms DESC, id DESC LIMIT 1",
@@ -89,10 +89,7 @@ pub fn sample_near(conn: &Connection, at: TimestampMs) -> rusqlite::Result<Optio
 }
 
 /// The oldest sample at or after `at`.
-pub fn first_at_or_after(
-    conn: &Connection,
-    at: TimestampMs,
-) -> rusqlite::Result<Option<SampleRef>> {
+pub fn first_at_or_after(conn: &Connection, at: TimestampMs) -> Result<Option<SampleRef>> {
     conn.query_row(
         "SELECT id, ts_ms FROM sample WHERE ts_ms >= ?1 ORDER BY ts_ms, id LIMIT 1",
         [at],
@@ -102,7 +99,7 @@ pub fn first_at_or_after(
 }
 
 /// The newest sample in the record.
-pub fn last_sample(conn: &Connection) -> rusqlite::Result<Option<SampleRef>> {
+pub fn last_sample(conn: &Connection) -> Result<Option<SampleRef>> {
     conn.query_row(
         "SELECT id, ts_ms FROM sample ORDER BY ts_ms DESC, id DESC LIMIT 1",
         [],
@@ -112,31 +109,40 @@ pub fn last_sample(conn: &Connection) -> rusqlite::Result<Option<SampleRef>> {
 }
 
 /// How many samples are newer than `ts` (a live view's new samples).
-pub fn count_after(conn: &Connection, ts: TimestampMs) -> rusqlite::Result<i64> {
+pub fn count_after(conn: &Connection, ts: TimestampMs) -> Result<i64> {
     conn.query_row("SELECT count(*) FROM sample WHERE ts_ms > ?1", [ts], |r| {
         r.get(0)
     })
 }
 
 /// The oldest sample in the record.
-pub fn first_sample(conn: &Connection) -> rusqlite::Result<Option<SampleRef>> {
+pub fn first_sample(conn: &Connection) -> Result<Option<SampleRef>> {
     first_at_or_after(conn, i64::MIN)
 }
 
-/// The sample right after `from` (`forward`) or right before it.
-pub fn step(
-    conn: &Connection,
-    from: SampleRef,
-    forward: bool,
-) -> rusqlite::Result<Option<SampleRef>> {
-    let sql = if forward {
-        "SELECT id, ts_ms FROM sample
-         WHERE ts_ms > ?1 OR (ts_ms = ?1 AND id > ?2) ORDER BY ts_ms, id LIMIT 1"
+/// The comparison and the sort order that look forward in time (`forward`), or back.
+fn direction(forward: bool) -> (&'static str, &'static str) {
+    if forward {
+        (">", "")
     } else {
-        "SELECT id, ts_ms FROM sample
-         WHERE ts_ms < ?1 OR (ts_ms = ?1 AND id < ?2) ORDER BY ts_ms DESC, id DESC LIMIT 1"
-    };
-    conn.query_row(sql, params![from.ts_ms, from.id], sample_ref)
+        ("<", " DESC")
+    }
+}
+
+/// SQL for the sample a moment in the record (an incident's opening, the end of a gap) lands
+/// on: the first sample at or after `time`, a column of the outer query.
+fn landing_sample(time: &str) -> String {
+    format!("(SELECT id FROM sample WHERE ts_ms >= {time} ORDER BY ts_ms, id LIMIT 1)")
+}
+
+/// The sample right after `from` (`forward`) or right before it.
+pub fn step(conn: &Connection, from: SampleRef, forward: bool) -> Result<Option<SampleRef>> {
+    let (cmp, desc) = direction(forward);
+    let sql = format!(
+        "SELECT id, ts_ms FROM sample WHERE ts_ms {cmp} ?1 OR (ts_ms = ?1 AND id {cmp} ?2)
+         ORDER BY ts_ms{desc}, id{desc} LIMIT 1"
+    );
+    conn.query_row(&sql, params![from.ts_ms, from.id], sample_ref)
         .optional()
 }
 
@@ -146,22 +152,22 @@ pub fn incident_step(
     conn: &Connection,
     from: SampleRef,
     forward: bool,
-) -> rusqlite::Result<Option<(i64, SampleRef)>> {
+) -> Result<Option<(i64, SampleRef)>> {
     // The landing sample must differ from `from` in the direction of travel, so the
     // opening sample of the incident we are on does not hold us in place.
-    let sql = if forward {
-        "SELECT i.id, s.id, s.ts_ms FROM incident i
-         JOIN sample s ON s.id = (SELECT id FROM sample WHERE ts_ms >= i.opened_ms
-                                  ORDER BY ts_ms, id LIMIT 1)
-         WHERE i.opened_ms > ?1 ORDER BY i.opened_ms, i.id LIMIT 1"
+    let (_, desc) = direction(forward);
+    let after = if forward {
+        "i.opened_ms > ?1"
     } else {
-        "SELECT i.id, s.id, s.ts_ms FROM incident i
-         JOIN sample s ON s.id = (SELECT id FROM sample WHERE ts_ms >= i.opened_ms
-                                  ORDER BY ts_ms, id LIMIT 1)
-         WHERE i.opened_ms <= ?1 AND s.ts_ms < ?1
-         ORDER BY i.opened_ms DESC, i.id DESC LIMIT 1"
+        "i.opened_ms <= ?1 AND s.ts_ms < ?1"
     };
-    conn.query_row(sql, [from.ts_ms], |r| {
+    let landing = landing_sample("i.opened_ms");
+    let sql = format!(
+        "SELECT i.id, s.id, s.ts_ms FROM incident i
+         JOIN sample s ON s.id = {landing}
+         WHERE {after} ORDER BY i.opened_ms{desc}, i.id{desc} LIMIT 1"
+    );
+    conn.query_row(&sql, [from.ts_ms], |r| {
         Ok((
             r.get(0)?,
             SampleRef {
@@ -175,43 +181,32 @@ pub fn incident_step(
 
 /// The first sample after the next gap in the record (a `gap` or `dropped` recorder event)
 /// after `from` (`forward`), or after the newest gap before it.
-pub fn gap_step(
-    conn: &Connection,
-    from: SampleRef,
-    forward: bool,
-) -> rusqlite::Result<Option<SampleRef>> {
-    let sql = if forward {
+pub fn gap_step(conn: &Connection, from: SampleRef, forward: bool) -> Result<Option<SampleRef>> {
+    let (cmp, desc) = direction(forward);
+    let landing = landing_sample("e.to_ms");
+    let sql = format!(
         "SELECT s.id, s.ts_ms FROM recorder_event e
-         JOIN sample s ON s.id = (SELECT id FROM sample WHERE ts_ms >= e.to_ms
-                                  ORDER BY ts_ms, id LIMIT 1)
-         WHERE e.kind IN ('gap', 'dropped') AND e.to_ms IS NOT NULL AND s.ts_ms > ?1
-         ORDER BY s.ts_ms, e.id LIMIT 1"
-    } else {
-        "SELECT s.id, s.ts_ms FROM recorder_event e
-         JOIN sample s ON s.id = (SELECT id FROM sample WHERE ts_ms >= e.to_ms
-                                  ORDER BY ts_ms, id LIMIT 1)
-         WHERE e.kind IN ('gap', 'dropped') AND e.to_ms IS NOT NULL AND s.ts_ms < ?1
-         ORDER BY s.ts_ms DESC, e.id DESC LIMIT 1"
-    };
-    conn.query_row(sql, [from.ts_ms], sample_ref).optional()
+         JOIN sample s ON s.id = {landing}
+         WHERE e.kind IN ('gap', 'dropped') AND e.to_ms IS NOT NULL AND s.ts_ms {cmp} ?1
+         ORDER BY s.ts_ms{desc}, e.id{desc} LIMIT 1"
+    );
+    conn.query_row(&sql, [from.ts_ms], sample_ref).optional()
 }
 
 /// The opening sample of incident `id` (the first sample at or after it opened), or `None`
 /// when there is no such incident or no sample since.
-pub fn incident_opening(conn: &Connection, id: i64) -> rusqlite::Result<Option<SampleRef>> {
-    conn.query_row(
+pub fn incident_opening(conn: &Connection, id: i64) -> Result<Option<SampleRef>> {
+    let landing = landing_sample("i.opened_ms");
+    let sql = format!(
         "SELECT s.id, s.ts_ms FROM incident i
-         JOIN sample s ON s.id = (SELECT id FROM sample WHERE ts_ms >= i.opened_ms
-                                  ORDER BY ts_ms, id LIMIT 1)
-         WHERE i.id = ?1",
-        [id],
-        sample_ref,
-    )
-    .optional()
+         JOIN sample s ON s.id = {landing}
+         WHERE i.id = ?1"
+    );
+    conn.query_row(&sql, [id], sample_ref).optional()
 }
 
 /// The sample at `at` with its process rows and the incidents open at it.
-pub fn frame(conn: &Connection, at: SampleRef) -> rusqlite::Result<Option<Frame>> {
+pub fn frame(conn: &Connection, at: SampleRef) -> Result<Option<Frame>> {
     frame_at(conn, at, None)
 }
 
@@ -222,7 +217,7 @@ pub fn frame_at(
     conn: &Connection,
     at: SampleRef,
     known: Option<(i64, i64)>,
-) -> rusqlite::Result<Option<Frame>> {
+) -> Result<Option<Frame>> {
     let Some(sample) = super::query::load_samples(conn, at.ts_ms, at.ts_ms, false)?
         .into_iter()
         .next()
@@ -248,7 +243,7 @@ pub fn frame_at(
 }
 
 /// The process rows of one sample, in no particular order (the view sorts).
-pub fn processes(conn: &Connection, sample_id: i64) -> rusqlite::Result<Vec<ReplayProcess>> {
+pub fn processes(conn: &Connection, sample_id: i64) -> Result<Vec<ReplayProcess>> {
     let mut st = conn.prepare_cached(
         "SELECT p.id, p.pid, p.ppid, p.uid, p.user, p.name, p.cmdline, ps.state,
                 ps.cpu_pct_x100 / 100.0, ps.rss_kib * 1024.0, ps.read_bps, ps.write_bps,
@@ -274,7 +269,7 @@ pub fn processes(conn: &Connection, sample_id: i64) -> rusqlite::Result<Vec<Repl
 }
 
 /// The incidents open at `ts`: opened at or before it and not closed before it.
-pub fn open_incidents(conn: &Connection, ts: TimestampMs) -> rusqlite::Result<Vec<OpenIncident>> {
+pub fn open_incidents(conn: &Connection, ts: TimestampMs) -> Result<Vec<OpenIncident>> {
     let mut st = conn.prepare_cached(
         "SELECT id, rule, severity, opened_ms FROM incident
          WHERE opened_ms <= ?1 AND (closed_ms IS NULL OR closed_ms >= ?1)
@@ -292,7 +287,7 @@ pub fn connections_of(
     conn: &Connection,
     sample_id: i64,
     pid: u32,
-) -> rusqlite::Result<Vec<ReplayConnection>> {
+) -> Result<Vec<ReplayConnection>> {
     let mut st = conn.prepare_cached(
         "SELECT protocol, local_addr, local_port, remote_addr, remote_port, state, tx_bps, rx_bps
          FROM connection WHERE sample_id = ?1 AND pid = ?2

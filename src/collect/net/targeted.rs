@@ -18,26 +18,26 @@ use std::os::fd::{AsRawFd, RawFd};
 
 use netlink_sys::{protocols::NETLINK_SOCK_DIAG, Socket};
 
-use super::sockdiag::{SocketRecord, Table};
+use netlink_packet_sock_diag::{
+    AF_INET, AF_INET6, INET_DIAG_INFO, IPPROTO_TCP, SOCK_DIAG_BY_FAMILY,
+};
 
-const SOCK_DIAG_BY_FAMILY: u16 = 20;
-/// The legacy request type: with it the family is `AF_UNSPEC`, so one walk lists both.
+use super::sockdiag::{SocketRecord, Table};
+pub use crate::collect::netlink::grow_receive_buffer;
+use crate::collect::netlink::{
+    attrs, error_code, messages, put_header, u32_at, HEADER_LEN as NLMSG_HDR, NLMSG_DONE,
+    NLMSG_ERROR, NLM_F_DUMP, NLM_F_REQUEST,
+};
+
+/// The legacy request type (not in netlink-packet-sock-diag): with it the family is
+/// `AF_UNSPEC`, so one walk lists both.
 const TCPDIAG_GETSOCK: u16 = 18;
-const NLM_F_DUMP: u16 = 0x300;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-const NLM_F_REQUEST: u16 = 1;
-const AF_INET: u8 = 2;
-const AF_INET6: u8 = 10;
-const IPPROTO_TCP: u8 = 6;
-const INET_DIAG_INFO: u16 = 2;
 /// `1 << (INET_DIAG_INFO - 1)`.
 const EXT_INFO: u8 = 1 << (INET_DIAG_INFO - 1);
 /// Multicast groups of NETLINK_SOCK_DIAG (`enum sknetlink_groups`).
 pub const SKNLGRP_INET_TCP_DESTROY: u32 = 1;
 pub const SKNLGRP_INET6_TCP_DESTROY: u32 = 3;
 
-const NLMSG_HDR: usize = 16;
 /// `struct inet_diag_req_v2`.
 const REQ_LEN: usize = 56;
 /// `struct inet_diag_msg`.
@@ -49,11 +49,13 @@ pub fn encode_lookup(rec: &SocketRecord, seq: u32, out: &mut Vec<u8>) {
         Table::Tcp4 | Table::Udp4 => AF_INET,
         Table::Tcp6 | Table::Udp6 => AF_INET6,
     };
-    out.extend_from_slice(&((NLMSG_HDR + REQ_LEN) as u32).to_ne_bytes());
-    out.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-    out.extend_from_slice(&NLM_F_REQUEST.to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
+    put_header(
+        out,
+        NLMSG_HDR + REQ_LEN,
+        SOCK_DIAG_BY_FAMILY,
+        NLM_F_REQUEST,
+        seq,
+    );
     // inet_diag_req_v2: family, protocol, ext, pad, states, then the socket id.
     out.extend_from_slice(&[family, IPPROTO_TCP, EXT_INFO, 0]);
     out.extend_from_slice(&u32::MAX.to_ne_bytes());
@@ -70,11 +72,7 @@ pub fn encode_lookup(rec: &SocketRecord, seq: u32, out: &mut Vec<u8>) {
 /// `SOCK_DIAG_BY_FAMILY` dumps walk it twice). Every state but TIME-WAIT, with `tcp_info`.
 pub fn encode_tcp_dump_any(seq: u32, out: &mut Vec<u8>) {
     const LEN: usize = NLMSG_HDR + 60;
-    out.extend_from_slice(&(LEN as u32).to_ne_bytes());
-    out.extend_from_slice(&TCPDIAG_GETSOCK.to_ne_bytes());
-    out.extend_from_slice(&(NLM_F_REQUEST | NLM_F_DUMP).to_ne_bytes());
-    out.extend_from_slice(&seq.to_ne_bytes());
-    out.extend_from_slice(&0u32.to_ne_bytes());
+    put_header(out, LEN, TCPDIAG_GETSOCK, NLM_F_REQUEST | NLM_F_DUMP, seq);
     // family (AF_UNSPEC), src_len, dst_len, ext; the socket id (all zero); states; dbs.
     out.extend_from_slice(&[0, 0, 0, EXT_INFO]);
     out.extend_from_slice(&[0u8; 48]);
@@ -110,36 +108,21 @@ pub enum Reply {
 
 /// Walks the netlink messages of one datagram: `(sequence number, reply)` for each.
 pub fn parse_replies(datagram: &[u8], mut each: impl FnMut(u32, Reply)) {
-    let mut offset = 0usize;
-    while let Some(rest) = datagram.get(offset..) {
-        if rest.len() < NLMSG_HDR {
-            if !rest.is_empty() {
-                each(0, Reply::Malformed);
-            }
-            return;
-        }
-        let len = u32_at(rest, 0).unwrap_or(0) as usize;
-        if len < NLMSG_HDR || len > rest.len() {
+    for msg in messages(datagram) {
+        let Ok(msg) = msg else {
             each(0, Reply::Malformed);
             return;
-        }
-        let kind = u16_at(rest, 4).unwrap_or(0);
-        let seq = u32_at(rest, 8).unwrap_or(0);
-        let payload = &rest[NLMSG_HDR..len];
-        let reply = match kind {
+        };
+        let reply = match msg.kind {
             NLMSG_DONE => Reply::Done,
-            NLMSG_ERROR => match payload.get(..4) {
-                Some(b) => {
-                    Reply::Error(i32::from_ne_bytes([b[0], b[1], b[2], b[3]]).saturating_neg())
-                }
+            NLMSG_ERROR => match error_code(msg.body) {
+                Some(e) => Reply::Error(e.saturating_neg()),
                 None => Reply::Malformed,
             },
-            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => parse_inet_diag_msg(payload),
+            SOCK_DIAG_BY_FAMILY | TCPDIAG_GETSOCK => parse_inet_diag_msg(msg.body),
             _ => Reply::Other,
         };
-        each(seq, reply);
-        // Messages are 4-byte aligned.
-        offset = offset.saturating_add((len + 3) & !3);
+        each(msg.seq, reply);
     }
 }
 
@@ -177,31 +160,12 @@ pub fn parse_inet_diag_msg(p: &[u8]) -> Reply {
         bytes_sent: None,
         bytes_received: None,
     };
-    let mut at = MSG_LEN;
-    while let Some(attr) = p.get(at..) {
-        if attr.len() < 4 {
-            break;
-        }
-        let len = usize::from(u16_at(attr, 0).unwrap_or(0));
-        if len < 4 || len > attr.len() {
-            break;
-        }
-        if u16_at(attr, 2).unwrap_or(0) & 0x3fff == INET_DIAG_INFO {
-            let info = super::sockdiag::parse_tcp_info(&attr[4..len]);
-            rec.bytes_sent = info.bytes_acked;
-            rec.bytes_received = info.bytes_received;
-        }
-        at = at.saturating_add((len + 3) & !3);
+    if let Some((_, info)) = attrs(&p[MSG_LEN..]).find(|(kind, _)| *kind == INET_DIAG_INFO) {
+        let info = super::sockdiag::parse_tcp_info(info);
+        rec.bytes_sent = info.bytes_acked;
+        rec.bytes_received = info.bytes_received;
     }
     Reply::Socket(rec)
-}
-
-fn u16_at(b: &[u8], at: usize) -> Option<u16> {
-    Some(u16::from_ne_bytes(b.get(at..at + 2)?.try_into().ok()?))
-}
-
-fn u32_at(b: &[u8], at: usize) -> Option<u32> {
-    Some(u32::from_ne_bytes(b.get(at..at + 4)?.try_into().ok()?))
 }
 
 /// Receive buffers for `recvmmsg`: `count` datagrams of `size` bytes.
@@ -271,44 +235,6 @@ impl RecvBatch {
     pub fn datagram(&self, i: usize) -> (&[u8], bool) {
         let start = i * self.size;
         (&self.bufs[start..start + self.lens[i]], self.truncated[i])
-    }
-}
-
-/// Sets the receive buffer as large as allowed (`SO_RCVBUFFORCE` as root, else up to
-/// `rmem_max`) and returns what the kernel granted.
-pub fn grow_receive_buffer(fd: RawFd, bytes: usize) -> usize {
-    let want = bytes as libc::c_int;
-    let set = |opt| {
-        // SAFETY: a valid fd and a pointer to a live c_int of the size passed.
-        unsafe {
-            libc::setsockopt(
-                fd,
-                libc::SOL_SOCKET,
-                opt,
-                (&want as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        }
-    };
-    if set(libc::SO_RCVBUFFORCE) != 0 {
-        set(libc::SO_RCVBUF);
-    }
-    let mut got: libc::c_int = 0;
-    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-    // SAFETY: a valid fd; got and len are live and of the sizes passed.
-    let rc = unsafe {
-        libc::getsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVBUF,
-            (&mut got as *mut libc::c_int).cast(),
-            &mut len,
-        )
-    };
-    if rc == 0 {
-        got.max(0) as usize
-    } else {
-        0
     }
 }
 
@@ -419,15 +345,10 @@ mod tests {
             let mut ti = vec![0u8; 232];
             ti[120..128].copy_from_slice(&acked.to_ne_bytes());
             ti[128..136].copy_from_slice(&received.to_ne_bytes());
-            msg.extend_from_slice(&((4 + ti.len()) as u16).to_ne_bytes());
-            msg.extend_from_slice(&INET_DIAG_INFO.to_ne_bytes());
-            msg.extend_from_slice(&ti);
+            crate::collect::netlink::put_attr(&mut msg, INET_DIAG_INFO, &ti);
         }
-        let mut out = ((NLMSG_HDR + msg.len()) as u32).to_ne_bytes().to_vec();
-        out.extend_from_slice(&SOCK_DIAG_BY_FAMILY.to_ne_bytes());
-        out.extend_from_slice(&0u16.to_ne_bytes());
-        out.extend_from_slice(&seq.to_ne_bytes());
-        out.extend_from_slice(&0u32.to_ne_bytes());
+        let mut out = Vec::new();
+        put_header(&mut out, NLMSG_HDR + msg.len(), SOCK_DIAG_BY_FAMILY, 0, seq);
         out.extend_from_slice(&msg);
         out
     }
