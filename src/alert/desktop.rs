@@ -14,8 +14,8 @@
 //! Guarantee: [`send_desktop`] returns within `timeout` plus [`KILL_GRACE`], whatever the
 //! bus or the notification server does. The request goes to the relay as one JSON object
 //! on stdin; the relay exits 0 when the server accepted the notification, otherwise it
-//! prints one line to stderr and exits non-zero ([`RELAY_EXIT_TIMEOUT`] for no answer,
-//! [`RELAY_EXIT_UNAVAILABLE`] for no bus or no server, [`RELAY_EXIT_FAILED`] otherwise).
+//! prints one line to stderr and exits non-zero ([`RelayExit::Timeout`] for no answer,
+//! [`RelayExit::Unavailable`] for no bus or no server, [`RelayExit::Failed`] otherwise).
 
 use std::ffi::{CString, OsString};
 use std::io::Read;
@@ -37,12 +37,26 @@ use crate::model::Urgency;
 pub const RELAY_SUBCOMMAND: &str = "__notify-relay";
 /// How long the relay may overrun its own deadline before it is killed.
 pub const KILL_GRACE: Duration = Duration::from_millis(500);
-/// Relay exit code: the notification server did not answer in time.
-pub const RELAY_EXIT_TIMEOUT: u8 = 3;
-/// Relay exit code: no bus or no notification server now; worth another try later.
-pub const RELAY_EXIT_UNAVAILABLE: u8 = 4;
-/// Relay exit code: anything else went wrong (message on stderr).
-pub const RELAY_EXIT_FAILED: u8 = 1;
+/// How a failed relay ends: its exit code tells the daemon whether another try may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum RelayExit {
+    /// Anything else went wrong (message on stderr).
+    Failed = 1,
+    /// The notification server did not answer in time.
+    Timeout = 3,
+    /// No bus or no notification server now; worth another try later.
+    Unavailable = 4,
+}
+
+impl RelayExit {
+    /// Whether a relay that exited with `code` may succeed on another try.
+    fn retryable(code: Option<i32>) -> bool {
+        [RelayExit::Timeout, RelayExit::Unavailable]
+            .iter()
+            .any(|e| code == Some(*e as i32))
+    }
+}
 
 /// How to start the relay process: a program and its leading arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -232,10 +246,7 @@ pub async fn send_desktop_with(
         .unwrap_or("the relay failed without a message")
         .trim()
         .to_owned();
-    let retryable = matches!(
-        output.status.code().and_then(|c| u8::try_from(c).ok()),
-        Some(RELAY_EXIT_TIMEOUT | RELAY_EXIT_UNAVAILABLE)
-    );
+    let retryable = RelayExit::retryable(output.status.code());
     Err(fail(problem, retryable))
 }
 
@@ -353,13 +364,13 @@ pub fn relay_main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err((code, message)) => {
             eprintln!("{message}");
-            ExitCode::from(code)
+            ExitCode::from(code as u8)
         }
     }
 }
 
-fn relay_once() -> Result<(), (u8, String)> {
-    let failed = |m: String| (RELAY_EXIT_FAILED, m);
+fn relay_once() -> Result<(), (RelayExit, String)> {
+    let failed = |m: String| (RelayExit::Failed, m);
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
@@ -391,7 +402,7 @@ fn relay_once() -> Result<(), (u8, String)> {
         // show_async, not show: the blocking call panics inside a tokio runtime.
         match tokio::time::timeout(deadline, notification.show_async()).await {
             Err(_elapsed) => Err((
-                RELAY_EXIT_TIMEOUT,
+                RelayExit::Timeout,
                 format!(
                     "no answer from org.freedesktop.Notifications within timeout = {}",
                     format_duration(deadline)
@@ -404,10 +415,10 @@ fn relay_once() -> Result<(), (u8, String)> {
 }
 
 /// One line for a failed connect or Notify call.
-fn describe_notify_error(text: &str) -> (u8, String) {
+fn describe_notify_error(text: &str) -> (RelayExit, String) {
     if text.contains("ServiceUnknown") || text.contains("NameHasNoOwner") {
         (
-            RELAY_EXIT_UNAVAILABLE,
+            RelayExit::Unavailable,
             format!(
                 "no notification server (org.freedesktop.Notifications) on the bus; \
                  is a desktop session running? ({text})"
@@ -415,11 +426,11 @@ fn describe_notify_error(text: &str) -> (u8, String) {
         )
     } else if text.contains("failed to connect") || text.contains("os error") {
         (
-            RELAY_EXIT_UNAVAILABLE,
+            RelayExit::Unavailable,
             format!("cannot connect to the session bus: {text}"),
         )
     } else {
-        (RELAY_EXIT_FAILED, format!("the Notify call failed: {text}"))
+        (RelayExit::Failed, format!("the Notify call failed: {text}"))
     }
 }
 

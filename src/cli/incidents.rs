@@ -4,7 +4,7 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::{output, time, Ctx};
+use super::{output, time, Ctx, JsonFlag};
 use crate::model::TimestampMs;
 use crate::store::incident as inc;
 
@@ -19,8 +19,8 @@ pub struct Args {
     /// Only open incidents.
     #[arg(long)]
     pub open: bool,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonFlag,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
@@ -28,7 +28,7 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
         since,
         rule,
         open,
-        json,
+        format: JsonFlag { json },
     } = args;
     let store = ctx.open_store()?;
     let rows = inc::list_incidents(&store.conn, since, rule.as_deref(), open)

@@ -99,6 +99,14 @@ pub enum CliCommand {
     Live(replay::LiveArgs),
 }
 
+/// `--json`, on the commands whose other output is text for people.
+#[derive(Args, Debug, Clone, Copy)]
+pub struct JsonFlag {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
 #[derive(Args, Debug, Clone, Copy)]
 pub struct FormatArgs {
     /// Comma-separated values.

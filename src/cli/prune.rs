@@ -4,7 +4,7 @@
 use std::io::{IsTerminal, Write};
 use std::path::Path;
 
-use super::{output, time, Ctx};
+use super::{output, time, Ctx, JsonFlag};
 use crate::store::retention::{self, Progress, Pruner, RetentionPolicy, Summary};
 
 #[derive(clap::Args, Debug)]
@@ -12,13 +12,15 @@ pub struct Args {
     /// Only say what would go; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    /// Print JSON instead of tables.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonFlag,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let Args { dry_run, json } = args;
+    let Args {
+        dry_run,
+        format: JsonFlag { json },
+    } = args;
     let config = ctx.config()?;
     let db = &ctx.db_path()?;
     let settings = RetentionPolicy::from_config(config);

@@ -2,13 +2,12 @@
 
 use std::io::Write;
 
-use super::{output, time, Ctx};
+use super::{output, time, Ctx, JsonFlag};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Print JSON instead of a table.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonFlag,
     /// Every process, with detail-level extras and connections (what rules see during a
     /// capture), instead of the top ones a baseline sample keeps.
     #[arg(long)]
@@ -16,7 +15,10 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let Args { json, all } = args;
+    let Args {
+        format: JsonFlag { json },
+        all,
+    } = args;
     let cfg = ctx.config()?;
     let mut c = crate::collect::Collector::new(cfg.sampler.source);
     // The collector primes its counters on creation; wait so rates cover a real interval.

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use anyhow::bail;
 
-use super::{output, time, Ctx};
+use super::{output, time, Ctx, JsonFlag};
 use crate::model::Level;
 use crate::store::incident as inc;
 
@@ -13,15 +13,19 @@ use crate::store::incident as inc;
 pub struct Args {
     /// Incident number (see `hogtrap incidents`).
     pub id: i64,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonFlag,
     /// The whole timeline, not 30 rows of it.
     #[arg(long)]
     pub full: bool,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let Args { id, json, full } = args;
+    let Args {
+        id,
+        format: JsonFlag { json },
+        full,
+    } = args;
     let store = ctx.open_store()?;
     let conn = &store.conn;
     let Some(i) = inc::incident(conn, id)? else {

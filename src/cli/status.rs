@@ -5,18 +5,19 @@ use std::io::Write;
 
 use anyhow::Context;
 
-use super::{output, time, Ctx};
+use super::{output, time, Ctx, JsonFlag};
 use crate::store::query;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// Print JSON instead of text.
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: JsonFlag,
 }
 
 pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
-    let Args { json } = args;
+    let Args {
+        format: JsonFlag { json },
+    } = args;
     let store = ctx.open_store()?;
     let (db, conn) = (&store.path, &store.conn);
     let now = jiff::Timestamp::now().as_millisecond();

@@ -189,76 +189,85 @@ mod tests {
         Redactor::builtin().redact(s).into_owned()
     }
 
+    /// Each command line comes out of the built-in redactor as given.
+    fn redacts(cases: &[(&str, &str)]) {
+        for (line, want) in cases {
+            assert_eq!(r(line), *want, "{line}");
+        }
+    }
+
     #[test]
     fn mysql_password_glued_to_p() {
-        assert_eq!(
-            r("mysql -uroot -pS3cretPass --host=db"),
-            "mysql -uroot -p*** --host=db"
-        );
-        assert_eq!(
-            r("/usr/bin/mysqldump -pX1 -P3306 shop"),
-            "/usr/bin/mysqldump -p*** -P3306 shop"
-        );
-        // -p after other programs is not a password (ssh -p port, mkdir -p).
-        assert_eq!(r("mkdir -pv /tmp/x"), "mkdir -pv /tmp/x");
-        assert_eq!(
-            r("sshpass -p pw1 ssh -p 22 h"),
-            "sshpass -p *** ssh -p 22 h"
-        );
-        // mysql -p alone prompts: nothing to hide.
-        assert_eq!(r("mysql -p -uroot"), "mysql -p -uroot");
+        redacts(&[
+            (
+                "mysql -uroot -pS3cretPass --host=db",
+                "mysql -uroot -p*** --host=db",
+            ),
+            (
+                "/usr/bin/mysqldump -pX1 -P3306 shop",
+                "/usr/bin/mysqldump -p*** -P3306 shop",
+            ),
+            // -p after other programs is not a password (ssh -p port, mkdir -p).
+            ("mkdir -pv /tmp/x", "mkdir -pv /tmp/x"),
+            ("sshpass -p pw1 ssh -p 22 h", "sshpass -p *** ssh -p 22 h"),
+            // mysql -p alone prompts: nothing to hide.
+            ("mysql -p -uroot", "mysql -p -uroot"),
+        ]);
     }
 
     #[test]
     fn password_token_secret_options() {
-        assert_eq!(r("app --password=hunter2 -v"), "app --password=*** -v");
-        assert_eq!(r("app --password hunter2 -v"), "app --password *** -v");
-        assert_eq!(
-            r("app --db-password=x1 --token t0k"),
-            "app --db-password=*** --token ***"
-        );
-        assert_eq!(r("vault --secret=abc"), "vault --secret=***");
-        assert_eq!(r("openssl enc -pass pass:xyz"), "openssl enc -pass ***");
-        // A flag with no value keeps the next option.
-        assert_eq!(
-            r("mysql --password --host=db"),
-            "mysql --password --host=db"
-        );
-        // A file holding the password is not the password.
-        assert_eq!(
-            r("app --password-file=/etc/app/pw"),
-            "app --password-file=/etc/app/pw"
-        );
+        redacts(&[
+            ("app --password=hunter2 -v", "app --password=*** -v"),
+            ("app --password hunter2 -v", "app --password *** -v"),
+            (
+                "app --db-password=x1 --token t0k",
+                "app --db-password=*** --token ***",
+            ),
+            ("vault --secret=abc", "vault --secret=***"),
+            ("openssl enc -pass pass:xyz", "openssl enc -pass ***"),
+            // A flag with no value keeps the next option.
+            ("mysql --password --host=db", "mysql --password --host=db"),
+            // A file holding the password is not the password.
+            (
+                "app --password-file=/etc/app/pw",
+                "app --password-file=/etc/app/pw",
+            ),
+        ]);
     }
 
     #[test]
     fn headers_and_bearer_tokens() {
-        assert_eq!(
-            r("curl -H Authorization: Bearer abc.def https://x/"),
-            "curl -H Authorization: Bearer *** https://x/"
-        );
-        assert_eq!(
-            r("curl -H Authorization: Basic dXNlcjpwdw== x"),
-            "curl -H Authorization: Basic *** x"
-        );
-        assert_eq!(r("curl -H X-Api-Key: k123 x"), "curl -H X-Api-Key: *** x");
-        assert_eq!(r("tool bearer abc.def"), "tool bearer ***");
+        redacts(&[
+            (
+                "curl -H Authorization: Bearer abc.def https://x/",
+                "curl -H Authorization: Bearer *** https://x/",
+            ),
+            (
+                "curl -H Authorization: Basic dXNlcjpwdw== x",
+                "curl -H Authorization: Basic *** x",
+            ),
+            ("curl -H X-Api-Key: k123 x", "curl -H X-Api-Key: *** x"),
+            ("tool bearer abc.def", "tool bearer ***"),
+        ]);
     }
 
     #[test]
     fn urls_and_environment_style_arguments() {
-        assert_eq!(
-            r("git clone https://bob:pa55@git.example.org/r.git"),
-            "git clone https://bob:***@git.example.org/r.git"
-        );
-        assert_eq!(
-            r("env AWS_SECRET_ACCESS_KEY=AKxyz GITHUB_TOKEN=ghp_1 APP_SECRET=s PATH=/bin"),
-            "env AWS_SECRET_ACCESS_KEY=*** GITHUB_TOKEN=*** APP_SECRET=*** PATH=/bin"
-        );
-        assert_eq!(
-            r("wget https://x/api?token=abc&page=2"),
-            "wget https://x/api?token=***&page=2"
-        );
+        redacts(&[
+            (
+                "git clone https://bob:pa55@git.example.org/r.git",
+                "git clone https://bob:***@git.example.org/r.git",
+            ),
+            (
+                "env AWS_SECRET_ACCESS_KEY=AKxyz GITHUB_TOKEN=ghp_1 APP_SECRET=s PATH=/bin",
+                "env AWS_SECRET_ACCESS_KEY=*** GITHUB_TOKEN=*** APP_SECRET=*** PATH=/bin",
+            ),
+            (
+                "wget https://x/api?token=abc&page=2",
+                "wget https://x/api?token=***&page=2",
+            ),
+        ]);
     }
 
     #[test]
