@@ -14,6 +14,7 @@ use hogtrap::alert::compose::{new_alert, IncidentAlert};
 use hogtrap::alert::outbox::{raise, Delivery, DeliveryConfig, OutboxWaker, RaiseConfig};
 use hogtrap::alert::Culprit;
 use hogtrap::config::{Config, Duration as ConfigDuration, EmailConfig, SmtpTls};
+use hogtrap::format::ProcessLabel;
 use hogtrap::model::{AlertKind, Resource, Severity};
 use hogtrap::store::outbox::{Channel, Outbox};
 use hogtrap::store::Store;
@@ -51,10 +52,8 @@ fn burner_alert(incident_id: Option<i64>, opened_ms: i64) -> IncidentAlert {
         values: BTreeMap::from([("cpu_pct".into(), serde_json::json!(99.5))]),
         culprits: vec![Culprit {
             resource: Resource::Cpu,
-            pid: 4242,
-            name: "burner".into(),
-            user: Some("bob".into()),
-            cmdline: Some("python3 -c 'while True: pass'".into()),
+            process: ProcessLabel::new(4242, "burner", Some("bob"))
+                .with_cmdline(Some("python3 -c 'while True: pass'")),
             value: 99.5,
         }],
         note: None,

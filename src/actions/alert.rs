@@ -7,6 +7,7 @@ use super::health::Step;
 use super::Actions;
 use crate::alert::compose::{Culprit as AlertCulprit, IncidentAlert};
 use crate::alert::outbox as alert_outbox;
+use crate::format::ProcessLabel;
 use crate::model::{AlertKind, Sample, TimestampMs, Urgency};
 use crate::rules::{Firing, FiringKind};
 use crate::store::outbox::Channel;
@@ -72,10 +73,8 @@ impl Actions {
                 .into_iter()
                 .map(|c| AlertCulprit {
                     resource: c.resource,
-                    pid: c.pid as u32,
-                    name: c.name,
-                    user: c.user,
-                    cmdline: c.cmdline,
+                    process: ProcessLabel::new(c.pid, &c.name, c.user.as_deref())
+                        .with_cmdline(c.cmdline.as_deref()),
                     value: c.value,
                 })
                 .collect(),

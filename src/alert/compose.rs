@@ -40,10 +40,7 @@ fn resource_format(r: Resource, value: f64) -> String {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Culprit {
     pub resource: Resource,
-    pub pid: u32,
-    pub name: String,
-    pub user: Option<String>,
-    pub cmdline: Option<String>,
+    pub process: output::ProcessLabel,
     /// In the resource's unit (see [`Resource`]).
     pub value: f64,
 }
@@ -209,9 +206,9 @@ impl IncidentAlert {
                     html,
                     "<tr><td>{}</td><td>{}</td><td align=\"right\">{}</td><td><code>{}</code></td></tr>",
                     resource_label(c.resource),
-                    escape_markup(&process_label(c)),
+                    escape_markup(&c.process.to_string()),
                     escape_markup(&resource_format(c.resource, c.value)),
-                    escape_markup(c.cmdline.as_deref().unwrap_or(""))
+                    escape_markup(c.process.cmdline.as_deref().unwrap_or(""))
                 );
             }
             html.push_str("</table>\n");
@@ -266,18 +263,14 @@ pub fn new_alert(
     }
 }
 
-fn process_label(c: &Culprit) -> String {
-    output::ProcessLabel::new(c.pid, &c.name, c.user.as_deref()).to_string()
-}
-
 fn culprit_line(c: &Culprit) -> String {
     let mut line = format!(
         "{:8}  {:>10}  {}",
         resource_label(c.resource),
         resource_format(c.resource, c.value),
-        process_label(c)
+        c.process
     );
-    if let Some(cmd) = c.cmdline.as_deref().filter(|s| !s.is_empty()) {
+    if let Some(cmd) = c.process.cmdline.as_deref().filter(|s| !s.is_empty()) {
         let _ = write!(line, "  {}", output::short(cmd, 80));
     }
     line
@@ -411,10 +404,8 @@ mod tests {
             ]
             .map(|(resource, pid, name, user, cmdline, value)| Culprit {
                 resource,
-                pid,
-                name: name.into(),
-                user: Some(user.into()),
-                cmdline: Some(cmdline.into()),
+                process: output::ProcessLabel::new(pid, name, Some(user))
+                    .with_cmdline(Some(cmdline)),
                 value,
             })
             .into(),
