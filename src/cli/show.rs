@@ -147,14 +147,13 @@ pub fn run(ctx: &Ctx, args: Args) -> anyhow::Result<()> {
             format!("{:.2}", p.load1),
             output::pct(p.cpu_busy_pct),
             output::bytes(p.mem_used_bytes as f64),
-            match (&p.top_name, p.top_pid, p.top_cpu_pct) {
-                (Some(n), Some(pid), Some(c)) => format!(
+            p.top.as_ref().map_or_else(String::new, |t| {
+                format!(
                     "{} {}",
-                    output::ProcessLabel::new(pid, n, None),
-                    output::pct(c)
-                ),
-                _ => String::new(),
-            },
+                    output::ProcessLabel::new(t.pid, &t.name, None),
+                    output::pct(t.cpu_pct)
+                )
+            }),
         ]);
     }
     output::align_right(&mut t, &[2, 3, 4]);

@@ -466,10 +466,34 @@ pub struct TimelinePoint {
     pub psi_cpu_some_avg10: Option<f64>,
     pub psi_mem_some_avg10: Option<f64>,
     pub psi_io_some_avg10: Option<f64>,
-    /// The busiest process by CPU in that sample.
-    pub top_name: Option<String>,
-    pub top_pid: Option<i64>,
-    pub top_cpu_pct: Option<f64>,
+    /// The busiest process by CPU in that sample; `None` when it kept no process row.
+    #[serde(flatten)]
+    pub top: Option<TopProcess>,
+}
+
+/// The busiest process by CPU in one sample of a timeline. In JSON its fields sit in the
+/// timeline point as `top_name`, `top_pid` and `top_cpu_pct`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct TopProcess {
+    #[serde(rename = "top_name")]
+    pub name: String,
+    #[serde(rename = "top_pid")]
+    pub pid: i64,
+    #[serde(rename = "top_cpu_pct")]
+    pub cpu_pct: f64,
+}
+
+impl TopProcess {
+    /// From the timeline query's `name US pid US cpu_pct_x100` (US: the unit separator).
+    fn parse(text: &str) -> Option<TopProcess> {
+        let mut parts = text.split('\u{1f}');
+        let (name, pid, cpu) = (parts.next()?, parts.next()?, parts.next()?);
+        Some(TopProcess {
+            name: name.to_string(),
+            pid: pid.parse().ok()?,
+            cpu_pct: cpu.parse::<f64>().ok()? / 100.0,
+        })
+    }
 }
 
 pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoint>> {
@@ -485,17 +509,9 @@ pub fn timeline(conn: &Connection, id: i64) -> rusqlite::Result<Vec<TimelinePoin
         [id],
         |r| {
             let top: Option<String> = r.get(9)?;
-            let mut parts = top
-                .as_deref()
-                .map(|t| t.split('\u{1f}'))
-                .into_iter()
-                .flatten();
-            let (name, pid, cpu) = (parts.next(), parts.next(), parts.next());
             Ok(from_row!(r => TimelinePoint {
                 sample_id, ts_ms, level, load1, cpu_busy_pct, mem_used_bytes, psi_cpu_some_avg10,
-                psi_mem_some_avg10, psi_io_some_avg10; top_name: name.map(str::to_string),
-                top_pid: pid.and_then(|p| p.parse().ok()),
-                top_cpu_pct: cpu.and_then(|c| c.parse::<f64>().ok()).map(|c| c / 100.0)
+                psi_mem_some_avg10, psi_io_some_avg10; top: top.as_deref().and_then(TopProcess::parse)
             }))
         },
     )
@@ -595,5 +611,67 @@ impl Store {
                  WHERE id = ?1",
             params![id, updated_ms, severity],
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ProcessIdentity, ProcessRow, Sample};
+
+    fn sample(ts_ms: TimestampMs, burner_cpu: Option<f64>) -> Sample {
+        let processes = burner_cpu
+            .map(|cpu_pct| ProcessRow {
+                id: ProcessIdentity {
+                    pid: 4242,
+                    start_time_ms: 1,
+                    name: "burner".into(),
+                    ..Default::default()
+                },
+                cpu_pct,
+                ..Default::default()
+            })
+            .into_iter()
+            .collect();
+        Sample {
+            ts_ms,
+            processes,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn the_timeline_names_each_samples_busiest_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store =
+            Store::open(&dir.path().join("t.db"), std::time::Duration::from_secs(1)).unwrap();
+        let busy = store.write_sample(&sample(1_000, Some(87.5))).unwrap();
+        let empty = store.write_sample(&sample(2_000, None)).unwrap();
+        let new = NewIncident {
+            rule: "cpu",
+            rule_file: "r.lua",
+            severity: Severity::Warning,
+            title: "t",
+            summary: "",
+            opened_ms: 1_000,
+            peak_json: "{}",
+        };
+        let id = store.open_incident(&new, &[]).unwrap();
+        store.link_samples(id, &[busy, empty]).unwrap();
+
+        let points = timeline(&store.conn, id).unwrap();
+        assert_eq!(points.len(), 2);
+        let top = TopProcess {
+            name: "burner".into(),
+            pid: 4242,
+            cpu_pct: 87.5,
+        };
+        assert_eq!(points[0].top, Some(top));
+        assert_eq!(points[1].top, None);
+        // `show --json` keeps the point's flat keys.
+        let json = serde_json::to_value(&points[0]).unwrap();
+        assert_eq!(json["top_name"], "burner");
+        assert_eq!(json["top_pid"], 4242);
+        assert_eq!(json["top_cpu_pct"], 87.5);
     }
 }
