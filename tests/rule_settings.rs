@@ -30,26 +30,43 @@ fn config(rules_block: &str) -> String {
     format!("[sampler]\ninterval = \"1s\"\n\n{rules_block}")
 }
 
+/// A read-only connection to the daemon's store, opened in this process: the polls below run
+/// every few hundred ms, and a `hogtrap sql` child per poll (about 0.1 s of CPU at 100 %)
+/// would itself be the busiest process in some samples, the one `cpu_hog` names.
+fn store(d: &Daemon) -> Option<rusqlite::Connection> {
+    hogtrap::store::open_read_only(&d.db).ok()
+}
+
 fn open_cpu_hog(d: &Daemon) -> Option<serde_json::Value> {
-    let rows = d.try_sql_json(
-        "SELECT id, title, opened_ms FROM incident WHERE rule = 'cpu_hog' AND closed_ms IS NULL",
-    )?;
-    rows.as_array()?.first().cloned()
+    store(d)?
+        .query_row(
+            "SELECT id, title, opened_ms FROM incident WHERE rule = 'cpu_hog' AND closed_ms IS NULL",
+            [],
+            |r| {
+                Ok(serde_json::json!({
+                    "id": r.get::<_, i64>(0)?,
+                    "title": r.get::<_, String>(1)?,
+                    "opened_ms": r.get::<_, i64>(2)?,
+                }))
+            },
+        )
+        .ok()
 }
 
 /// The workload's CPU % in the samples so far (so "no incident" means the rule saw it).
 fn seen_cpu(d: &Daemon, name: &str) -> Vec<f64> {
-    let Some(rows) = d.try_sql_json(&format!(
-        "SELECT ps.cpu_pct_x100 / 100.0 AS cpu FROM process_sample ps JOIN process p ON p.id = ps.process_id \
-         WHERE p.name = '{name}' ORDER BY ps.sample_id"
-    )) else {
+    let Some(conn) = store(d) else {
         return Vec::new();
     };
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|r| r["cpu"].as_f64())
-        .collect()
+    let Ok(mut st) = conn.prepare(
+        "SELECT ps.cpu_pct_x100 / 100.0 FROM process_sample ps JOIN process p ON p.id = ps.process_id \
+         WHERE p.name = ?1 ORDER BY ps.sample_id",
+    ) else {
+        return Vec::new();
+    };
+    st.query_map([name], |r| r.get::<_, f64>(0))
+        .and_then(|rows| rows.collect())
+        .unwrap_or_default()
 }
 
 fn wait_seen(d: &Daemon, name: &str, n: usize) -> Vec<f64> {
