@@ -14,18 +14,21 @@ pub use netlink_packet_core::{
 };
 pub use netlink_packet_utils::nla::{NLA_HEADER_SIZE as ATTR_HEADER_LEN, NLA_TYPE_MASK};
 
+#[inline]
 pub fn u16_at(b: &[u8], at: usize) -> Option<u16> {
     Some(u16::from_ne_bytes(
         b.get(at..at.checked_add(2)?)?.try_into().ok()?,
     ))
 }
 
+#[inline]
 pub fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     Some(u32::from_ne_bytes(
         b.get(at..at.checked_add(4)?)?.try_into().ok()?,
     ))
 }
 
+#[inline]
 pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
     Some(u64::from_ne_bytes(
         b.get(at..at.checked_add(8)?)?.try_into().ok()?,
@@ -33,6 +36,7 @@ pub fn u64_at(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// `len` rounded up to netlink's 4-byte alignment.
+#[inline]
 fn aligned(len: usize) -> usize {
     len.saturating_add(3) & !3
 }
@@ -50,6 +54,7 @@ pub struct Message<'a> {
 pub struct Truncated;
 
 /// The netlink messages of a datagram, in order; a [`Truncated`] one ends it.
+#[inline]
 pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Message<'_>, Truncated>> {
     let mut rest = buf;
     std::iter::from_fn(move || {
@@ -73,11 +78,13 @@ pub fn messages(buf: &[u8]) -> impl Iterator<Item = Result<Message<'_>, Truncate
 
 /// The error an `NLMSG_ERROR` message carries: 0 for an acknowledgement, else a negative
 /// errno. `None` when the body is too short to hold one.
+#[inline]
 pub fn error_code(body: &[u8]) -> Option<i32> {
     u32_at(body, 0).map(|e| e as i32)
 }
 
 /// Netlink attributes of `buf`, as (type, payload); stops at the first one that does not fit.
+#[inline]
 pub fn attrs(buf: &[u8]) -> impl Iterator<Item = (u16, &[u8])> {
     let mut rest = buf;
     std::iter::from_fn(move || {
